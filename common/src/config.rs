@@ -1,0 +1,208 @@
+//! Configuration from the environment. Every function reads its settings once at start-up;
+//! a missing or malformed value stops it with a message naming the variable to set.
+
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::config::{Credentials, SharedCredentialsProvider};
+
+use crate::deploy::*;
+use crate::error::ConfigError;
+
+/// Connection TTL: API Gateway closes every connection after 2 h; 10 min of slack.
+pub const DEFAULT_CONNECTION_TTL_SECS: u64 = 2 * 3600 + 10 * 60;
+/// A position outlives the 10-minute idle timeout of its connection.
+pub const DEFAULT_POSITION_TTL_SECS: u64 = 15 * 60;
+/// Chat history is kept a day.
+pub const DEFAULT_MESSAGE_TTL_SECS: u64 = 24 * 3600;
+/// Posts in flight at once per fanout instance.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 64;
+/// Posts per second per fanout instance (the account's budget is 10,000/s for the whole fleet).
+pub const DEFAULT_POSTS_PER_SECOND: u32 = 2_000;
+
+/// Settings of all three functions; each reads only what it uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub table: String,
+    pub connection_ttl_secs: u64,
+    pub position_ttl_secs: u64,
+    pub message_ttl_secs: u64,
+    /// `@connections` base URL for every post, instead of the connection's domain and stage.
+    pub connections_endpoint: Option<String>,
+    pub max_in_flight: usize,
+    pub posts_per_second: u32,
+    pub jwt_secret: Option<String>,
+}
+
+impl Settings {
+    /// Defaults for a table name (used by tests and `ripple dev`).
+    pub fn for_table(table: impl Into<String>) -> Self {
+        Self {
+            table: table.into(),
+            connection_ttl_secs: DEFAULT_CONNECTION_TTL_SECS,
+            position_ttl_secs: DEFAULT_POSITION_TTL_SECS,
+            message_ttl_secs: DEFAULT_MESSAGE_TTL_SECS,
+            connections_endpoint: None,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            posts_per_second: DEFAULT_POSTS_PER_SECOND,
+            jwt_secret: None,
+        }
+    }
+
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup` (the environment, or a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let table = get(ENV_TABLE).ok_or(ConfigError::Missing {
+            name: ENV_TABLE,
+            hint: "set it to the DynamoDB table name (terraform output `table_name`)",
+        })?;
+        let mut s = Self::for_table(table);
+        let number =
+            |name: &'static str, hint: &'static str| -> Result<Option<u64>, ConfigError> {
+                get(name)
+                    .map(|v| {
+                        v.trim().parse::<u64>().ok().filter(|n| *n > 0).ok_or(
+                            ConfigError::Invalid {
+                                name,
+                                value: v,
+                                hint,
+                            },
+                        )
+                    })
+                    .transpose()
+            };
+        const SECS: &str = "a positive whole number of seconds";
+        if let Some(n) = number(ENV_CONNECTION_TTL_SECS, SECS)? {
+            s.connection_ttl_secs = n;
+        }
+        if let Some(n) = number(ENV_POSITION_TTL_SECS, SECS)? {
+            s.position_ttl_secs = n;
+        }
+        if let Some(n) = number(ENV_MESSAGE_TTL_SECS, SECS)? {
+            s.message_ttl_secs = n;
+        }
+        if let Some(n) = number(ENV_MAX_IN_FLIGHT, "a positive number of concurrent posts")? {
+            s.max_in_flight = usize::try_from(n).unwrap_or(usize::MAX);
+        }
+        if let Some(n) = number(
+            ENV_POSTS_PER_SECOND,
+            "a positive number of posts per second",
+        )? {
+            s.posts_per_second = u32::try_from(n).unwrap_or(u32::MAX);
+        }
+        if let Some(url) = get(ENV_CONNECTIONS_ENDPOINT) {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(ConfigError::Invalid {
+                    name: ENV_CONNECTIONS_ENDPOINT,
+                    value: url,
+                    hint: "an http:// or https:// URL such as https://abc.execute-api.us-east-1.amazonaws.com/prod",
+                });
+            }
+            s.connections_endpoint = Some(url.trim_end_matches('/').to_owned());
+        }
+        s.jwt_secret = get(ENV_JWT_SECRET);
+        Ok(s)
+    }
+}
+
+/// The SDK configuration of a deployed function (region and credentials from Lambda).
+pub async fn aws_sdk_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .operation_attempt_timeout(Duration::from_secs(5))
+                .connect_timeout(Duration::from_secs(2))
+                .build(),
+        )
+        .load()
+        .await
+}
+
+/// An SDK configuration for loopback services (DynamoDB Local, `ripple dev`): fixed region and
+/// dummy credentials, nothing read from the environment, nothing sent beyond the given endpoints.
+pub fn local_sdk_config() -> SdkConfig {
+    SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            "local",
+            "local",
+            None,
+            None,
+            "ripple-local",
+        )))
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .operation_attempt_timeout(Duration::from_secs(10))
+                .connect_timeout(Duration::from_secs(2))
+                .build(),
+        )
+        .build()
+}
+
+/// A DynamoDB client, at `endpoint` when given (DynamoDB Local), else where the config points.
+pub fn dynamodb_client(sdk: &SdkConfig, endpoint: Option<&str>) -> aws_sdk_dynamodb::Client {
+    let mut builder = aws_sdk_dynamodb::config::Builder::from(sdk);
+    if let Some(url) = endpoint {
+        builder = builder.endpoint_url(url);
+    }
+    aws_sdk_dynamodb::Client::from_conf(builder.build())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn a_missing_table_says_what_to_set() {
+        let err = Settings::from_lookup(lookup(&[])).unwrap_err();
+        assert!(
+            err.to_string().starts_with("RIPPLE_TABLE is not set"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_malformed_number_names_the_variable() {
+        let err = Settings::from_lookup(lookup(&[
+            ("RIPPLE_TABLE", "t"),
+            ("RIPPLE_MAX_IN_FLIGHT", "lots"),
+        ]))
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("RIPPLE_MAX_IN_FLIGHT=\"lots\" is invalid"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn defaults_apply_and_overrides_win() {
+        let s = Settings::from_lookup(lookup(&[
+            ("RIPPLE_TABLE", "ripple"),
+            ("RIPPLE_POSTS_PER_SECOND", "500"),
+            ("RIPPLE_CONNECTIONS_ENDPOINT", "http://127.0.0.1:9/"),
+        ]))
+        .unwrap();
+        assert_eq!(s.posts_per_second, 500);
+        assert_eq!(s.max_in_flight, DEFAULT_MAX_IN_FLIGHT);
+        assert_eq!(
+            s.connections_endpoint.as_deref(),
+            Some("http://127.0.0.1:9")
+        );
+    }
+}

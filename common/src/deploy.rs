@@ -1,0 +1,78 @@
+//! What each Lambda function needs from its deployment: the environment variables its code reads
+//! and the IAM actions its code calls. `terraform/` must match this; a test in `tests/` parses the
+//! HCL and checks it against these lists, so a change here without a change there fails the build.
+
+/// One deployed function.
+#[derive(Debug, Clone, Copy)]
+pub struct FunctionSpec {
+    /// Cargo package name = Lambda name suffix = `target/lambda/{package}/bootstrap.zip`.
+    pub package: &'static str,
+    /// Environment variables the function fails to start without.
+    pub env_required: &'static [&'static str],
+    /// Environment variables the function reads when present.
+    pub env_optional: &'static [&'static str],
+    /// DynamoDB actions on the table (and its indexes) that the code calls.
+    pub table_actions: &'static [&'static str],
+    /// DynamoDB Streams actions on the table's stream (the event source mapping polls for fanout).
+    pub stream_actions: &'static [&'static str],
+    /// Whether the function posts to / deletes connections (`execute-api:ManageConnections`).
+    pub manages_connections: bool,
+}
+
+pub const ENV_TABLE: &str = "RIPPLE_TABLE";
+pub const ENV_CONNECTION_TTL_SECS: &str = "RIPPLE_CONNECTION_TTL_SECS";
+pub const ENV_JWT_SECRET: &str = "RIPPLE_JWT_SECRET";
+pub const ENV_POSITION_TTL_SECS: &str = "RIPPLE_POSITION_TTL_SECS";
+pub const ENV_MESSAGE_TTL_SECS: &str = "RIPPLE_MESSAGE_TTL_SECS";
+pub const ENV_CONNECTIONS_ENDPOINT: &str = "RIPPLE_CONNECTIONS_ENDPOINT";
+pub const ENV_MAX_IN_FLIGHT: &str = "RIPPLE_MAX_IN_FLIGHT";
+pub const ENV_POSTS_PER_SECOND: &str = "RIPPLE_POSTS_PER_SECOND";
+pub const ENV_RUST_LOG: &str = "RUST_LOG";
+
+pub const CONNECT: FunctionSpec = FunctionSpec {
+    package: "connect",
+    env_required: &[ENV_TABLE],
+    env_optional: &[ENV_CONNECTION_TTL_SECS, ENV_JWT_SECRET, ENV_RUST_LOG],
+    table_actions: &[
+        "dynamodb:PutItem",
+        "dynamodb:Query",
+        "dynamodb:BatchWriteItem",
+    ],
+    stream_actions: &[],
+    manages_connections: false,
+};
+
+pub const INGEST: FunctionSpec = FunctionSpec {
+    package: "ingest",
+    env_required: &[ENV_TABLE],
+    env_optional: &[ENV_POSITION_TTL_SECS, ENV_MESSAGE_TTL_SECS, ENV_RUST_LOG],
+    table_actions: &[
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:DeleteItem",
+    ],
+    stream_actions: &[],
+    manages_connections: false,
+};
+
+pub const FANOUT: FunctionSpec = FunctionSpec {
+    package: "fanout",
+    env_required: &[ENV_TABLE],
+    env_optional: &[
+        ENV_CONNECTIONS_ENDPOINT,
+        ENV_MAX_IN_FLIGHT,
+        ENV_POSTS_PER_SECOND,
+        ENV_RUST_LOG,
+    ],
+    table_actions: &["dynamodb:Query", "dynamodb:BatchWriteItem"],
+    stream_actions: &[
+        "dynamodb:DescribeStream",
+        "dynamodb:GetRecords",
+        "dynamodb:GetShardIterator",
+        "dynamodb:ListStreams",
+    ],
+    manages_connections: true,
+};
+
+/// Every deployed function.
+pub const FUNCTIONS: [FunctionSpec; 3] = [CONNECT, INGEST, FANOUT];

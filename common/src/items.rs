@@ -1,0 +1,279 @@
+//! One serde type per DynamoDB item. The same types are written with the SDK (through
+//! `serde_dynamo`) and decoded from DynamoDB Stream images, so what fanout reads is exactly what
+//! connect and ingest wrote. Every item carries what fanout needs (channel, user, sender
+//! connection, a millisecond write timestamp) so fanout never reads an item back.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::keys;
+
+/// The `kind` attribute every item carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Connection,
+    Member,
+    Position,
+    Message,
+}
+
+/// A WebSocket connection, written at `$connect`, deleted at `$disconnect` or on 410.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConnectionItem {
+    pub pk: String,
+    pub sk: String,
+    pub kind: Kind,
+    pub connection_id: String,
+    pub user: String,
+    /// API Gateway domain to call `@connections` on.
+    pub domain: String,
+    /// API Gateway stage.
+    pub stage: String,
+    /// Connect time, ms since the epoch.
+    pub connected_at: u64,
+    /// TTL, seconds since the epoch.
+    pub expires_at: u64,
+}
+
+impl ConnectionItem {
+    pub fn new(
+        connection_id: &str,
+        user: &str,
+        endpoint: &Endpoint,
+        connected_at: u64,
+        expires_at: u64,
+    ) -> Self {
+        Self {
+            pk: keys::connection_pk(connection_id),
+            sk: keys::CONNECTION_SK.to_owned(),
+            kind: Kind::Connection,
+            connection_id: connection_id.to_owned(),
+            user: user.to_owned(),
+            domain: endpoint.domain.clone(),
+            stage: endpoint.stage.clone(),
+            connected_at,
+            expires_at,
+        }
+    }
+
+    pub fn endpoint(&self) -> Endpoint {
+        Endpoint {
+            domain: self.domain.clone(),
+            stage: self.stage.clone(),
+        }
+    }
+}
+
+/// A connection's membership of a channel. Lives in the connection's partition and is indexed by
+/// channel (`members_by_channel`) for fanout. Carries the endpoint so fanout can post directly.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemberItem {
+    pub pk: String,
+    pub sk: String,
+    pub kind: Kind,
+    pub gsi1pk: String,
+    pub gsi1sk: String,
+    pub channel: String,
+    pub connection_id: String,
+    pub user: String,
+    pub domain: String,
+    pub stage: String,
+    /// Join time, ms since the epoch.
+    pub ts: u64,
+    pub expires_at: u64,
+}
+
+impl MemberItem {
+    pub fn new(connection: &ConnectionItem, channel: &str, ts: u64) -> Self {
+        Self {
+            pk: keys::connection_pk(&connection.connection_id),
+            sk: keys::member_sk(channel),
+            kind: Kind::Member,
+            gsi1pk: keys::channel_members_pk(channel),
+            gsi1sk: connection.connection_id.clone(),
+            channel: channel.to_owned(),
+            connection_id: connection.connection_id.clone(),
+            user: connection.user.clone(),
+            domain: connection.domain.clone(),
+            stage: connection.stage.clone(),
+            ts,
+            // A membership never outlives its connection.
+            expires_at: connection.expires_at,
+        }
+    }
+
+    pub fn endpoint(&self) -> Endpoint {
+        Endpoint {
+            domain: self.domain.clone(),
+            stage: self.stage.clone(),
+        }
+    }
+}
+
+/// A user's latest position in a channel: one item per (channel, user), overwritten.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PositionItem {
+    pub pk: String,
+    pub sk: String,
+    pub kind: Kind,
+    pub channel: String,
+    pub user: String,
+    /// The connection that wrote it (excluded from the fan-out).
+    pub sender: String,
+    pub x: f64,
+    pub y: f64,
+    pub z: f64,
+    pub seq: u64,
+    /// The optional client `data` object, kept as JSON text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
+    /// Write time at ingest, ms since the epoch.
+    pub ts: u64,
+    pub expires_at: u64,
+}
+
+/// One chat message: a new item per message, never overwritten.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessageItem {
+    pub pk: String,
+    pub sk: String,
+    pub kind: Kind,
+    pub channel: String,
+    pub user: String,
+    pub sender: String,
+    pub id: String,
+    pub text: String,
+    pub ts: u64,
+    pub expires_at: u64,
+}
+
+/// Where to reach a connection: the API Gateway domain and stage it connected through.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Endpoint {
+    pub domain: String,
+    pub stage: String,
+}
+
+impl Endpoint {
+    /// The `@connections` base URL API Gateway serves for this domain and stage.
+    pub fn url(&self) -> String {
+        let scheme = if is_loopback(&self.domain) {
+            "http"
+        } else {
+            "https"
+        };
+        if self.stage.is_empty() {
+            format!("{scheme}://{}", self.domain)
+        } else {
+            format!("{scheme}://{}/{}", self.domain, self.stage)
+        }
+    }
+}
+
+fn is_loopback(domain: &str) -> bool {
+    let host = domain.rsplit_once(':').map_or(domain, |(h, _)| h);
+    host == "localhost" || host.starts_with("127.") || host == "[::1]"
+}
+
+/// Any item of the table, decoded by its `kind`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Item {
+    Connection(ConnectionItem),
+    Member(MemberItem),
+    Position(PositionItem),
+    Message(MessageItem),
+}
+
+/// Why an image could not be decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("item has no string `kind` attribute")]
+    NoKind,
+    #[error("unknown item kind `{0}`")]
+    UnknownKind(String),
+    #[error("malformed {kind:?} item: {source}")]
+    Malformed {
+        kind: Kind,
+        source: serde_dynamo::Error,
+    },
+}
+
+impl Item {
+    /// Decodes a stream image (the `NewImage` / `OldImage` Lambda delivers).
+    pub fn from_image(image: serde_dynamo::Item) -> Result<Self, DecodeError> {
+        let kind = match image.get(keys::KIND) {
+            Some(serde_dynamo::AttributeValue::S(s)) => s.clone(),
+            _ => return Err(DecodeError::NoKind),
+        };
+        let kind = match kind.as_str() {
+            "connection" => Kind::Connection,
+            "member" => Kind::Member,
+            "position" => Kind::Position,
+            "message" => Kind::Message,
+            _ => return Err(DecodeError::UnknownKind(kind)),
+        };
+        fn decode<T: DeserializeOwned>(
+            kind: Kind,
+            image: serde_dynamo::Item,
+        ) -> Result<T, DecodeError> {
+            serde_dynamo::from_item(image).map_err(|source| DecodeError::Malformed { kind, source })
+        }
+        Ok(match kind {
+            Kind::Connection => Item::Connection(decode(kind, image)?),
+            Kind::Member => Item::Member(decode(kind, image)?),
+            Kind::Position => Item::Position(decode(kind, image)?),
+            Kind::Message => Item::Message(decode(kind, image)?),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connection() -> ConnectionItem {
+        let endpoint = Endpoint {
+            domain: "abc.execute-api.us-east-1.amazonaws.com".into(),
+            stage: "prod".into(),
+        };
+        ConnectionItem::new("L0SM9cOFvHcCIhw=", "alice", &endpoint, 1_000, 8_800)
+    }
+
+    #[test]
+    fn a_member_item_round_trips_through_a_stream_image() {
+        // GIVEN a membership as the SDK path writes it
+        let member = MemberItem::new(&connection(), "arena", 1_234);
+        let image: serde_dynamo::Item = serde_dynamo::to_item(&member).unwrap();
+        // WHEN fanout decodes the stream image
+        let decoded = Item::from_image(image).unwrap();
+        // THEN it is the same item
+        assert_eq!(decoded, Item::Member(member));
+    }
+
+    #[test]
+    fn an_image_of_unknown_kind_is_reported_not_guessed() {
+        let mut image: serde_dynamo::Item = serde_dynamo::to_item(connection()).unwrap();
+        image.insert(
+            "kind".into(),
+            serde_dynamo::AttributeValue::S("mystery".into()),
+        );
+        assert!(
+            matches!(Item::from_image(image), Err(DecodeError::UnknownKind(k)) if k == "mystery")
+        );
+    }
+
+    #[test]
+    fn endpoints_use_https_except_on_loopback() {
+        let aws = connection().endpoint();
+        assert_eq!(
+            aws.url(),
+            "https://abc.execute-api.us-east-1.amazonaws.com/prod"
+        );
+        let local = Endpoint {
+            domain: "127.0.0.1:3001".into(),
+            stage: "local".into(),
+        };
+        assert_eq!(local.url(), "http://127.0.0.1:3001/local");
+    }
+}

@@ -1,0 +1,87 @@
+//! Table layout. One table; every item has `pk`, `sk`, `kind` and the TTL attribute `expires_at`.
+//!
+//! | item | `pk` | `sk` | index keys |
+//! |---|---|---|---|
+//! | connection | `conn#{connection_id}` | `conn` | |
+//! | membership | `conn#{connection_id}` | `chan#{channel}` | `gsi1pk = chan#{channel}`, `gsi1sk = {connection_id}` |
+//! | position | `pos#{channel}#{user}` | `pos` | |
+//! | message | `msg#{channel}` | `{ts:013}#{id}` | |
+//!
+//! Why this shape:
+//! - A connection and its memberships share a partition, so `$disconnect` and the 410 clean-up
+//!   find everything with one strongly consistent Query and delete it in one batch.
+//! - Fanout finds a channel's members with one Query on the `members_by_channel` index.
+//!   Membership writes are rare (join, leave), so that partition is never written hot.
+//! - Positions are the hot writes (100 players × 20 Hz = 2,000/s in one channel). Keying them by
+//!   channel *and* user spreads them over one partition per player (20 writes/s each), far under
+//!   the 1,000 WCU/s partition limit; they feed no channel-keyed index.
+//! - Chat messages are human-rate; a channel's history partition takes up to 1,000 1-KB messages a
+//!   second before it throttles, which the per-connection publish limit keeps out of reach.
+
+/// Partition key attribute.
+pub const PK: &str = "pk";
+/// Sort key attribute.
+pub const SK: &str = "sk";
+/// Item kind attribute.
+pub const KIND: &str = "kind";
+/// TTL attribute (seconds since the epoch). `ttl` itself is a DynamoDB reserved word.
+pub const TTL: &str = "expires_at";
+/// The index of memberships by channel.
+pub const MEMBERS_INDEX: &str = "members_by_channel";
+/// Index partition key attribute.
+pub const GSI1_PK: &str = "gsi1pk";
+/// Index sort key attribute.
+pub const GSI1_SK: &str = "gsi1sk";
+
+/// Sort key of a connection item.
+pub const CONNECTION_SK: &str = "conn";
+/// Sort key of a position item.
+pub const POSITION_SK: &str = "pos";
+/// Prefix of membership sort keys within a connection's partition.
+pub const MEMBER_SK_PREFIX: &str = "chan#";
+
+pub fn connection_pk(connection_id: &str) -> String {
+    format!("conn#{connection_id}")
+}
+
+pub fn member_sk(channel: &str) -> String {
+    format!("{MEMBER_SK_PREFIX}{channel}")
+}
+
+pub fn channel_members_pk(channel: &str) -> String {
+    format!("chan#{channel}")
+}
+
+pub fn position_pk(channel: &str, user: &str) -> String {
+    format!("pos#{channel}#{user}")
+}
+
+pub fn message_pk(channel: &str) -> String {
+    format!("msg#{channel}")
+}
+
+pub fn message_sk(ts_ms: u64, id: &str) -> String {
+    format!("{ts_ms:013}#{id}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn position_keys_spread_one_channel_over_one_partition_per_user() {
+        // GIVEN 100 players in one channel
+        let pks: std::collections::HashSet<_> = (0..100)
+            .map(|i| position_pk("arena", &format!("p{i}")))
+            .collect();
+        // THEN their position writes land on 100 distinct partition keys
+        assert_eq!(pks.len(), 100);
+        assert!(!pks.contains(&channel_members_pk("arena")));
+    }
+
+    #[test]
+    fn message_sort_keys_order_by_time() {
+        assert!(message_sk(999, "b") < message_sk(1_000, "a"));
+        assert!(message_sk(1_700_000_000_000, "z") < message_sk(1_700_000_000_001, "a"));
+    }
+}

@@ -1,0 +1,513 @@
+//! The wire protocol (`docs/protocol.md`): client frames, parsed and validated, and the frames
+//! the server sends. Parsing never panics; every refusal maps to one [`ErrorCode`].
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Largest client message API Gateway accepts (bigger closes the socket with 1009).
+pub const MAX_CLIENT_MESSAGE_BYTES: usize = 128 * 1024;
+/// Largest chat message text, in bytes of UTF-8.
+pub const MAX_TEXT_BYTES: usize = 4096;
+/// Largest `data` object riding on a position, serialized.
+pub const MAX_DATA_BYTES: usize = 1024;
+/// Channel names are 1..=64 characters.
+pub const MAX_CHANNEL_CHARS: usize = 64;
+/// Largest user id, in bytes.
+pub const MAX_USER_BYTES: usize = 128;
+/// Largest frame fanout posts: one billed API Gateway message.
+pub const MAX_FRAME_BYTES: usize = 32 * 1024;
+
+/// Error codes of the `error` frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    BadRequest,
+    UnknownAction,
+    TooLarge,
+    NotMember,
+    RateLimited,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::UnknownAction => "unknown_action",
+            ErrorCode::TooLarge => "too_large",
+            ErrorCode::NotMember => "not_member",
+            ErrorCode::RateLimited => "rate_limited",
+        }
+    }
+}
+
+/// A refused frame: the code and a human-readable reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {message}", code.as_str())]
+pub struct Refusal {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl Refusal {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn bad(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::BadRequest, message)
+    }
+
+    /// The `error` frame sent back to the sender.
+    pub fn to_frame(&self) -> String {
+        ServerFrame::Error {
+            code: self.code,
+            message: self.message.clone(),
+        }
+        .to_json()
+    }
+}
+
+/// A validated client frame.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClientFrame {
+    Join { channel: String },
+    Leave { channel: String },
+    Position(PositionUpdate),
+    Message { channel: String, text: String },
+}
+
+impl ClientFrame {
+    pub fn channel(&self) -> &str {
+        match self {
+            ClientFrame::Join { channel }
+            | ClientFrame::Leave { channel }
+            | ClientFrame::Message { channel, .. } => channel,
+            ClientFrame::Position(p) => &p.channel,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PositionUpdate {
+    pub channel: String,
+    pub x: f64,
+    pub y: f64,
+    pub z: f64,
+    pub seq: u64,
+    /// The optional `data` object, re-serialized compactly.
+    pub data: Option<String>,
+}
+
+/// Checks a channel name: 1–64 characters of `A-Z a-z 0-9 _ . : -`.
+pub fn validate_channel(channel: &str) -> Result<(), Refusal> {
+    let ok_chars = channel
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'));
+    if channel.is_empty() || channel.len() > MAX_CHANNEL_CHARS || !ok_chars {
+        return Err(Refusal::bad(format!(
+            "bad channel name {:?}: use 1-{MAX_CHANNEL_CHARS} characters of A-Z a-z 0-9 _ . : -",
+            truncate(channel, 80)
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a user id: 1–128 bytes, no control characters.
+pub fn validate_user(user: &str) -> Result<(), Refusal> {
+    if user.is_empty() || user.len() > MAX_USER_BYTES || user.chars().any(char::is_control) {
+        return Err(Refusal::bad(format!(
+            "bad user id: use 1-{MAX_USER_BYTES} bytes without control characters"
+        )));
+    }
+    Ok(())
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+fn field<'a>(obj: &'a serde_json::Map<String, Value>, name: &str) -> Result<&'a Value, Refusal> {
+    obj.get(name)
+        .ok_or_else(|| Refusal::bad(format!("missing field `{name}`")))
+}
+
+fn string_field(obj: &serde_json::Map<String, Value>, name: &str) -> Result<String, Refusal> {
+    match field(obj, name)? {
+        Value::String(s) => Ok(s.clone()),
+        other => Err(Refusal::bad(format!(
+            "`{name}` must be a string, got {}",
+            json_type(other)
+        ))),
+    }
+}
+
+fn number_field(obj: &serde_json::Map<String, Value>, name: &str) -> Result<f64, Refusal> {
+    match field(obj, name)? {
+        Value::Number(n) => n
+            .as_f64()
+            .filter(|f| f.is_finite())
+            .ok_or_else(|| Refusal::bad(format!("`{name}` must be a finite number"))),
+        other => Err(Refusal::bad(format!(
+            "`{name}` must be a finite number, got {}",
+            json_type(other)
+        ))),
+    }
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn channel_field(obj: &serde_json::Map<String, Value>) -> Result<String, Refusal> {
+    let channel = string_field(obj, "channel")?;
+    validate_channel(&channel)?;
+    Ok(channel)
+}
+
+/// Parses and validates one client frame (the WebSocket message body).
+pub fn parse_client_frame(body: &[u8]) -> Result<ClientFrame, Refusal> {
+    if body.len() > MAX_CLIENT_MESSAGE_BYTES {
+        return Err(Refusal::new(
+            ErrorCode::TooLarge,
+            format!(
+                "frame is {} bytes, the limit is {MAX_CLIENT_MESSAGE_BYTES}",
+                body.len()
+            ),
+        ));
+    }
+    let text = std::str::from_utf8(body).map_err(|_| Refusal::bad("frame is not valid UTF-8"))?;
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| Refusal::bad(format!("frame is not JSON: {e}")))?;
+    let Value::Object(obj) = value else {
+        return Err(Refusal::bad("frame must be a JSON object"));
+    };
+    let action = match obj.get("action") {
+        Some(Value::String(a)) => a.as_str(),
+        Some(other) => {
+            return Err(Refusal::bad(format!(
+                "`action` must be a string, got {}",
+                json_type(other)
+            )));
+        }
+        None => {
+            return Err(Refusal::new(
+                ErrorCode::UnknownAction,
+                "missing `action`: use join, leave, position or message",
+            ));
+        }
+    };
+    match action {
+        "join" => Ok(ClientFrame::Join {
+            channel: channel_field(&obj)?,
+        }),
+        "leave" => Ok(ClientFrame::Leave {
+            channel: channel_field(&obj)?,
+        }),
+        "position" => parse_position(&obj).map(ClientFrame::Position),
+        "message" => {
+            let channel = channel_field(&obj)?;
+            let text = string_field(&obj, "text")?;
+            if text.is_empty() {
+                return Err(Refusal::bad("`text` must not be empty"));
+            }
+            if text.len() > MAX_TEXT_BYTES {
+                return Err(Refusal::new(
+                    ErrorCode::TooLarge,
+                    format!(
+                        "`text` is {} bytes, the limit is {MAX_TEXT_BYTES}",
+                        text.len()
+                    ),
+                ));
+            }
+            Ok(ClientFrame::Message { channel, text })
+        }
+        other => Err(Refusal::new(
+            ErrorCode::UnknownAction,
+            format!(
+                "unknown action {:?}: use join, leave, position or message",
+                truncate(other, 40)
+            ),
+        )),
+    }
+}
+
+fn parse_position(obj: &serde_json::Map<String, Value>) -> Result<PositionUpdate, Refusal> {
+    let channel = channel_field(obj)?;
+    let x = number_field(obj, "x")?;
+    let y = number_field(obj, "y")?;
+    let z = if obj.contains_key("z") {
+        number_field(obj, "z")?
+    } else {
+        0.0
+    };
+    let seq = match field(obj, "seq")? {
+        Value::Number(n) => n
+            .as_u64()
+            .ok_or_else(|| Refusal::bad("`seq` must be a non-negative integer below 2^64"))?,
+        other => {
+            return Err(Refusal::bad(format!(
+                "`seq` must be a non-negative integer, got {}",
+                json_type(other)
+            )));
+        }
+    };
+    let data = match obj.get("data") {
+        None | Some(Value::Null) => None,
+        Some(v @ Value::Object(_)) => {
+            let text = v.to_string();
+            if text.len() > MAX_DATA_BYTES {
+                return Err(Refusal::new(
+                    ErrorCode::TooLarge,
+                    format!(
+                        "`data` is {} bytes, the limit is {MAX_DATA_BYTES}",
+                        text.len()
+                    ),
+                ));
+            }
+            Some(text)
+        }
+        Some(other) => {
+            return Err(Refusal::bad(format!(
+                "`data` must be an object, got {}",
+                json_type(other)
+            )));
+        }
+    };
+    Ok(PositionUpdate {
+        channel,
+        x,
+        y,
+        z,
+        seq,
+        data,
+    })
+}
+
+/// One event inside an `events` frame.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    Position {
+        channel: String,
+        user: String,
+        x: f64,
+        y: f64,
+        z: f64,
+        seq: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        data: Option<Value>,
+        /// Write time at ingest (ms since the epoch), for latency measurement.
+        ts: u64,
+    },
+    Message {
+        channel: String,
+        user: String,
+        text: String,
+        id: String,
+        ts: u64,
+    },
+    Join {
+        channel: String,
+        user: String,
+    },
+    Leave {
+        channel: String,
+        user: String,
+    },
+}
+
+/// A frame the server sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    Welcome {
+        #[serde(rename = "connectionId")]
+        connection_id: String,
+        user: String,
+    },
+    Events {
+        events: Vec<Event>,
+    },
+    Error {
+        code: ErrorCode,
+        message: String,
+    },
+}
+
+impl ServerFrame {
+    pub fn to_json(&self) -> String {
+        // Serializing these plain types cannot fail; fall back to an empty object rather than panic.
+        serde_json::to_string(self).unwrap_or_else(|_| "{}".to_owned())
+    }
+}
+
+/// Opening and closing bytes of an `events` frame; the events go between, comma-separated.
+pub const EVENTS_FRAME_HEAD: &[u8] = br#"{"type":"events","events":["#;
+pub const EVENTS_FRAME_TAIL: &[u8] = b"]}";
+
+/// One `events` frame ready to post, and how many events it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackedFrame {
+    pub bytes: Vec<u8>,
+    pub events: usize,
+}
+
+/// Packs pre-serialized events into `events` frames of at most `max_bytes` each, keeping order.
+/// An event too big for a frame on its own still gets a frame of its own.
+pub fn pack_events<'a>(
+    events: impl IntoIterator<Item = &'a [u8]>,
+    max_bytes: usize,
+) -> Vec<PackedFrame> {
+    let mut frames = Vec::new();
+    let mut current = PackedFrame {
+        bytes: Vec::new(),
+        events: 0,
+    };
+    for event in events {
+        let extra = event.len() + usize::from(current.events > 0);
+        if current.events > 0 && current.bytes.len() + extra + EVENTS_FRAME_TAIL.len() > max_bytes {
+            current.bytes.extend_from_slice(EVENTS_FRAME_TAIL);
+            frames.push(std::mem::replace(
+                &mut current,
+                PackedFrame {
+                    bytes: Vec::new(),
+                    events: 0,
+                },
+            ));
+        }
+        if current.events == 0 {
+            current
+                .bytes
+                .reserve(EVENTS_FRAME_HEAD.len() + event.len() + EVENTS_FRAME_TAIL.len());
+            current.bytes.extend_from_slice(EVENTS_FRAME_HEAD);
+        } else {
+            current.bytes.push(b',');
+        }
+        current.bytes.extend_from_slice(event);
+        current.events += 1;
+    }
+    if current.events > 0 {
+        current.bytes.extend_from_slice(EVENTS_FRAME_TAIL);
+        frames.push(current);
+    }
+    frames
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_position_frame_parses_with_defaults() {
+        let frame = parse_client_frame(
+            br#"{"action":"position","channel":"arena","x":1.5,"y":-2,"seq":7}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            frame,
+            ClientFrame::Position(PositionUpdate {
+                channel: "arena".into(),
+                x: 1.5,
+                y: -2.0,
+                z: 0.0,
+                seq: 7,
+                data: None
+            })
+        );
+    }
+
+    #[test]
+    fn refusals_carry_the_right_code() {
+        let cases: &[(&[u8], ErrorCode)] = &[
+            (b"not json", ErrorCode::BadRequest),
+            (br#"{"action":"dance"}"#, ErrorCode::UnknownAction),
+            (br#"{"channel":"a"}"#, ErrorCode::UnknownAction),
+            (
+                br#"{"action":"join","channel":"bad name"}"#,
+                ErrorCode::BadRequest,
+            ),
+            (
+                br#"{"action":"position","channel":"a","x":"NaN","y":0,"seq":1}"#,
+                ErrorCode::BadRequest,
+            ),
+            (
+                br#"{"action":"position","channel":"a","x":1e999,"y":0,"seq":1}"#,
+                ErrorCode::BadRequest,
+            ),
+            (
+                br#"{"action":"position","channel":"a","x":0,"y":0,"seq":-1}"#,
+                ErrorCode::BadRequest,
+            ),
+            (
+                br#"{"action":"message","channel":"a","text":""}"#,
+                ErrorCode::BadRequest,
+            ),
+        ];
+        for (body, code) in cases {
+            let got = parse_client_frame(body).unwrap_err();
+            assert_eq!(got.code, *code, "{}", String::from_utf8_lossy(body));
+        }
+        let long = format!(
+            r#"{{"action":"message","channel":"a","text":"{}"}}"#,
+            "x".repeat(4097)
+        );
+        assert_eq!(
+            parse_client_frame(long.as_bytes()).unwrap_err().code,
+            ErrorCode::TooLarge
+        );
+    }
+
+    #[test]
+    fn packing_keeps_order_and_splits_under_the_limit() {
+        let events: Vec<Vec<u8>> = (0..100)
+            .map(|i| format!(r#"{{"n":{i},"pad":"xx"}}"#).into_bytes())
+            .collect();
+        let frames = pack_events(events.iter().map(Vec::as_slice), 200);
+        assert!(frames.len() > 1);
+        let mut seen = Vec::new();
+        for frame in &frames {
+            assert!(
+                frame.bytes.len() <= 200,
+                "frame of {} bytes",
+                frame.bytes.len()
+            );
+            let v: Value = serde_json::from_slice(&frame.bytes).unwrap();
+            let events = v["events"].as_array().unwrap();
+            assert_eq!(events.len(), frame.events);
+            for e in events {
+                seen.push(e["n"].as_u64().unwrap());
+            }
+        }
+        assert_eq!(seen, (0..100).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn server_frames_match_the_contract() {
+        let welcome = ServerFrame::Welcome {
+            connection_id: "c1".into(),
+            user: "alice".into(),
+        };
+        assert_eq!(
+            welcome.to_json(),
+            r#"{"type":"welcome","connectionId":"c1","user":"alice"}"#
+        );
+        let err = Refusal::new(ErrorCode::NotMember, "join first").to_frame();
+        assert_eq!(
+            err,
+            r#"{"type":"error","code":"not_member","message":"join first"}"#
+        );
+    }
+}

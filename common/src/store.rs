@@ -1,0 +1,396 @@
+//! The DynamoDB store: every read and write Ripple makes, over one table (layout in [`crate::keys`]).
+//! Items are written and read as the serde types of [`crate::items`] through `serde_dynamo`.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, DeleteRequest, GlobalSecondaryIndex,
+    KeySchemaElement, KeyType, Projection, ProjectionType, PutRequest, ScalarAttributeType,
+    StreamSpecification, StreamViewType, TimeToLiveSpecification, WriteRequest,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::StoreError;
+use crate::items::{ConnectionItem, MemberItem, MessageItem, PositionItem};
+use crate::keys;
+
+type Attrs = HashMap<String, AttributeValue>;
+
+/// Most items one BatchWriteItem takes.
+const BATCH_WRITE_MAX: usize = 25;
+/// Rounds of retrying a batch's unprocessed items before giving up.
+const UNPROCESSED_RETRIES: u32 = 8;
+
+/// The table, through the DynamoDB SDK client.
+#[derive(Debug, Clone)]
+pub struct Store {
+    client: Client,
+    table: String,
+}
+
+fn encode<T: Serialize>(what: &'static str, item: &T) -> Result<Attrs, StoreError> {
+    serde_dynamo::aws_sdk_dynamodb_1::to_item(item)
+        .map_err(|source| StoreError::Encode { what, source })
+}
+
+fn decode<T: DeserializeOwned>(what: &'static str, attrs: Attrs) -> Result<T, StoreError> {
+    serde_dynamo::aws_sdk_dynamodb_1::from_item(attrs)
+        .map_err(|source| StoreError::Decode { what, source })
+}
+
+fn key(pk: String, sk: impl Into<String>) -> Attrs {
+    HashMap::from([
+        (keys::PK.to_owned(), AttributeValue::S(pk)),
+        (keys::SK.to_owned(), AttributeValue::S(sk.into())),
+    ])
+}
+
+impl Store {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Creates the table as `terraform/` does (keys, index, stream `NEW_AND_OLD_IMAGES`, TTL)
+    /// unless it exists. Returns whether it was created. Used by `ripple dev` and the tests.
+    pub async fn create_table_if_missing(&self) -> Result<bool, StoreError> {
+        match self
+            .client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+        {
+            Ok(_) => return Ok(false),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception()) => {}
+            Err(e) => return Err(StoreError::dynamo("DescribeTable", e)),
+        }
+        let attr = |name: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+        };
+        let key_el = |name: &str, kt: KeyType| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(kt)
+                .build()
+        };
+        let build_err = |e: aws_sdk_dynamodb::error::BuildError| StoreError::Dynamo {
+            op: "CreateTable",
+            message: e.to_string(),
+        };
+        let index = GlobalSecondaryIndex::builder()
+            .index_name(keys::MEMBERS_INDEX)
+            .key_schema(key_el(keys::GSI1_PK, KeyType::Hash).map_err(build_err)?)
+            .key_schema(key_el(keys::GSI1_SK, KeyType::Range).map_err(build_err)?)
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::All)
+                    .build(),
+            )
+            .build()
+            .map_err(build_err)?;
+        self.client
+            .create_table()
+            .table_name(&self.table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(attr(keys::PK).map_err(build_err)?)
+            .attribute_definitions(attr(keys::SK).map_err(build_err)?)
+            .attribute_definitions(attr(keys::GSI1_PK).map_err(build_err)?)
+            .attribute_definitions(attr(keys::GSI1_SK).map_err(build_err)?)
+            .key_schema(key_el(keys::PK, KeyType::Hash).map_err(build_err)?)
+            .key_schema(key_el(keys::SK, KeyType::Range).map_err(build_err)?)
+            .global_secondary_indexes(index)
+            .stream_specification(
+                StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(StreamViewType::NewAndOldImages)
+                    .build()
+                    .map_err(build_err)?,
+            )
+            .send()
+            .await
+            .map_err(|e| StoreError::dynamo("CreateTable", e))?;
+        self.client
+            .update_time_to_live()
+            .table_name(&self.table)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .enabled(true)
+                    .attribute_name(keys::TTL)
+                    .build()
+                    .map_err(build_err)?,
+            )
+            .send()
+            .await
+            .map_err(|e| StoreError::dynamo("UpdateTimeToLive", e))?;
+        Ok(true)
+    }
+
+    /// The table's stream ARN.
+    pub async fn stream_arn(&self) -> Result<Option<String>, StoreError> {
+        let out = self
+            .client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+            .map_err(|e| StoreError::dynamo("DescribeTable", e))?;
+        Ok(out.table.and_then(|t| t.latest_stream_arn))
+    }
+
+    async fn put<T: Serialize>(&self, what: &'static str, item: &T) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(encode(what, item)?))
+            .send()
+            .await
+            .map_err(|e| StoreError::dynamo("PutItem", e))?;
+        Ok(())
+    }
+
+    async fn get<T: DeserializeOwned>(
+        &self,
+        what: &'static str,
+        key: Attrs,
+    ) -> Result<Option<T>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::dynamo("GetItem", e))?;
+        out.item.map(|attrs| decode(what, attrs)).transpose()
+    }
+
+    pub async fn put_connection(&self, item: &ConnectionItem) -> Result<(), StoreError> {
+        self.put("connection", item).await
+    }
+
+    pub async fn get_connection(
+        &self,
+        connection_id: &str,
+    ) -> Result<Option<ConnectionItem>, StoreError> {
+        self.get(
+            "connection",
+            key(keys::connection_pk(connection_id), keys::CONNECTION_SK),
+        )
+        .await
+    }
+
+    pub async fn put_member(&self, item: &MemberItem) -> Result<(), StoreError> {
+        self.put("member", item).await
+    }
+
+    /// Writes several memberships (a connect with `channel` parameters).
+    pub async fn put_members(&self, items: &[MemberItem]) -> Result<(), StoreError> {
+        let mut requests = Vec::with_capacity(items.len());
+        for item in items {
+            let put = PutRequest::builder()
+                .set_item(Some(encode("member", item)?))
+                .build()
+                .map_err(|e| StoreError::Dynamo {
+                    op: "BatchWriteItem",
+                    message: e.to_string(),
+                })?;
+            requests.push(WriteRequest::builder().put_request(put).build());
+        }
+        self.batch_write(requests).await
+    }
+
+    pub async fn get_member(
+        &self,
+        connection_id: &str,
+        channel: &str,
+    ) -> Result<Option<MemberItem>, StoreError> {
+        self.get(
+            "member",
+            key(keys::connection_pk(connection_id), keys::member_sk(channel)),
+        )
+        .await
+    }
+
+    /// Deletes one membership; returns whether it existed.
+    pub async fn delete_member(
+        &self,
+        connection_id: &str,
+        channel: &str,
+    ) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                keys::connection_pk(connection_id),
+                keys::member_sk(channel),
+            )))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(|e| StoreError::dynamo("DeleteItem", e))?;
+        Ok(out.attributes.is_some_and(|a| !a.is_empty()))
+    }
+
+    /// Overwrites a user's position in a channel unless the stored one has a `seq` at least as
+    /// high (a late or replayed update). Returns whether it was written.
+    pub async fn put_position(&self, item: &PositionItem) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(encode("position", item)?))
+            .condition_expression("attribute_not_exists(#pk) OR #seq < :seq")
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_names("#seq", "seq")
+            .expression_attribute_values(":seq", AttributeValue::N(item.seq.to_string()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(StoreError::dynamo("PutItem", e)),
+        }
+    }
+
+    pub async fn put_message(&self, item: &MessageItem) -> Result<(), StoreError> {
+        self.put("message", item).await
+    }
+
+    /// Every member of a channel: one paginated Query on the `members_by_channel` index
+    /// (eventually consistent, as every index read is). Never a Scan.
+    pub async fn channel_members(&self, channel: &str) -> Result<Vec<MemberItem>, StoreError> {
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(keys::MEMBERS_INDEX)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", keys::GSI1_PK)
+            .expression_attribute_values(
+                ":pk",
+                AttributeValue::S(keys::channel_members_pk(channel)),
+            )
+            .into_paginator()
+            .items()
+            .send();
+        let mut members = Vec::new();
+        while let Some(attrs) = pages.next().await {
+            let attrs = attrs.map_err(|e| StoreError::dynamo("Query", e))?;
+            members.push(decode("member", attrs)?);
+        }
+        Ok(members)
+    }
+
+    /// The memberships of a connection (strongly consistent).
+    pub async fn connection_members(
+        &self,
+        connection_id: &str,
+    ) -> Result<Vec<MemberItem>, StoreError> {
+        let items = self.connection_partition(connection_id).await?;
+        items
+            .into_iter()
+            .filter(|attrs| matches!(attrs.get(keys::SK), Some(AttributeValue::S(sk)) if sk.starts_with(keys::MEMBER_SK_PREFIX)))
+            .map(|attrs| decode("member", attrs))
+            .collect()
+    }
+
+    async fn connection_partition(&self, connection_id: &str) -> Result<Vec<Attrs>, StoreError> {
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_values(
+                ":pk",
+                AttributeValue::S(keys::connection_pk(connection_id)),
+            )
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send();
+        let mut items = Vec::new();
+        while let Some(attrs) = pages.next().await {
+            items.push(attrs.map_err(|e| StoreError::dynamo("Query", e))?);
+        }
+        Ok(items)
+    }
+
+    /// Deletes a connection and all its memberships; returns how many items were deleted.
+    pub async fn delete_connection(&self, connection_id: &str) -> Result<usize, StoreError> {
+        let items = self.connection_partition(connection_id).await?;
+        let mut requests = Vec::with_capacity(items.len());
+        for attrs in items {
+            let (Some(pk), Some(sk)) = (attrs.get(keys::PK), attrs.get(keys::SK)) else {
+                continue;
+            };
+            let delete = DeleteRequest::builder()
+                .key(keys::PK, pk.clone())
+                .key(keys::SK, sk.clone())
+                .build()
+                .map_err(|e| StoreError::Dynamo {
+                    op: "BatchWriteItem",
+                    message: e.to_string(),
+                })?;
+            requests.push(WriteRequest::builder().delete_request(delete).build());
+        }
+        let n = requests.len();
+        self.batch_write(requests).await?;
+        Ok(n)
+    }
+
+    /// BatchWriteItem in chunks of 25, retrying unprocessed items with backoff.
+    async fn batch_write(&self, requests: Vec<WriteRequest>) -> Result<(), StoreError> {
+        for chunk in requests.chunks(BATCH_WRITE_MAX) {
+            let mut pending = chunk.to_vec();
+            let mut round = 0;
+            while !pending.is_empty() {
+                if round > UNPROCESSED_RETRIES {
+                    return Err(StoreError::Unprocessed(pending.len()));
+                }
+                if round > 0 {
+                    tokio::time::sleep(Duration::from_millis(25 << round.min(6))).await;
+                }
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, pending)
+                    .send()
+                    .await
+                    .map_err(|e| StoreError::dynamo("BatchWriteItem", e))?;
+                pending = out
+                    .unprocessed_items
+                    .and_then(|mut m| m.remove(&self.table))
+                    .unwrap_or_default();
+                round += 1;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,164 @@
+//! The `connect` function: API Gateway's `$connect` and `$disconnect` routes.
+//!
+//! `$connect` stores the connection (id, user, the domain and stage to call back, connect time,
+//! TTL) and one membership per `channel` query parameter, then answers 200. A bad request answers
+//! 400 and writes nothing. `$disconnect` deletes the connection and its memberships.
+
+use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use aws_lambda_events::encodings::Body;
+use ripple_common::config::Settings;
+use ripple_common::items::{ConnectionItem, Endpoint, MemberItem};
+use ripple_common::protocol::{Refusal, validate_channel, validate_user};
+use ripple_common::store::Store;
+
+/// Most channels one connection may join at connect.
+pub const MAX_CHANNELS_AT_CONNECT: usize = 16;
+
+/// What the handler needs, built once per Lambda instance.
+#[derive(Debug, Clone)]
+pub struct ConnectState {
+    pub store: Store,
+    pub settings: Settings,
+}
+
+/// Handles one `$connect` or `$disconnect` event.
+pub async fn handle(
+    state: &ConnectState,
+    req: ApiGatewayWebsocketProxyRequest,
+) -> ApiGatewayProxyResponse {
+    let ctx = &req.request_context;
+    let Some(connection_id) = ctx.connection_id.clone() else {
+        return response(400, Some("requestContext.connectionId is missing"));
+    };
+    let event_type = ctx
+        .event_type
+        .as_deref()
+        .or(ctx.route_key.as_deref())
+        .unwrap_or_default();
+    match event_type {
+        "CONNECT" | "$connect" => on_connect(state, &req, &connection_id).await,
+        "DISCONNECT" | "$disconnect" => on_disconnect(state, &connection_id).await,
+        other => {
+            tracing::warn!(
+                event_type = other,
+                "connect received an event it does not handle"
+            );
+            response(400, Some("connect handles only $connect and $disconnect"))
+        }
+    }
+}
+
+/// The connect request, validated.
+#[derive(Debug, PartialEq)]
+pub struct ConnectRequest {
+    pub user: String,
+    pub channels: Vec<String>,
+}
+
+/// Reads `user` and `channel` from the query string; refuses bad names or too many channels.
+pub fn parse_connect(
+    req: &ApiGatewayWebsocketProxyRequest,
+    connection_id: &str,
+) -> Result<ConnectRequest, Refusal> {
+    let user = req
+        .query_string_parameters
+        .first("user")
+        .map(str::to_owned)
+        .unwrap_or_else(|| connection_id.to_owned());
+    validate_user(&user)?;
+    let mut channels: Vec<String> = Vec::new();
+    let listed = req
+        .multi_value_query_string_parameters
+        .all("channel")
+        .or_else(|| req.query_string_parameters.all("channel"))
+        .unwrap_or_default();
+    for channel in listed {
+        validate_channel(channel)?;
+        if !channels.iter().any(|c| c == channel) {
+            channels.push(channel.to_owned());
+        }
+    }
+    if channels.len() > MAX_CHANNELS_AT_CONNECT {
+        return Err(Refusal::new(
+            ripple_common::protocol::ErrorCode::BadRequest,
+            format!("at most {MAX_CHANNELS_AT_CONNECT} channels at connect"),
+        ));
+    }
+    Ok(ConnectRequest { user, channels })
+}
+
+async fn on_connect(
+    state: &ConnectState,
+    req: &ApiGatewayWebsocketProxyRequest,
+    connection_id: &str,
+) -> ApiGatewayProxyResponse {
+    let request = match parse_connect(req, connection_id) {
+        Ok(r) => r,
+        Err(refusal) => {
+            tracing::info!(connection_id, reason = %refusal, "connect refused");
+            return response(400, Some(&refusal.message));
+        }
+    };
+    let ctx = &req.request_context;
+    let endpoint = Endpoint {
+        domain: ctx.domain_name.clone().unwrap_or_default(),
+        stage: ctx.stage.clone().unwrap_or_default(),
+    };
+    let now = ripple_common::now_ms();
+    let connected_at = u64::try_from(ctx.connected_at)
+        .ok()
+        .filter(|t| *t > 0)
+        .unwrap_or(now);
+    let expires_at = connected_at / 1000 + state.settings.connection_ttl_secs;
+    let connection = ConnectionItem::new(
+        connection_id,
+        &request.user,
+        &endpoint,
+        connected_at,
+        expires_at,
+    );
+    if let Err(err) = state.store.put_connection(&connection).await {
+        tracing::error!(connection_id, error = %err, "could not store the connection");
+        return response(500, None);
+    }
+    let members: Vec<MemberItem> = request
+        .channels
+        .iter()
+        .map(|channel| MemberItem::new(&connection, channel, now))
+        .collect();
+    if let Err(err) = state.store.put_members(&members).await {
+        tracing::error!(connection_id, error = %err, "could not store the memberships; undoing the connect");
+        if let Err(undo) = state.store.delete_connection(connection_id).await {
+            tracing::error!(connection_id, error = %undo, "could not undo the connect; TTL will expire it");
+        }
+        return response(500, None);
+    }
+    tracing::info!(connection_id, user = %request.user, channels = members.len(), "connected");
+    let mut ok = response(200, None);
+    // A token offered in Sec-WebSocket-Protocol must be echoed or browsers drop the socket.
+    if let Some(protocol) = req.headers.get("sec-websocket-protocol") {
+        ok.headers
+            .insert("sec-websocket-protocol", protocol.clone());
+    }
+    ok
+}
+
+async fn on_disconnect(state: &ConnectState, connection_id: &str) -> ApiGatewayProxyResponse {
+    match state.store.delete_connection(connection_id).await {
+        Ok(deleted) => {
+            tracing::info!(connection_id, deleted, "disconnected");
+            response(200, None)
+        }
+        Err(err) => {
+            tracing::error!(connection_id, error = %err, "could not delete the connection; TTL will expire it");
+            response(500, None)
+        }
+    }
+}
+
+fn response(status: i64, body: Option<&str>) -> ApiGatewayProxyResponse {
+    let mut r = ApiGatewayProxyResponse::default();
+    r.status_code = status;
+    r.body = body.map(|b| Body::Text(b.to_owned()));
+    r
+}

@@ -1,0 +1,27 @@
+//! Lambda entry point of `connect`: wiring only.
+
+use std::sync::Arc;
+
+use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
+use connect::ConnectState;
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use ripple_common::config::{Settings, aws_sdk_config, dynamodb_client};
+use ripple_common::store::Store;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    ripple_common::telemetry::init_lambda();
+    let settings = Settings::from_env()?;
+    let sdk = aws_sdk_config().await;
+    let state = Arc::new(ConnectState {
+        store: Store::new(dynamodb_client(&sdk, None), settings.table.clone()),
+        settings,
+    });
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| {
+            let state = Arc::clone(&state);
+            async move { Ok::<_, Error>(connect::handle(&state, event.payload).await) }
+        },
+    ))
+    .await
+}

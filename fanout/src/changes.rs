@@ -1,0 +1,211 @@
+//! Turning DynamoDB Stream records into what fanout acts on. Pure: no I/O.
+
+use aws_lambda_events::dynamodb::EventRecord;
+use ripple_common::items::{ConnectionItem, Item, MemberItem, MessageItem, PositionItem};
+use ripple_common::protocol::Event;
+
+/// What one stream record asks fanout to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// A new connection: post it the `welcome` frame.
+    Welcome(ConnectionItem),
+    /// Something to tell a channel's members (all but the `sender` connection).
+    Channel(ChannelChange),
+}
+
+/// An event for a channel, from the record at `index` in the batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChannelChange {
+    pub index: usize,
+    pub channel: String,
+    /// The connection that caused it; it never receives its own events.
+    pub sender: String,
+    pub kind: ChannelEvent,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChannelEvent {
+    Position(PositionItem),
+    Message(MessageItem),
+    Join(MemberItem),
+    Leave(MemberItem),
+}
+
+impl ChannelEvent {
+    /// The wire event.
+    pub fn to_event(&self) -> Event {
+        match self {
+            ChannelEvent::Position(p) => Event::Position {
+                channel: p.channel.clone(),
+                user: p.user.clone(),
+                x: p.x,
+                y: p.y,
+                z: p.z,
+                seq: p.seq,
+                data: p.data.as_deref().and_then(|d| serde_json::from_str(d).ok()),
+                ts: p.ts,
+            },
+            ChannelEvent::Message(m) => Event::Message {
+                channel: m.channel.clone(),
+                user: m.user.clone(),
+                text: m.text.clone(),
+                id: m.id.clone(),
+                ts: m.ts,
+            },
+            ChannelEvent::Join(m) => Event::Join {
+                channel: m.channel.clone(),
+                user: m.user.clone(),
+            },
+            ChannelEvent::Leave(m) => Event::Leave {
+                channel: m.channel.clone(),
+                user: m.user.clone(),
+            },
+        }
+    }
+}
+
+/// Why a record was passed over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Skip {
+    /// A record fanout has nothing to do for (a TTL removal of a position, a connection removal,
+    /// an event name it does not know, …).
+    Ignored,
+    /// An image that does not decode: logged, never retried (it would block the shard).
+    Malformed(String),
+}
+
+/// Reads the record at `index`.
+pub fn change_of(index: usize, record: &EventRecord) -> Result<Change, Skip> {
+    let image = match record.event_name.as_str() {
+        "INSERT" | "MODIFY" => &record.change.new_image,
+        "REMOVE" => &record.change.old_image,
+        _ => return Err(Skip::Ignored),
+    };
+    if image.is_empty() {
+        return Err(Skip::Ignored);
+    }
+    let item = Item::from_image(image.clone()).map_err(|e| Skip::Malformed(e.to_string()))?;
+    let channel = |channel: &str, sender: &str, kind| {
+        Ok(Change::Channel(ChannelChange {
+            index,
+            channel: channel.to_owned(),
+            sender: sender.to_owned(),
+            kind,
+        }))
+    };
+    match (record.event_name.as_str(), item) {
+        ("INSERT", Item::Connection(c)) => Ok(Change::Welcome(c)),
+        ("INSERT", Item::Member(m)) => channel(
+            &m.channel.clone(),
+            &m.connection_id.clone(),
+            ChannelEvent::Join(m),
+        ),
+        ("REMOVE", Item::Member(m)) => channel(
+            &m.channel.clone(),
+            &m.connection_id.clone(),
+            ChannelEvent::Leave(m),
+        ),
+        ("INSERT" | "MODIFY", Item::Position(p)) => channel(
+            &p.channel.clone(),
+            &p.sender.clone(),
+            ChannelEvent::Position(p),
+        ),
+        ("INSERT", Item::Message(m)) => channel(
+            &m.channel.clone(),
+            &m.sender.clone(),
+            ChannelEvent::Message(m),
+        ),
+        _ => Err(Skip::Ignored),
+    }
+}
+
+/// Keeps, per (channel, user), only the position with the highest `seq` (the later record on a
+/// tie); everything else passes through in batch order. Chat messages are never coalesced.
+pub fn coalesce(changes: Vec<ChannelChange>) -> Vec<ChannelChange> {
+    use std::collections::HashMap;
+    let mut latest: HashMap<(&str, &str), (u64, usize)> = HashMap::new();
+    for (i, c) in changes.iter().enumerate() {
+        if let ChannelEvent::Position(p) = &c.kind {
+            let slot = latest
+                .entry((c.channel.as_str(), p.user.as_str()))
+                .or_insert((p.seq, i));
+            if p.seq >= slot.0 {
+                *slot = (p.seq, i);
+            }
+        }
+    }
+    let keep: std::collections::HashSet<usize> = latest.values().map(|(_, i)| *i).collect();
+    changes
+        .into_iter()
+        .enumerate()
+        .filter(|(i, c)| !matches!(c.kind, ChannelEvent::Position(_)) || keep.contains(i))
+        .map(|(_, c)| c)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ripple_common::items::Kind;
+
+    fn position(index: usize, user: &str, seq: u64) -> ChannelChange {
+        ChannelChange {
+            index,
+            channel: "arena".into(),
+            sender: format!("conn-{user}"),
+            kind: ChannelEvent::Position(PositionItem {
+                pk: String::new(),
+                sk: String::new(),
+                kind: Kind::Position,
+                channel: "arena".into(),
+                user: user.into(),
+                sender: format!("conn-{user}"),
+                x: seq as f64,
+                y: 0.0,
+                z: 0.0,
+                seq,
+                data: None,
+                ts: 0,
+                expires_at: 0,
+            }),
+        }
+    }
+
+    fn message(index: usize, text: &str) -> ChannelChange {
+        ChannelChange {
+            index,
+            channel: "arena".into(),
+            sender: "conn-bob".into(),
+            kind: ChannelEvent::Message(MessageItem {
+                pk: String::new(),
+                sk: String::new(),
+                kind: Kind::Message,
+                channel: "arena".into(),
+                user: "bob".into(),
+                sender: "conn-bob".into(),
+                id: text.into(),
+                text: text.into(),
+                ts: 0,
+                expires_at: 0,
+            }),
+        }
+    }
+
+    #[test]
+    fn the_highest_seq_per_user_wins_and_messages_all_stay_in_order() {
+        // GIVEN alice's seq 1, 3, 2 and bob's 5, interleaved with three messages
+        let batch = vec![
+            position(0, "alice", 1),
+            message(1, "m1"),
+            position(2, "alice", 3),
+            position(3, "bob", 5),
+            message(4, "m2"),
+            position(5, "alice", 2),
+            message(6, "m3"),
+        ];
+        // WHEN coalesced
+        let kept: Vec<usize> = coalesce(batch).iter().map(|c| c.index).collect();
+        // THEN alice keeps only seq 3, bob his one, and every message in order
+        assert_eq!(kept, vec![1, 2, 3, 4, 6]);
+    }
+}

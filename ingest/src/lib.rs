@@ -1,0 +1,173 @@
+//! The `ingest` function: API Gateway's `join`, `leave`, `position`, `message` and `$default`
+//! routes. It parses and validates the client frame, checks membership, and writes exactly one
+//! item (a membership for `join`, its deletion for `leave`, the position or the message). The
+//! fan-out happens later, from the table's stream. A refused frame writes nothing and answers an
+//! `error` frame in the route response body, which API Gateway sends to the sender only.
+
+use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use aws_lambda_events::encodings::Body;
+use ripple_common::config::Settings;
+use ripple_common::error::StoreError;
+use ripple_common::items::{Kind, MemberItem, MessageItem, PositionItem};
+use ripple_common::keys;
+use ripple_common::protocol::{
+    ClientFrame, ErrorCode, PositionUpdate, Refusal, parse_client_frame,
+};
+use ripple_common::store::Store;
+
+/// What the handler needs, built once per Lambda instance.
+#[derive(Debug, Clone)]
+pub struct IngestState {
+    pub store: Store,
+    pub settings: Settings,
+}
+
+/// What became of a frame.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Written (or, for a stale position, deliberately dropped).
+    Accepted,
+    /// Refused: nothing written; the sender gets an `error` frame.
+    Refused(Refusal),
+    /// The store failed; the sender gets API Gateway's internal error.
+    Failed(StoreError),
+}
+
+/// Handles one client frame.
+pub async fn handle(
+    state: &IngestState,
+    req: ApiGatewayWebsocketProxyRequest,
+) -> ApiGatewayProxyResponse {
+    let connection_id = req
+        .request_context
+        .connection_id
+        .clone()
+        .unwrap_or_default();
+    let outcome = if req.is_base64_encoded {
+        Outcome::Refused(Refusal::new(
+            ErrorCode::BadRequest,
+            "binary frames are not supported: send JSON text",
+        ))
+    } else {
+        let body = req.body.as_deref().unwrap_or_default();
+        ingest_frame(state, &connection_id, body.as_bytes()).await
+    };
+    match outcome {
+        Outcome::Accepted => response(200, None),
+        Outcome::Refused(refusal) => {
+            tracing::info!(connection_id, code = refusal.code.as_str(), reason = %refusal.message, "frame refused");
+            response(200, Some(refusal.to_frame()))
+        }
+        Outcome::Failed(err) => {
+            tracing::error!(connection_id, error = %err, "frame not written");
+            response(500, None)
+        }
+    }
+}
+
+/// Validates and writes one frame from `connection_id`.
+pub async fn ingest_frame(state: &IngestState, connection_id: &str, body: &[u8]) -> Outcome {
+    let frame = match parse_client_frame(body) {
+        Ok(frame) => frame,
+        Err(refusal) => return Outcome::Refused(refusal),
+    };
+    match write(state, connection_id, frame).await {
+        Ok(None) => Outcome::Accepted,
+        Ok(Some(refusal)) => Outcome::Refused(refusal),
+        Err(err) => Outcome::Failed(err),
+    }
+}
+
+fn not_member(channel: &str) -> Refusal {
+    Refusal::new(
+        ErrorCode::NotMember,
+        format!("join {channel:?} before publishing to it"),
+    )
+}
+
+async fn write(
+    state: &IngestState,
+    connection_id: &str,
+    frame: ClientFrame,
+) -> Result<Option<Refusal>, StoreError> {
+    let store = &state.store;
+    let now = ripple_common::now_ms();
+    match frame {
+        ClientFrame::Join { channel } => {
+            let Some(connection) = store.get_connection(connection_id).await? else {
+                return Ok(Some(Refusal::new(
+                    ErrorCode::BadRequest,
+                    "unknown connection: reconnect",
+                )));
+            };
+            store
+                .put_member(&MemberItem::new(&connection, &channel, now))
+                .await?;
+        }
+        ClientFrame::Leave { channel } => {
+            if !store.delete_member(connection_id, &channel).await? {
+                return Ok(Some(not_member(&channel)));
+            }
+        }
+        ClientFrame::Position(update) => {
+            let Some(member) = store.get_member(connection_id, &update.channel).await? else {
+                return Ok(Some(not_member(&update.channel)));
+            };
+            let item = position_item(&member, update, now, state.settings.position_ttl_secs);
+            if !store.put_position(&item).await? {
+                tracing::debug!(connection_id, seq = item.seq, "stale position dropped");
+            }
+        }
+        ClientFrame::Message { channel, text } => {
+            let Some(member) = store.get_member(connection_id, &channel).await? else {
+                return Ok(Some(not_member(&channel)));
+            };
+            let id = uuid::Uuid::new_v4().simple().to_string();
+            store
+                .put_message(&MessageItem {
+                    pk: keys::message_pk(&channel),
+                    sk: keys::message_sk(now, &id),
+                    kind: Kind::Message,
+                    channel,
+                    user: member.user,
+                    sender: connection_id.to_owned(),
+                    id,
+                    text,
+                    ts: now,
+                    expires_at: now / 1000 + state.settings.message_ttl_secs,
+                })
+                .await?;
+        }
+    }
+    Ok(None)
+}
+
+fn position_item(
+    member: &MemberItem,
+    update: PositionUpdate,
+    now: u64,
+    ttl_secs: u64,
+) -> PositionItem {
+    PositionItem {
+        pk: keys::position_pk(&update.channel, &member.user),
+        sk: keys::POSITION_SK.to_owned(),
+        kind: Kind::Position,
+        channel: update.channel,
+        user: member.user.clone(),
+        sender: member.connection_id.clone(),
+        x: update.x,
+        y: update.y,
+        z: update.z,
+        seq: update.seq,
+        data: update.data,
+        ts: now,
+        expires_at: now / 1000 + ttl_secs,
+    }
+}
+
+fn response(status: i64, body: Option<String>) -> ApiGatewayProxyResponse {
+    let mut r = ApiGatewayProxyResponse::default();
+    r.status_code = status;
+    r.body = body.map(Body::Text);
+    r
+}

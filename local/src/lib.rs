@@ -1,0 +1,11 @@
+//! The `ripple` command's library: the local stack that plays AWS on one machine.
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`apigw`] | API Gateway WebSocket proxy events in the JSON shape API Gateway sends |
+//! | [`dynamodb_local`] | installing and starting DynamoDB Local |
+//! | [`stream`] | reading a table's stream as Lambda's event source mapping does, in Lambda's JSON shape |
+
+pub mod apigw;
+pub mod dynamodb_local;
+pub mod stream;

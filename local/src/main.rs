@@ -1,0 +1,5 @@
+//! The `ripple` command.
+
+fn main() {
+    eprintln!("ripple: `ripple dev` is coming; see the README");
+}

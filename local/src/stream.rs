@@ -1,0 +1,249 @@
+//! Reading a table's DynamoDB Stream the way Lambda's event source mapping does, and presenting
+//! each record in the exact JSON shape Lambda delivers (`aws_lambda_events::dynamodb::EventRecord`).
+//!
+//! Every shard is read, a child shard only after its parent is exhausted (shard lineage), so the
+//! per-item order DynamoDB guarantees is kept. DynamoDB Local's TTL deletions (which carry
+//! `eventName` `UNKNOWN_TO_SDK_VERSION` and no `userIdentity`) are presented as AWS sends them:
+//! `REMOVE` with `userIdentity` `{"type":"Service","principalId":"dynamodb.amazonaws.com"}`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use anyhow::Context;
+use aws_lambda_events::dynamodb::EventRecord;
+use aws_sdk_dynamodbstreams::Client;
+use aws_sdk_dynamodbstreams::types::{AttributeValue, OperationType, Record, ShardIteratorType};
+use serde_json::{Value, json};
+
+/// Where a new reader starts in the shards that exist when it starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartAt {
+    TrimHorizon,
+    Latest,
+}
+
+#[derive(Debug)]
+struct Shard {
+    parent: Option<String>,
+    iterator: Option<String>,
+    /// The shard is closed and read to its end.
+    finished: bool,
+    /// The sequence number of the last record handed out (to resume after a failure).
+    last_sequence: Option<String>,
+}
+
+/// A reader over every shard of one stream.
+#[derive(Debug)]
+pub struct StreamReader {
+    client: Client,
+    stream_arn: String,
+    region: String,
+    start: StartAt,
+    shards: BTreeMap<String, Shard>,
+    discovered_once: bool,
+}
+
+impl StreamReader {
+    pub fn new(client: Client, stream_arn: impl Into<String>, start: StartAt) -> Self {
+        Self {
+            client,
+            stream_arn: stream_arn.into(),
+            region: "us-east-1".to_owned(),
+            start,
+            shards: BTreeMap::new(),
+            discovered_once: false,
+        }
+    }
+
+    pub fn stream_arn(&self) -> &str {
+        &self.stream_arn
+    }
+
+    /// Finds shards not seen before (DescribeStream, paginated).
+    async fn discover(&mut self) -> anyhow::Result<()> {
+        let mut exclusive_start: Option<String> = None;
+        loop {
+            let out = self
+                .client
+                .describe_stream()
+                .stream_arn(&self.stream_arn)
+                .set_exclusive_start_shard_id(exclusive_start.clone())
+                .send()
+                .await
+                .context("DescribeStream")?;
+            let Some(description) = out.stream_description else {
+                break;
+            };
+            for shard in description.shards.unwrap_or_default() {
+                let Some(id) = shard.shard_id else { continue };
+                self.shards.entry(id).or_insert_with(|| Shard {
+                    parent: shard.parent_shard_id,
+                    iterator: None,
+                    finished: false,
+                    last_sequence: None,
+                });
+            }
+            exclusive_start = description.last_evaluated_shard_id;
+            if exclusive_start.is_none() {
+                break;
+            }
+        }
+        self.discovered_once = true;
+        Ok(())
+    }
+
+    fn parent_done(&self, shard: &Shard) -> bool {
+        shard
+            .parent
+            .as_ref()
+            .and_then(|p| self.shards.get(p))
+            .is_none_or(|p| p.finished)
+    }
+
+    /// Reads what is available now from every readable shard, up to `limit` records per shard.
+    pub async fn poll(&mut self, limit: i32) -> anyhow::Result<Vec<EventRecord>> {
+        let first = !self.discovered_once;
+        self.discover().await?;
+        let ids: Vec<String> = self.shards.keys().cloned().collect();
+        let mut records = Vec::new();
+        for id in ids {
+            let ready = self
+                .shards
+                .get(&id)
+                .is_some_and(|s| !s.finished && self.parent_done(s));
+            if !ready {
+                continue;
+            }
+            let start = if first {
+                self.start
+            } else {
+                StartAt::TrimHorizon
+            };
+            let iterator = match self.shards.get(&id).and_then(|s| s.iterator.clone()) {
+                Some(it) => it,
+                None => self.iterator(&id, start).await?,
+            };
+            let out = self
+                .client
+                .get_records()
+                .shard_iterator(iterator)
+                .limit(limit)
+                .send()
+                .await
+                .context("GetRecords")?;
+            let got = out.records.unwrap_or_default();
+            let shard = self.shards.get_mut(&id).context("shard vanished")?;
+            shard.iterator = out.next_shard_iterator;
+            if shard.iterator.is_none() {
+                shard.finished = true;
+            }
+            if let Some(last) = got
+                .last()
+                .and_then(|r| r.dynamodb.as_ref())
+                .and_then(|d| d.sequence_number.clone())
+            {
+                shard.last_sequence = Some(last);
+            }
+            for record in got {
+                records.push(to_lambda_record(&record, &self.stream_arn, &self.region)?);
+            }
+        }
+        Ok(records)
+    }
+
+    async fn iterator(&self, shard_id: &str, start: StartAt) -> anyhow::Result<String> {
+        let shard = self.shards.get(shard_id);
+        let mut req = self
+            .client
+            .get_shard_iterator()
+            .stream_arn(&self.stream_arn)
+            .shard_id(shard_id);
+        req = match (shard.and_then(|s| s.last_sequence.clone()), start) {
+            (Some(seq), _) => req
+                .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+                .sequence_number(seq),
+            (None, StartAt::TrimHorizon) => req.shard_iterator_type(ShardIteratorType::TrimHorizon),
+            (None, StartAt::Latest) => req.shard_iterator_type(ShardIteratorType::Latest),
+        };
+        req.send()
+            .await
+            .context("GetShardIterator")?
+            .shard_iterator
+            .context("GetShardIterator returned no iterator")
+    }
+}
+
+fn image(map: Option<&HashMap<String, AttributeValue>>) -> anyhow::Result<Option<Value>> {
+    map.map(|m| {
+        let item = serde_dynamo::Item::from(m.clone());
+        serde_json::to_value(&item).context("encoding an image as DynamoDB JSON")
+    })
+    .transpose()
+}
+
+/// One stream record as Lambda's event source mapping delivers it.
+pub fn to_lambda_record(
+    record: &Record,
+    stream_arn: &str,
+    region: &str,
+) -> anyhow::Result<EventRecord> {
+    let db = record
+        .dynamodb
+        .as_ref()
+        .context("stream record without `dynamodb`")?;
+    let (event_name, ttl_removal) = match &record.event_name {
+        Some(OperationType::Insert) => ("INSERT", false),
+        Some(OperationType::Modify) => ("MODIFY", false),
+        Some(OperationType::Remove) => ("REMOVE", false),
+        // DynamoDB Local's TTL deletions: AWS sends these as REMOVE by the TTL service.
+        _ => ("REMOVE", true),
+    };
+    let mut dynamodb = serde_json::Map::new();
+    if let Some(t) = db.approximate_creation_date_time {
+        dynamodb.insert("ApproximateCreationDateTime".into(), json!(t.secs()));
+    }
+    for (name, map) in [
+        ("Keys", db.keys.as_ref()),
+        ("NewImage", db.new_image.as_ref()),
+        ("OldImage", db.old_image.as_ref()),
+    ] {
+        if let Some(v) = image(map)? {
+            dynamodb.insert(name.into(), v);
+        }
+    }
+    if let Some(seq) = &db.sequence_number {
+        dynamodb.insert("SequenceNumber".into(), json!(seq));
+    }
+    if let Some(size) = db.size_bytes {
+        dynamodb.insert("SizeBytes".into(), json!(size));
+    }
+    if let Some(view) = &db.stream_view_type {
+        dynamodb.insert("StreamViewType".into(), json!(view.as_str()));
+    }
+    let mut out = json!({
+        "eventID": record.event_id.clone().unwrap_or_default(),
+        "eventName": event_name,
+        "eventVersion": record.event_version.clone().unwrap_or_else(|| "1.1".into()),
+        "eventSource": "aws:dynamodb",
+        "awsRegion": record.aws_region.clone().unwrap_or_else(|| region.to_owned()),
+        "dynamodb": dynamodb,
+        "eventSourceARN": stream_arn,
+    });
+    let identity = match (&record.user_identity, ttl_removal) {
+        (Some(id), _) => Some(json!({"type": id.r#type(), "principalId": id.principal_id()})),
+        (None, true) => Some(json!({"type": "Service", "principalId": "dynamodb.amazonaws.com"})),
+        (None, false) => None,
+    };
+    if let (Some(identity), Some(obj)) = (identity, out.as_object_mut()) {
+        obj.insert("userIdentity".into(), identity);
+    }
+    serde_json::from_value(out).context("decoding a stream record as Lambda's EventRecord")
+}
+
+/// A stream client for the same endpoint as DynamoDB Local.
+pub fn streams_client(sdk: &aws_config::SdkConfig, endpoint: Option<&str>) -> Client {
+    let mut builder = aws_sdk_dynamodbstreams::config::Builder::from(sdk);
+    if let Some(url) = endpoint {
+        builder = builder.endpoint_url(url);
+    }
+    Client::from_conf(builder.build())
+}

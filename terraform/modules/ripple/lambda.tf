@@ -1,0 +1,177 @@
+# The three functions, built by scripts/package.sh (cargo lambda build --release --output-format zip)
+# into <lambda_artifacts_dir>/<package>/bootstrap.zip. Each function's environment is exactly what
+# its code reads (common/src/deploy.rs); RIPPLE_CONNECTIONS_ENDPOINT is left unset on AWS because
+# the code derives the @connections endpoint from the request's domain and stage.
+
+resource "aws_cloudwatch_log_group" "lambda" {
+  #checkov:skip=CKV_AWS_338:Retention is the operator's choice (var.log_retention_days, 14 days by default); these are operational logs, not audit records.
+  for_each = local.function_names
+
+  name              = "/aws/lambda/${each.value}"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.kms_key_arn
+
+  tags = var.tags
+}
+
+resource "aws_lambda_function" "connect" {
+  #checkov:skip=CKV_AWS_116:Invoked synchronously by API Gateway only; a DLQ applies to asynchronous invocations.
+  #checkov:skip=CKV_AWS_117:Calls only DynamoDB over the public AWS endpoints; a VPC would add NAT or endpoint costs and no protection.
+  #checkov:skip=CKV_AWS_115:Reserved concurrency is left to the account's pool; reserving it fails on new accounts whose quota is 10.
+  #checkov:skip=CKV_AWS_272:Zips are built locally by cargo-lambda and uploaded directly; code signing needs AWS Signer and S3-hosted artifacts.
+  #checkov:skip=CKV_AWS_50:X-Ray is not used by the code; tracing spans go to the function's logs.
+  function_name = local.function_names.connect
+  description   = "Ripple $connect / $disconnect"
+  role          = aws_iam_role.connect.arn
+  runtime       = "provided.al2023"
+  handler       = "bootstrap"
+  architectures = [var.architecture]
+  filename      = "${var.lambda_artifacts_dir}/connect/bootstrap.zip"
+  memory_size   = var.connect_memory_mb
+  timeout       = var.connect_timeout_seconds
+  kms_key_arn   = var.kms_key_arn
+
+  source_code_hash = filebase64sha256("${var.lambda_artifacts_dir}/connect/bootstrap.zip")
+
+  environment {
+    variables = merge(
+      {
+        RIPPLE_TABLE               = aws_dynamodb_table.this.name
+        RIPPLE_CONNECTION_TTL_SECS = tostring(var.connection_ttl_seconds)
+        RUST_LOG                   = var.log_level
+      },
+      local.jwt_environment,
+    )
+  }
+
+  tags = var.tags
+
+  depends_on = [aws_cloudwatch_log_group.lambda, aws_iam_role_policy.connect]
+}
+
+resource "aws_lambda_function" "ingest" {
+  #checkov:skip=CKV_AWS_116:Invoked synchronously by API Gateway only; a DLQ applies to asynchronous invocations.
+  #checkov:skip=CKV_AWS_117:Calls only DynamoDB over the public AWS endpoints; a VPC would add NAT or endpoint costs and no protection.
+  #checkov:skip=CKV_AWS_115:Reserved concurrency is left to the account's pool; reserving it fails on new accounts whose quota is 10.
+  #checkov:skip=CKV_AWS_272:Zips are built locally by cargo-lambda and uploaded directly; code signing needs AWS Signer and S3-hosted artifacts.
+  #checkov:skip=CKV_AWS_50:X-Ray is not used by the code; tracing spans go to the function's logs.
+  function_name = local.function_names.ingest
+  description   = "Ripple join / leave / position / message / $default"
+  role          = aws_iam_role.ingest.arn
+  runtime       = "provided.al2023"
+  handler       = "bootstrap"
+  architectures = [var.architecture]
+  filename      = "${var.lambda_artifacts_dir}/ingest/bootstrap.zip"
+  memory_size   = var.ingest_memory_mb
+  timeout       = var.ingest_timeout_seconds
+  kms_key_arn   = var.kms_key_arn
+
+  source_code_hash = filebase64sha256("${var.lambda_artifacts_dir}/ingest/bootstrap.zip")
+
+  environment {
+    variables = {
+      RIPPLE_TABLE             = aws_dynamodb_table.this.name
+      RIPPLE_POSITION_TTL_SECS = tostring(var.position_ttl_seconds)
+      RIPPLE_MESSAGE_TTL_SECS  = tostring(var.message_ttl_seconds)
+      RUST_LOG                 = var.log_level
+    }
+  }
+
+  tags = var.tags
+
+  depends_on = [aws_cloudwatch_log_group.lambda, aws_iam_role_policy.ingest]
+}
+
+resource "aws_lambda_function" "fanout" {
+  #checkov:skip=CKV_AWS_116:Invoked by the stream event source mapping, whose own on-failure destination (the SQS queue below) is the DLQ.
+  #checkov:skip=CKV_AWS_117:Calls only DynamoDB and the execute-api @connections endpoint over the public AWS endpoints; a VPC would add NAT or endpoint costs and no protection.
+  #checkov:skip=CKV_AWS_115:Concurrency is bounded by the stream: shards x parallelization factor; reserving it fails on new accounts whose quota is 10.
+  #checkov:skip=CKV_AWS_272:Zips are built locally by cargo-lambda and uploaded directly; code signing needs AWS Signer and S3-hosted artifacts.
+  #checkov:skip=CKV_AWS_50:X-Ray is not used by the code; tracing spans go to the function's logs.
+  function_name = local.function_names.fanout
+  description   = "Ripple DynamoDB stream -> @connections fan-out"
+  role          = aws_iam_role.fanout.arn
+  runtime       = "provided.al2023"
+  handler       = "bootstrap"
+  architectures = [var.architecture]
+  filename      = "${var.lambda_artifacts_dir}/fanout/bootstrap.zip"
+  memory_size   = var.fanout_memory_mb
+  timeout       = var.fanout_timeout_seconds
+  kms_key_arn   = var.kms_key_arn
+
+  source_code_hash = filebase64sha256("${var.lambda_artifacts_dir}/fanout/bootstrap.zip")
+
+  environment {
+    variables = {
+      RIPPLE_TABLE            = aws_dynamodb_table.this.name
+      RIPPLE_MAX_IN_FLIGHT    = tostring(var.fanout_max_in_flight)
+      RIPPLE_POSTS_PER_SECOND = tostring(var.fanout_posts_per_second)
+      RUST_LOG                = var.log_level
+    }
+  }
+
+  tags = var.tags
+
+  depends_on = [aws_cloudwatch_log_group.lambda, aws_iam_role_policy.fanout]
+}
+
+# Where the event source mapping sends the metadata of batches it gave up on (retries or record
+# age exhausted); inspect with `aws sqs receive-message`.
+resource "aws_sqs_queue" "fanout_failures" {
+  name                      = "${var.name}-fanout-failures"
+  message_retention_seconds = 1209600
+  sqs_managed_sse_enabled   = var.kms_key_arn == null ? true : null
+  kms_master_key_id         = var.kms_key_arn
+
+  tags = var.tags
+}
+
+resource "aws_lambda_event_source_mapping" "fanout" {
+  event_source_arn  = aws_dynamodb_table.this.stream_arn
+  function_name     = aws_lambda_function.fanout.arn
+  starting_position = "LATEST"
+
+  batch_size                         = var.fanout_batch_size
+  maximum_batching_window_in_seconds = var.fanout_maximum_batching_window_seconds
+  parallelization_factor             = var.fanout_parallelization_factor
+  bisect_batch_on_function_error     = var.fanout_bisect_batch_on_function_error
+  maximum_retry_attempts             = var.fanout_maximum_retry_attempts
+  maximum_record_age_in_seconds      = var.fanout_maximum_record_age_seconds
+
+  # fanout returns batchItemFailures with the first failed sequence number.
+  function_response_types = ["ReportBatchItemFailures"]
+
+  destination_config {
+    on_failure {
+      destination_arn = aws_sqs_queue.fanout_failures.arn
+    }
+  }
+
+  # Only records fanout acts on invoke it (filters are OR'ed): new or changed connections,
+  # memberships, positions and messages, and removed memberships (leave, disconnect, TTL).
+  filter_criteria {
+    filter {
+      pattern = jsonencode({
+        eventName = ["INSERT", "MODIFY"]
+        dynamodb = {
+          NewImage = {
+            kind = { S = local.fanout_upsert_kinds }
+          }
+        }
+      })
+    }
+
+    filter {
+      pattern = jsonencode({
+        eventName = ["REMOVE"]
+        dynamodb = {
+          OldImage = {
+            kind = { S = local.fanout_remove_kinds }
+          }
+        }
+      })
+    }
+  }
+
+  depends_on = [aws_iam_role_policy.fanout]
+}

@@ -1,0 +1,267 @@
+# Inputs of the Ripple module. Defaults are the ones documented in docs/deploy.md; the root
+# configuration in terraform/ repeats them (a test checks that the two stay equal).
+
+variable "name" {
+  description = "Prefix of every resource name (table, functions, API, queue, log groups)."
+  type        = string
+  default     = "ripple"
+
+  validation {
+    condition     = can(regex("^[A-Za-z][A-Za-z0-9-]{0,39}$", var.name))
+    error_message = "name must start with a letter and hold at most 40 letters, digits or dashes."
+  }
+}
+
+variable "tags" {
+  description = "Tags added to every resource that takes tags."
+  type        = map(string)
+  default     = {}
+}
+
+# --- Lambda packages ---------------------------------------------------------------------------
+
+variable "lambda_artifacts_dir" {
+  description = "Directory holding {connect,ingest,fanout}/bootstrap.zip, as written by `cargo lambda build --release --output-format zip` (target/lambda)."
+  type        = string
+}
+
+variable "architecture" {
+  description = "Lambda instruction set: arm64 (cheaper per GB-s) or x86_64. Must match how the zips were built (scripts/package.sh arm64|x86_64)."
+  type        = string
+  default     = "arm64"
+
+  validation {
+    condition     = contains(["arm64", "x86_64"], var.architecture)
+    error_message = "architecture must be arm64 or x86_64."
+  }
+}
+
+variable "log_level" {
+  description = "RUST_LOG filter for all three functions (for example info, or info,fanout=debug)."
+  type        = string
+  default     = "info"
+}
+
+variable "connect_memory_mb" {
+  description = "Memory of the connect function, in MB."
+  type        = number
+  default     = 128
+}
+
+variable "ingest_memory_mb" {
+  description = "Memory of the ingest function, in MB."
+  type        = number
+  default     = 128
+}
+
+variable "fanout_memory_mb" {
+  description = "Memory of the fanout function, in MB (CPU and network share grow with it)."
+  type        = number
+  default     = 512
+}
+
+variable "connect_timeout_seconds" {
+  description = "Timeout of the connect function, in seconds."
+  type        = number
+  default     = 10
+}
+
+variable "ingest_timeout_seconds" {
+  description = "Timeout of the ingest function, in seconds (API Gateway waits at most 29 s)."
+  type        = number
+  default     = 10
+}
+
+variable "fanout_timeout_seconds" {
+  description = "Timeout of the fanout function, in seconds."
+  type        = number
+  default     = 60
+}
+
+# --- What the handlers read (RIPPLE_* environment variables) -----------------------------------
+
+variable "connection_ttl_seconds" {
+  description = "RIPPLE_CONNECTION_TTL_SECS: lifetime of connection and membership items. API Gateway closes a connection after 2 h, so keep it at most 7800 (2 h 10 min)."
+  type        = number
+  default     = 7800
+
+  validation {
+    condition     = var.connection_ttl_seconds >= 60 && var.connection_ttl_seconds <= 7800
+    error_message = "connection_ttl_seconds must be between 60 and 7800."
+  }
+}
+
+variable "position_ttl_seconds" {
+  description = "RIPPLE_POSITION_TTL_SECS: how long a position item lives after its last write (the code's default: 15 min, beyond the connection's 10-minute idle timeout)."
+  type        = number
+  default     = 900
+
+  validation {
+    condition     = var.position_ttl_seconds >= 1 && floor(var.position_ttl_seconds) == var.position_ttl_seconds
+    error_message = "position_ttl_seconds must be a positive whole number."
+  }
+}
+
+variable "message_ttl_seconds" {
+  description = "RIPPLE_MESSAGE_TTL_SECS: how long a chat message item lives (history)."
+  type        = number
+  default     = 86400
+
+  validation {
+    condition     = var.message_ttl_seconds >= 1 && floor(var.message_ttl_seconds) == var.message_ttl_seconds
+    error_message = "message_ttl_seconds must be a positive whole number."
+  }
+}
+
+variable "fanout_max_in_flight" {
+  description = "RIPPLE_MAX_IN_FLIGHT: concurrent @connections requests per fanout instance."
+  type        = number
+  default     = 64
+
+  validation {
+    condition     = var.fanout_max_in_flight >= 1 && floor(var.fanout_max_in_flight) == var.fanout_max_in_flight
+    error_message = "fanout_max_in_flight must be a positive whole number."
+  }
+}
+
+variable "fanout_posts_per_second" {
+  description = "RIPPLE_POSTS_PER_SECOND: @connections requests per second per fanout instance. The account-wide API Gateway bucket (10,000 RPS) is shared by every concurrent invocation and by client messages."
+  type        = number
+  default     = 2000
+
+  validation {
+    condition     = var.fanout_posts_per_second >= 1 && floor(var.fanout_posts_per_second) == var.fanout_posts_per_second
+    error_message = "fanout_posts_per_second must be a positive whole number."
+  }
+}
+
+variable "enable_jwt_auth" {
+  description = "When true, connect reads RIPPLE_JWT_SECRET (HS256) from the SSM SecureString parameter named by jwt_secret_ssm_parameter_name and rejects upgrades without a valid token."
+  type        = bool
+  default     = false
+}
+
+variable "jwt_secret_ssm_parameter_name" {
+  description = "Name of the SSM SecureString parameter holding the JWT secret (read at apply time; used only when enable_jwt_auth is true)."
+  type        = string
+  default     = "/ripple/jwt-secret"
+}
+
+# --- DynamoDB ----------------------------------------------------------------------------------
+
+variable "deletion_protection" {
+  description = "Turn on DynamoDB deletion protection for the table (then terraform destroy fails until it is turned off again)."
+  type        = bool
+  default     = false
+}
+
+variable "kms_key_arn" {
+  description = "Optional customer managed KMS key for the table, the failure queue, the log groups and the functions' environment. null = AWS managed keys. The key policy must let DynamoDB, SQS, CloudWatch Logs and Lambda use it."
+  type        = string
+  default     = null
+}
+
+# --- API Gateway -------------------------------------------------------------------------------
+
+variable "stage_name" {
+  description = "API Gateway stage; the last path segment of the wss:// URL."
+  type        = string
+  default     = "prod"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_-]{1,128}$", var.stage_name))
+    error_message = "stage_name may hold only letters, digits, - and _."
+  }
+}
+
+variable "throttling_rate_limit" {
+  description = "Steady-state requests per second allowed on each route of the stage (the design load is 2,000 position messages/s in one channel)."
+  type        = number
+  default     = 3000
+}
+
+variable "throttling_burst_limit" {
+  description = "Burst of requests allowed on each route of the stage."
+  type        = number
+  default     = 1500
+}
+
+variable "manage_api_gateway_account" {
+  description = "Create the IAM role that lets API Gateway write logs and register it in this region's API Gateway account settings (needed once per account and region for access logs). Set false when something else manages aws_api_gateway_account."
+  type        = bool
+  default     = true
+}
+
+variable "log_retention_days" {
+  description = "Retention of the functions' and the API's log groups, in days."
+  type        = number
+  default     = 14
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "log_retention_days must be a value CloudWatch Logs accepts (1, 3, 5, 7, 14, 30, 60, 90, ...)."
+  }
+}
+
+# --- Fanout event source mapping (DynamoDB stream -> fanout) -----------------------------------
+
+variable "fanout_batch_size" {
+  description = "Largest number of stream records per fanout invocation (1-10000)."
+  type        = number
+  default     = 100
+
+  validation {
+    condition     = var.fanout_batch_size >= 1 && var.fanout_batch_size <= 10000
+    error_message = "fanout_batch_size must be between 1 and 10000."
+  }
+}
+
+variable "fanout_maximum_batching_window_seconds" {
+  description = "How long Lambda may wait to fill a batch (0-300 s). 0 keeps latency lowest; raising it trades latency for fewer, larger posts."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.fanout_maximum_batching_window_seconds >= 0 && var.fanout_maximum_batching_window_seconds <= 300
+    error_message = "fanout_maximum_batching_window_seconds must be between 0 and 300."
+  }
+}
+
+variable "fanout_parallelization_factor" {
+  description = "Concurrent batches per stream shard (1-10). Records of one item key stay in order at any value."
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = var.fanout_parallelization_factor >= 1 && var.fanout_parallelization_factor <= 10
+    error_message = "fanout_parallelization_factor must be between 1 and 10."
+  }
+}
+
+variable "fanout_bisect_batch_on_function_error" {
+  description = "Split a failing batch in two and retry the halves, isolating a poison record."
+  type        = bool
+  default     = true
+}
+
+variable "fanout_maximum_retry_attempts" {
+  description = "Retries of a failing batch before its metadata goes to the failure queue (-1 = until the record expires, 0-10000)."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.fanout_maximum_retry_attempts >= -1 && var.fanout_maximum_retry_attempts <= 10000
+    error_message = "fanout_maximum_retry_attempts must be between -1 and 10000."
+  }
+}
+
+variable "fanout_maximum_record_age_seconds" {
+  description = "Records older than this are not retried but sent to the failure queue (-1 = no limit, or 60-604800). Positions older than a few minutes are worthless to players."
+  type        = number
+  default     = 600
+
+  validation {
+    condition     = var.fanout_maximum_record_age_seconds == -1 || (var.fanout_maximum_record_age_seconds >= 60 && var.fanout_maximum_record_age_seconds <= 604800)
+    error_message = "fanout_maximum_record_age_seconds must be -1 or between 60 and 604800."
+  }
+}

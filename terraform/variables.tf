@@ -1,0 +1,188 @@
+# Inputs of the root configuration. Each is passed to modules/ripple unchanged, with the same default
+# (tests/tests/terraform.rs checks that they stay equal); see docs/deploy.md for what each does.
+
+variable "region" {
+  description = "AWS region to deploy to."
+  type        = string
+  default     = "us-east-1"
+}
+
+variable "name" {
+  description = "Prefix of every resource name (table, functions, API, queue, log groups)."
+  type        = string
+  default     = "ripple"
+}
+
+variable "tags" {
+  description = "Tags put on every resource through the provider's default_tags."
+  type        = map(string)
+  default     = { project = "ripple" }
+}
+
+variable "architecture" {
+  description = "Lambda instruction set: arm64 (cheaper per GB-s) or x86_64. Must match how the zips were built (scripts/package.sh arm64|x86_64)."
+  type        = string
+  default     = "arm64"
+}
+
+variable "log_level" {
+  description = "RUST_LOG filter for all three functions (for example info, or info,fanout=debug)."
+  type        = string
+  default     = "info"
+}
+
+variable "connect_memory_mb" {
+  description = "Memory of the connect function, in MB."
+  type        = number
+  default     = 128
+}
+
+variable "ingest_memory_mb" {
+  description = "Memory of the ingest function, in MB."
+  type        = number
+  default     = 128
+}
+
+variable "fanout_memory_mb" {
+  description = "Memory of the fanout function, in MB (CPU and network share grow with it)."
+  type        = number
+  default     = 512
+}
+
+variable "connect_timeout_seconds" {
+  description = "Timeout of the connect function, in seconds."
+  type        = number
+  default     = 10
+}
+
+variable "ingest_timeout_seconds" {
+  description = "Timeout of the ingest function, in seconds (API Gateway waits at most 29 s)."
+  type        = number
+  default     = 10
+}
+
+variable "fanout_timeout_seconds" {
+  description = "Timeout of the fanout function, in seconds."
+  type        = number
+  default     = 60
+}
+
+variable "connection_ttl_seconds" {
+  description = "RIPPLE_CONNECTION_TTL_SECS: lifetime of connection and membership items. API Gateway closes a connection after 2 h, so keep it at most 7800 (2 h 10 min)."
+  type        = number
+  default     = 7800
+}
+
+variable "position_ttl_seconds" {
+  description = "RIPPLE_POSITION_TTL_SECS: how long a position item lives after its last write (the code's default: 15 min, beyond the connection's 10-minute idle timeout)."
+  type        = number
+  default     = 900
+}
+
+variable "message_ttl_seconds" {
+  description = "RIPPLE_MESSAGE_TTL_SECS: how long a chat message item lives (history)."
+  type        = number
+  default     = 86400
+}
+
+variable "fanout_max_in_flight" {
+  description = "RIPPLE_MAX_IN_FLIGHT: concurrent @connections requests per fanout instance."
+  type        = number
+  default     = 64
+}
+
+variable "fanout_posts_per_second" {
+  description = "RIPPLE_POSTS_PER_SECOND: @connections requests per second per fanout instance. The account-wide API Gateway bucket (10,000 RPS) is shared by every concurrent invocation and by client messages."
+  type        = number
+  default     = 2000
+}
+
+variable "enable_jwt_auth" {
+  description = "When true, connect reads RIPPLE_JWT_SECRET (HS256) from the SSM SecureString parameter named by jwt_secret_ssm_parameter_name and rejects upgrades without a valid token."
+  type        = bool
+  default     = false
+}
+
+variable "jwt_secret_ssm_parameter_name" {
+  description = "Name of the SSM SecureString parameter holding the JWT secret (read at apply time; used only when enable_jwt_auth is true)."
+  type        = string
+  default     = "/ripple/jwt-secret"
+}
+
+variable "deletion_protection" {
+  description = "Turn on DynamoDB deletion protection for the table (then terraform destroy fails until it is turned off again)."
+  type        = bool
+  default     = false
+}
+
+variable "kms_key_arn" {
+  description = "Optional customer managed KMS key for the table, the failure queue, the log groups and the functions' environment. null = AWS managed keys. The key policy must let DynamoDB, SQS, CloudWatch Logs and Lambda use it."
+  type        = string
+  default     = null
+}
+
+variable "stage_name" {
+  description = "API Gateway stage; the last path segment of the wss:// URL."
+  type        = string
+  default     = "prod"
+}
+
+variable "throttling_rate_limit" {
+  description = "Steady-state requests per second allowed on each route of the stage (the design load is 2,000 position messages/s in one channel)."
+  type        = number
+  default     = 3000
+}
+
+variable "throttling_burst_limit" {
+  description = "Burst of requests allowed on each route of the stage."
+  type        = number
+  default     = 1500
+}
+
+variable "manage_api_gateway_account" {
+  description = "Create the IAM role that lets API Gateway write logs and register it in this region's API Gateway account settings (needed once per account and region for access logs). Set false when something else manages aws_api_gateway_account."
+  type        = bool
+  default     = true
+}
+
+variable "log_retention_days" {
+  description = "Retention of the functions' and the API's log groups, in days."
+  type        = number
+  default     = 14
+}
+
+variable "fanout_batch_size" {
+  description = "Largest number of stream records per fanout invocation (1-10000)."
+  type        = number
+  default     = 100
+}
+
+variable "fanout_maximum_batching_window_seconds" {
+  description = "How long Lambda may wait to fill a batch (0-300 s). 0 keeps latency lowest; raising it trades latency for fewer, larger posts."
+  type        = number
+  default     = 0
+}
+
+variable "fanout_parallelization_factor" {
+  description = "Concurrent batches per stream shard (1-10). Records of one item key stay in order at any value."
+  type        = number
+  default     = 2
+}
+
+variable "fanout_bisect_batch_on_function_error" {
+  description = "Split a failing batch in two and retry the halves, isolating a poison record."
+  type        = bool
+  default     = true
+}
+
+variable "fanout_maximum_retry_attempts" {
+  description = "Retries of a failing batch before its metadata goes to the failure queue (-1 = until the record expires, 0-10000)."
+  type        = number
+  default     = 5
+}
+
+variable "fanout_maximum_record_age_seconds" {
+  description = "Records older than this are not retried but sent to the failure queue (-1 = no limit, or 60-604800). Positions older than a few minutes are worthless to players."
+  type        = number
+  default     = 600
+}

@@ -1,0 +1,348 @@
+//! Test harness: real parts on loopback.
+//!
+//! - [`TestTable`]: a fresh table (stream, TTL, index) in DynamoDB Local, reached with the real
+//!   SDK client. One DynamoDB Local serves a whole run when `RIPPLE_TEST_DYNAMODB_ENDPOINT` is set
+//!   (the README's test command starts it); otherwise each test starts its own.
+//! - [`RecordingConnections`]: a real HTTP `@connections` server that records every post and can
+//!   answer 410 for chosen connection ids.
+//! - [`fixture`]: recorded DynamoDB Streams events in the exact JSON shape Lambda delivers.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use aws_lambda_events::dynamodb::Event;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::post;
+use bytes::Bytes;
+use ripple::dynamodb_local::DynamoDbLocal;
+use ripple::stream::{StartAt, StreamReader, streams_client};
+use ripple_common::config::{Settings, dynamodb_client, local_sdk_config};
+use ripple_common::connections::Connections;
+use ripple_common::store::Store;
+use serde_json::Value;
+
+/// A fresh table in DynamoDB Local.
+#[derive(Debug)]
+pub struct TestTable {
+    pub store: Store,
+    pub endpoint: String,
+    pub settings: Settings,
+    pub stream: StreamReader,
+    _own: Option<DynamoDbLocal>,
+}
+
+impl TestTable {
+    pub async fn new() -> anyhow::Result<Self> {
+        let (endpoint, own) = match std::env::var("RIPPLE_TEST_DYNAMODB_ENDPOINT") {
+            Ok(url) if !url.is_empty() => (url, None),
+            _ => {
+                let local = DynamoDbLocal::start().await?;
+                (local.endpoint.clone(), Some(local))
+            }
+        };
+        let sdk = local_sdk_config();
+        let table = format!("ripple-test-{}", uuid_suffix());
+        let store = Store::new(dynamodb_client(&sdk, Some(&endpoint)), table.clone());
+        store.create_table_if_missing().await?;
+        let arn = store
+            .stream_arn()
+            .await?
+            .context("the table has no stream")?;
+        let stream = StreamReader::new(
+            streams_client(&sdk, Some(&endpoint)),
+            arn,
+            StartAt::TrimHorizon,
+        );
+        Ok(Self {
+            store,
+            endpoint,
+            settings: Settings::for_table(table),
+            stream,
+            _own: own,
+        })
+    }
+
+    /// Every stream record written since the last call, as a Lambda event.
+    pub async fn take_stream_event(&mut self) -> anyhow::Result<Event> {
+        let mut event = Event::default();
+        // Records may take a moment to show on the stream; read until two empty polls in a row.
+        let mut empty = 0;
+        while empty < 2 {
+            let got = self.stream.poll(1000).await?;
+            if got.is_empty() {
+                empty += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            } else {
+                empty = 0;
+                event.records.extend(got);
+            }
+        }
+        Ok(event)
+    }
+
+    /// Number of items in a connection's partition (connection + memberships).
+    pub async fn connection_item_count(&self, connection_id: &str) -> anyhow::Result<usize> {
+        let out = self
+            .store
+            .client()
+            .query()
+            .table_name(self.store.table())
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(
+                ":pk",
+                aws_sdk_dynamodb::types::AttributeValue::S(ripple_common::keys::connection_pk(
+                    connection_id,
+                )),
+            )
+            .consistent_read(true)
+            .send()
+            .await?;
+        Ok(out.items.unwrap_or_default().len())
+    }
+
+    /// Number of items in the whole table (tests only: a Scan is fine here, never in Ripple).
+    pub async fn item_count(&self) -> anyhow::Result<usize> {
+        let out = self
+            .store
+            .client()
+            .scan()
+            .table_name(self.store.table())
+            .send()
+            .await?;
+        Ok(out.items.unwrap_or_default().len())
+    }
+}
+
+fn uuid_suffix() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{:x}-{}", nanos, std::process::id())
+}
+
+#[derive(Debug, Default)]
+struct Recorded {
+    posts: HashMap<String, Vec<Bytes>>,
+    gone: HashSet<String>,
+}
+
+/// A loopback `@connections` server that records posts.
+#[derive(Debug, Clone)]
+pub struct RecordingConnections {
+    pub url: String,
+    state: Arc<Mutex<Recorded>>,
+    _shutdown: Arc<tokio::sync::oneshot::Sender<()>>,
+}
+
+async fn record_post(
+    State(state): State<Arc<Mutex<Recorded>>>,
+    Path(params): Path<HashMap<String, String>>,
+    body: Bytes,
+) -> StatusCode {
+    let Some(id) = params.get("id") else {
+        return StatusCode::BAD_REQUEST;
+    };
+    let Ok(mut rec) = state.lock() else {
+        return StatusCode::INTERNAL_SERVER_ERROR;
+    };
+    if rec.gone.contains(id) {
+        return StatusCode::GONE;
+    }
+    if body.len() > 128 * 1024 {
+        return StatusCode::PAYLOAD_TOO_LARGE;
+    }
+    rec.posts.entry(id.clone()).or_default().push(body);
+    StatusCode::OK
+}
+
+impl RecordingConnections {
+    pub async fn start() -> anyhow::Result<Self> {
+        let state: Arc<Mutex<Recorded>> = Arc::default();
+        let app = Router::new()
+            .route("/@connections/{id}", post(record_post))
+            .route("/{stage}/@connections/{id}", post(record_post))
+            .with_state(Arc::clone(&state));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        Ok(Self {
+            url,
+            state,
+            _shutdown: Arc::new(tx),
+        })
+    }
+
+    /// From now on, posts to `connection_id` answer 410 Gone.
+    pub fn mark_gone(&self, connection_id: &str) {
+        if let Ok(mut rec) = self.state.lock() {
+            rec.gone.insert(connection_id.to_owned());
+        }
+    }
+
+    /// The frames posted to a connection, in order, parsed as JSON.
+    pub fn frames(&self, connection_id: &str) -> Vec<Value> {
+        self.raw_frames(connection_id)
+            .iter()
+            .map(|b| serde_json::from_slice(b).unwrap_or(Value::Null))
+            .collect()
+    }
+
+    pub fn raw_frames(&self, connection_id: &str) -> Vec<Bytes> {
+        self.state
+            .lock()
+            .map(|rec| rec.posts.get(connection_id).cloned().unwrap_or_default())
+            .unwrap_or_default()
+    }
+
+    /// Every event (inside `events` frames) posted to a connection, in order.
+    pub fn events(&self, connection_id: &str) -> Vec<Value> {
+        self.frames(connection_id)
+            .into_iter()
+            .filter(|f| f["type"] == "events")
+            .flat_map(|f| f["events"].as_array().cloned().unwrap_or_default())
+            .collect()
+    }
+
+    /// Total posts received.
+    pub fn post_count(&self) -> usize {
+        self.state
+            .lock()
+            .map(|rec| rec.posts.values().map(Vec::len).sum())
+            .unwrap_or(0)
+    }
+
+    /// A `@connections` client pointed at this server (as `RIPPLE_CONNECTIONS_ENDPOINT` would).
+    pub fn client(&self) -> Connections {
+        Connections::new(local_sdk_config(), Some(self.url.clone()))
+    }
+}
+
+/// Loads `tests/fixtures/{name}` (a Lambda DynamoDB Streams event), replacing `{{key}}`
+/// placeholders so one recording serves tests with different table names or ids.
+pub fn fixture(name: &str, replacements: &[(&str, &str)]) -> anyhow::Result<Event> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name);
+    let mut text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    for (k, v) in replacements {
+        text = text.replace(&format!("{{{{{k}}}}}"), v);
+    }
+    serde_json::from_str(&text)
+        .with_context(|| format!("decoding {} as a Lambda DynamoDB event", path.display()))
+}
+
+/// A loopback HTTP proxy in front of DynamoDB Local that answers 500 `InternalServerError` to
+/// every request whose body contains a chosen text (for example a channel name), and forwards
+/// everything else. It makes real DynamoDB calls fail for one channel only.
+#[derive(Debug, Clone)]
+pub struct FaultyDynamo {
+    pub endpoint: String,
+    _shutdown: Arc<tokio::sync::oneshot::Sender<()>>,
+}
+
+#[derive(Clone)]
+struct ProxyState {
+    upstream: String,
+    fail_when_contains: String,
+    client: hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector,
+        http_body_util::Full<Bytes>,
+    >,
+}
+
+async fn proxy(
+    State(st): State<ProxyState>,
+    req: axum::extract::Request,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let (parts, body) = req.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 16 * 1024 * 1024).await else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    if bytes
+        .windows(st.fail_when_contains.len().max(1))
+        .any(|w| w == st.fail_when_contains.as_bytes())
+    {
+        let body = r#"{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"injected by the test proxy"}"#;
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [("content-type", "application/x-amz-json-1.0")],
+            body,
+        )
+            .into_response();
+    }
+    let uri = format!(
+        "{}{}",
+        st.upstream,
+        parts.uri.path_and_query().map_or("/", |p| p.as_str())
+    );
+    let mut forward = http::Request::builder().method(parts.method).uri(uri);
+    for (k, v) in &parts.headers {
+        forward = forward.header(k, v);
+    }
+    let Ok(forward) = forward.body(http_body_util::Full::new(bytes)) else {
+        return StatusCode::BAD_GATEWAY.into_response();
+    };
+    match st.client.request(forward).await {
+        Ok(resp) => {
+            let (parts, body) = resp.into_parts();
+            match http_body_util::BodyExt::collect(body).await {
+                Ok(collected) => axum::response::Response::from_parts(
+                    parts,
+                    axum::body::Body::from(collected.to_bytes()),
+                ),
+                Err(_) => StatusCode::BAD_GATEWAY.into_response(),
+            }
+        }
+        Err(_) => StatusCode::BAD_GATEWAY.into_response(),
+    }
+}
+
+impl FaultyDynamo {
+    pub async fn start(upstream: &str, fail_when_contains: &str) -> anyhow::Result<Self> {
+        let state = ProxyState {
+            upstream: upstream.trim_end_matches('/').to_owned(),
+            fail_when_contains: fail_when_contains.to_owned(),
+            client: hyper_util::client::legacy::Client::builder(
+                hyper_util::rt::TokioExecutor::new(),
+            )
+            .build_http(),
+        };
+        let app = Router::new().fallback(proxy).with_state(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let endpoint = format!("http://{}", listener.local_addr()?);
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        Ok(Self {
+            endpoint,
+            _shutdown: Arc::new(tx),
+        })
+    }
+
+    /// A store on the same table, reached through this proxy.
+    pub fn store(&self, table: &TestTable) -> Store {
+        Store::new(
+            dynamodb_client(&local_sdk_config(), Some(&self.endpoint)),
+            table.store.table(),
+        )
+    }
+}

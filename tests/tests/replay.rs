@@ -1,0 +1,145 @@
+//! Replaying recorded DynamoDB Streams events (Lambda's JSON shape) into `fanout`, against
+//! DynamoDB Local for the members and a loopback `@connections` server for the posts.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic: a panic is a failed test
+
+use fanout::FanoutState;
+use ripple_common::items::{ConnectionItem, Endpoint, MemberItem};
+use ripple_tests::{FaultyDynamo, RecordingConnections, TestTable, fixture};
+use serde_json::json;
+
+/// Stores a connection and its memberships as `connect` would.
+async fn seed(table: &TestTable, connection_id: &str, user: &str, channels: &[&str]) {
+    let endpoint = Endpoint {
+        domain: "abc.execute-api.us-east-1.amazonaws.com".into(),
+        stage: "prod".into(),
+    };
+    let conn = ConnectionItem::new(
+        connection_id,
+        user,
+        &endpoint,
+        1_795_000_000_000,
+        4_000_000_000,
+    );
+    table.store.put_connection(&conn).await.unwrap();
+    let members: Vec<MemberItem> = channels
+        .iter()
+        .map(|c| MemberItem::new(&conn, c, 1))
+        .collect();
+    table.store.put_members(&members).await.unwrap();
+}
+
+fn fanout_state(table: &TestTable, server: &RecordingConnections) -> FanoutState {
+    FanoutState::new(table.store.clone(), server.client(), &table.settings)
+}
+
+#[tokio::test]
+async fn a_batch_reaches_each_member_once_without_its_own_events_and_stays_in_its_channel() {
+    // GIVEN alice, bob and erin in arena (erin's connection is gone), carol and frank in lobby
+    let table = TestTable::new().await.unwrap();
+    let server = RecordingConnections::start().await.unwrap();
+    seed(&table, "c-alice", "alice", &["arena"]).await;
+    seed(&table, "c-bob", "bob", &["arena"]).await;
+    seed(&table, "c-erin", "erin", &["arena"]).await;
+    seed(&table, "c-carol", "carol", &["lobby"]).await;
+    seed(&table, "c-frank", "frank", &["lobby"]).await;
+    server.mark_gone("c-erin");
+    let event = fixture("stream-two-channels.json", &[]).unwrap();
+
+    // WHEN fanout handles the recorded batch
+    let (response, report) = fanout::process(&fanout_state(&table, &server), event).await;
+
+    // THEN nothing failed
+    assert!(response.batch_item_failures.is_empty());
+    // AND bob gets one frame: alice's latest position (seq 1 coalesced away), not his messages
+    let bob = server.frames("c-bob");
+    assert_eq!(
+        bob.len(),
+        1,
+        "one events frame per recipient per batch: {bob:?}"
+    );
+    assert_eq!(
+        bob[0],
+        json!({"type":"events","events":[
+            {"type":"position","channel":"arena","user":"alice","x":3.5,"y":4.0,"z":0.0,"seq":2,"ts":1795000000050u64}
+        ]})
+    );
+    // AND alice gets bob's two messages in order, not her own position
+    let alice = server.events("c-alice");
+    let texts: Vec<_> = alice
+        .iter()
+        .map(|e| e["text"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(texts, ["hi all", "second"]);
+    assert!(alice.iter().all(|e| e["type"] == "message"));
+    // AND lobby is isolated: frank gets only carol's position, carol nothing of her own
+    let frank = server.events("c-frank");
+    assert_eq!(frank.len(), 1);
+    assert_eq!(frank[0]["user"], "carol");
+    assert_eq!(frank[0]["channel"], "lobby");
+    assert!(server.frames("c-carol").is_empty());
+    // AND the TTL removal of dave's old position was ignored
+    assert!(!server.events("c-bob").iter().any(|e| e["user"] == "dave"));
+    // AND erin's gone connection was deleted with its membership
+    assert_eq!(report.gone_removed, 1);
+    assert_eq!(table.connection_item_count("c-erin").await.unwrap(), 0);
+    assert_eq!(table.connection_item_count("c-bob").await.unwrap(), 2);
+    assert_eq!(report.updates_delivered, 1 + 2 + 1);
+}
+
+#[tokio::test]
+async fn a_channel_whose_members_cannot_be_read_fails_from_its_first_record() {
+    // GIVEN bob and alice in arena, and a batch whose second record is in channel `broken`,
+    // for which DynamoDB answers 500 InternalServerError (through a loopback proxy)
+    let table = TestTable::new().await.unwrap();
+    let server = RecordingConnections::start().await.unwrap();
+    seed(&table, "c-alice", "alice", &["arena"]).await;
+    seed(&table, "c-bob", "bob", &["arena"]).await;
+    let faulty = FaultyDynamo::start(&table.endpoint, "chan#broken")
+        .await
+        .unwrap();
+    let state = FanoutState::new(faulty.store(&table), server.client(), &table.settings);
+    let event = fixture("stream-query-failure.json", &[]).unwrap();
+    let failed_seq = event.records[1].change.sequence_number.clone();
+
+    // WHEN fanout handles it
+    let (response, report) = fanout::process(&state, event).await;
+
+    // THEN batchItemFailures names the failing record
+    assert_eq!(response.batch_item_failures.len(), 1);
+    assert_eq!(response.batch_item_failures[0].item_identifier, failed_seq);
+    assert_eq!(report.first_failed, Some(1));
+    // AND only what came before it was posted: Lambda's resend of the tail posts the rest once
+    let texts: Vec<_> = server
+        .events("c-alice")
+        .iter()
+        .map(|e| e["text"].clone())
+        .collect();
+    assert_eq!(texts, [json!("before the failure")]);
+}
+
+#[tokio::test]
+async fn a_new_connection_gets_welcome_and_odd_records_are_skipped_not_failed() {
+    // GIVEN nina's connection insert, a malformed position, a DynamoDB Local style TTL record
+    // with an unknown event name, and a message to arena where nina is a member
+    let table = TestTable::new().await.unwrap();
+    let server = RecordingConnections::start().await.unwrap();
+    seed(&table, "c-new", "nina", &["arena"]).await;
+    let event = fixture("stream-welcome-and-oddities.json", &[]).unwrap();
+
+    // WHEN fanout handles it
+    let (response, report) = fanout::process(&fanout_state(&table, &server), event).await;
+
+    // THEN nina hears welcome first, then the message
+    let frames = server.frames("c-new");
+    assert_eq!(frames.len(), 2, "{frames:?}");
+    assert_eq!(
+        frames[0],
+        json!({"type":"welcome","connectionId":"c-new","user":"nina"})
+    );
+    assert_eq!(frames[1]["events"][0]["text"], "welcome aboard");
+    // AND the malformed record is skipped (logged), not reported for retry
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(report.malformed, 1);
+    assert_eq!(report.skipped, 1);
+}

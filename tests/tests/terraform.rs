@@ -1,0 +1,1604 @@
+//! Offline checks of `terraform/` against what the code needs (`ripple_common::deploy::FUNCTIONS`).
+//!
+//! Terraform's provider registry cannot be reached here, so there is no `terraform validate`;
+//! instead every `.tf` file is parsed with an HCL parser and checked for what would break a deploy
+//! or the running functions: dangling references, zip paths, environment variables, IAM actions,
+//! the table's stream and keys, the stream → fanout mapping and the WebSocket routes.
+//!
+//! Decisions the checks encode (docs/deploy.md explains them):
+//! - Environment: each function gets exactly `env_required ∪ env_optional` minus
+//!   `RIPPLE_CONNECTIONS_ENDPOINT` (the code derives it from the request's domain and stage on
+//!   AWS). `RUST_LOG` is always set (variable `log_level`); `RIPPLE_JWT_SECRET` is set only when
+//!   auth is enabled, from an SSM parameter, so it counts as set.
+//! - IAM: a function's policy must grant at least the actions its code calls (a superset is
+//!   allowed), never `*`, `dynamodb:*` or `dynamodb:Scan`, table actions only on the table and its
+//!   indexes, stream actions only on its stream, `@connections` only on this API.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Component, Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow, bail};
+use hcl::expr::{Expression, ObjectKey, TemplateExpr, Traversal, TraversalOperator};
+use hcl::template::{Directive, Element, Template};
+use hcl::{Block, Body};
+use ripple_common::deploy::{ENV_CONNECTIONS_ENDPOINT, FUNCTIONS, FunctionSpec};
+use serde_json::Value as Json;
+
+// ------------------------------------------------------------------------------------------------
+// Loading: one `Module` per directory of `.tf` files.
+// ------------------------------------------------------------------------------------------------
+
+/// The repository's `terraform/` directory.
+fn terraform_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../terraform")
+}
+
+/// One parsed `.tf` file; `path` is relative to `terraform/`.
+struct TfFile {
+    path: String,
+    body: Body,
+}
+
+/// The `.tf` files of one directory; `dir` is relative to `terraform/` ("" = the root config).
+struct Module {
+    dir: String,
+    files: Vec<TfFile>,
+}
+
+/// Every module under `terraform/`, by directory.
+struct Config {
+    modules: BTreeMap<String, Module>,
+}
+
+/// Reads every `.tf` file under `dir` as `(path relative to dir, text)`, sorted by path.
+fn read_sources(dir: &Path) -> Result<Vec<(String, String)>> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<(String, String)>) -> Result<()> {
+        for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+            let path = entry?.path();
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            if path.is_dir() && !name.starts_with('.') {
+                walk(base, &path, out)?;
+            } else if name.ends_with(".tf") {
+                let rel = path
+                    .strip_prefix(base)?
+                    .to_string_lossy()
+                    .replace('\\', "/");
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                out.push((rel, text));
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out)?;
+    out.sort();
+    Ok(out)
+}
+
+impl Config {
+    fn load() -> Result<Config> {
+        Config::parse(&read_sources(&terraform_dir())?)
+    }
+
+    fn parse(sources: &[(String, String)]) -> Result<Config> {
+        let mut modules = BTreeMap::<String, Module>::new();
+        for (path, text) in sources {
+            let body =
+                hcl::parse(text).with_context(|| format!("terraform/{path} does not parse"))?;
+            let dir = path.rsplit_once('/').map_or("", |(d, _)| d).to_owned();
+            modules
+                .entry(dir.clone())
+                .or_insert_with(|| Module {
+                    dir,
+                    files: Vec::new(),
+                })
+                .files
+                .push(TfFile {
+                    path: path.clone(),
+                    body,
+                });
+        }
+        if modules.is_empty() {
+            bail!("no .tf files under terraform/");
+        }
+        Ok(Config { modules })
+    }
+
+    fn root(&self) -> Result<&Module> {
+        self.modules
+            .get("")
+            .ok_or_else(|| anyhow!("terraform/ has no root .tf files"))
+    }
+
+    /// The module that `caller`'s `module "<name>"` block points at with a local `source`.
+    fn called(&self, caller: &Module, name: &str) -> Result<&Module> {
+        let (file, block) = caller
+            .find("module", &[name])
+            .ok_or_else(|| anyhow!("terraform/{}: no module \"{name}\"", caller.dir))?;
+        let source = attr(&block.body, "source")
+            .map(render)
+            .ok_or_else(|| anyhow!("terraform/{file}: module \"{name}\" has no source"))?;
+        let dir = normalize(&Path::new(&caller.dir).join(&source));
+        let dir = dir.to_string_lossy().replace('\\', "/");
+        self.modules.get(&dir).ok_or_else(|| {
+            anyhow!("terraform/{file}: module \"{name}\" source {source} has no .tf files")
+        })
+    }
+
+    /// The Ripple module, as the root configuration calls it.
+    fn ripple(&self) -> Result<&Module> {
+        self.called(self.root()?, "ripple")
+    }
+}
+
+impl Module {
+    /// Every top-level block with the file it is in.
+    fn blocks(&self) -> impl Iterator<Item = (&str, &Block)> {
+        self.files
+            .iter()
+            .flat_map(|f| f.body.blocks().map(move |b| (f.path.as_str(), b)))
+    }
+
+    /// The top-level block `kind "label0" "label1" …`.
+    fn find(&self, kind: &str, labels: &[&str]) -> Option<(&str, &Block)> {
+        self.blocks()
+            .find(|(_, b)| b.identifier() == kind && label_strs(b) == labels)
+    }
+
+    /// Every `resource "<rtype>" "…"` block.
+    fn resources(&self, rtype: &str) -> Vec<(&str, &Block)> {
+        self.blocks()
+            .filter(|(_, b)| b.identifier() == "resource" && label_strs(b).first() == Some(&rtype))
+            .collect()
+    }
+
+    /// The only `resource "<rtype>"` block, with its name.
+    fn single_resource(&self, rtype: &str) -> Result<(&str, &str, &Block)> {
+        match self.resources(rtype).as_slice() {
+            [(file, block)] => Ok((file, label(block, 1), block)),
+            found => bail!(
+                "terraform/{}: expected one {rtype}, found {}",
+                self.dir,
+                found.len()
+            ),
+        }
+    }
+
+    fn variable_default(&self, name: &str) -> Option<&Expression> {
+        self.find("variable", &[name])
+            .and_then(|(_, b)| attr(&b.body, "default"))
+    }
+
+    fn local(&self, name: &str) -> Option<&Expression> {
+        self.blocks()
+            .filter(|(_, b)| b.identifier() == "locals")
+            .find_map(|(_, b)| attr(&b.body, name))
+    }
+
+    /// Follows `var.x` to its default and `local.x` to its value, through parentheses.
+    fn resolve<'a>(&'a self, mut expr: &'a Expression) -> &'a Expression {
+        for _ in 0..16 {
+            let next = match expr {
+                Expression::Parenthesis(inner) => Some(inner.as_ref()),
+                Expression::Traversal(t) => match (root_name(t), attr_path(t).as_slice()) {
+                    (Some("var"), [name]) => self.variable_default(name),
+                    (Some("local"), [name]) => self.local(name),
+                    _ => None,
+                },
+                _ => None,
+            };
+            match next {
+                Some(e) => expr = e,
+                None => break,
+            }
+        }
+        expr
+    }
+
+    /// The string an attribute resolves to (through variables and locals), if it is a literal.
+    fn literal(&self, body: &Body, key: &str) -> Option<String> {
+        match self.resolve(attr(body, key)?) {
+            Expression::String(s) => Some(s.clone()),
+            _ => None,
+        }
+    }
+
+    /// The strings of a list attribute, resolving variables and locals; other items are rendered.
+    fn strings(&self, expr: &Expression) -> Vec<String> {
+        match self.resolve(expr) {
+            Expression::Array(items) => items.iter().map(|e| render(self.resolve(e))).collect(),
+            Expression::FuncCall(f) if f.name.to_string() == "toset" && f.args.len() == 1 => {
+                self.strings(&f.args[0])
+            }
+            other => vec![render(other)],
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Small HCL helpers.
+// ------------------------------------------------------------------------------------------------
+
+fn label_strs(block: &Block) -> Vec<&str> {
+    block.labels().iter().map(|l| l.as_str()).collect()
+}
+
+fn label(block: &Block, i: usize) -> &str {
+    block.labels().get(i).map_or("", |l| l.as_str())
+}
+
+fn attr<'a>(body: &'a Body, key: &str) -> Option<&'a Expression> {
+    body.attributes().find(|a| a.key() == key).map(|a| a.expr())
+}
+
+fn sub_blocks<'a>(body: &'a Body, ident: &'a str) -> impl Iterator<Item = &'a Block> {
+    body.blocks().filter(move |b| b.identifier() == ident)
+}
+
+fn sub_block<'a>(body: &'a Body, ident: &'a str) -> Option<&'a Block> {
+    sub_blocks(body, ident).next()
+}
+
+/// An expression as it would read inside a Terraform string: `"a"` → `a`, `"${x.y}/z"` →
+/// `${x.y}/z`, `x.y` → `${x.y}`.
+fn render(expr: &Expression) -> String {
+    match expr {
+        Expression::String(s) => s.clone(),
+        Expression::TemplateExpr(t) => match t.as_ref() {
+            TemplateExpr::QuotedString(s) => s.clone(),
+            TemplateExpr::Heredoc(h) => h.template.clone(),
+        },
+        other => format!("${{{other}}}"),
+    }
+}
+
+fn key_name(key: &ObjectKey) -> String {
+    match key {
+        ObjectKey::Identifier(i) => i.to_string(),
+        ObjectKey::Expression(e) => render(e),
+        other => format!("{other:?}"),
+    }
+}
+
+fn root_name(t: &Traversal) -> Option<&str> {
+    match &t.expr {
+        Expression::Variable(v) => Some(v.as_str()),
+        _ => None,
+    }
+}
+
+/// The attribute names after a traversal's root, up to the first index or splat.
+fn attr_path(t: &Traversal) -> Vec<&str> {
+    t.operators
+        .iter()
+        .map_while(|op| match op {
+            TraversalOperator::GetAttr(name) => Some(name.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Whether `expr` (or anything in it) refers to `resource_type.name…`.
+fn mentions(expr: &Expression, prefix: &str) -> bool {
+    render(expr).contains(prefix)
+}
+
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir
+                if !matches!(
+                    out.components().next_back(),
+                    None | Some(Component::ParentDir)
+                ) =>
+            {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+// ------------------------------------------------------------------------------------------------
+// References.
+// ------------------------------------------------------------------------------------------------
+
+/// A reference `root.a.b` found in an expression (attribute names up to the first index).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Ref {
+    root: String,
+    attrs: Vec<String>,
+}
+
+impl fmt::Display for Ref {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.root)?;
+        self.attrs.iter().try_for_each(|a| write!(f, ".{a}"))
+    }
+}
+
+/// Names that are always in scope (`each.value`, `count.index`, `path.module`, …).
+const BUILTIN_ROOTS: [&str; 5] = ["each", "count", "path", "self", "terraform"];
+
+/// Collects the references in `expr`; `bound` holds names of enclosing `for`s and `dynamic`s.
+fn refs_in_expr(expr: &Expression, bound: &BTreeSet<String>, out: &mut Vec<Ref>) -> Result<()> {
+    match expr {
+        Expression::Variable(v) if !bound.contains(v.as_str()) => {
+            out.push(Ref {
+                root: v.to_string(),
+                attrs: Vec::new(),
+            });
+        }
+        Expression::Traversal(t) => {
+            match root_name(t) {
+                Some(root) if bound.contains(root) => {}
+                Some(root) => out.push(Ref {
+                    root: root.to_owned(),
+                    attrs: attr_path(t).into_iter().map(str::to_owned).collect(),
+                }),
+                None => refs_in_expr(&t.expr, bound, out)?,
+            }
+            for op in &t.operators {
+                if let TraversalOperator::Index(index) = op {
+                    refs_in_expr(index, bound, out)?;
+                }
+            }
+        }
+        Expression::Array(items) => items.iter().try_for_each(|e| refs_in_expr(e, bound, out))?,
+        Expression::Object(object) => {
+            for (key, value) in object {
+                if let ObjectKey::Expression(k) = key {
+                    refs_in_expr(k, bound, out)?;
+                }
+                refs_in_expr(value, bound, out)?;
+            }
+        }
+        Expression::TemplateExpr(t) => refs_in_template(&Template::from_expr(t)?, bound, out)?,
+        Expression::FuncCall(f) => f
+            .args
+            .iter()
+            .try_for_each(|e| refs_in_expr(e, bound, out))?,
+        Expression::Parenthesis(inner) => refs_in_expr(inner, bound, out)?,
+        Expression::Conditional(c) => {
+            for e in [&c.cond_expr, &c.true_expr, &c.false_expr] {
+                refs_in_expr(e, bound, out)?;
+            }
+        }
+        Expression::Operation(op) => match op.as_ref() {
+            hcl::expr::Operation::Unary(u) => refs_in_expr(&u.expr, bound, out)?,
+            hcl::expr::Operation::Binary(b) => {
+                refs_in_expr(&b.lhs_expr, bound, out)?;
+                refs_in_expr(&b.rhs_expr, bound, out)?;
+            }
+        },
+        Expression::ForExpr(f) => {
+            refs_in_expr(&f.collection_expr, bound, out)?;
+            let mut inner = bound.clone();
+            inner.extend(f.key_var.iter().map(|k| k.to_string()));
+            inner.insert(f.value_var.to_string());
+            let parts = [
+                f.key_expr.as_ref(),
+                Some(&f.value_expr),
+                f.cond_expr.as_ref(),
+            ];
+            parts
+                .into_iter()
+                .flatten()
+                .try_for_each(|e| refs_in_expr(e, &inner, out))?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn refs_in_template(t: &Template, bound: &BTreeSet<String>, out: &mut Vec<Ref>) -> Result<()> {
+    for element in t.elements() {
+        match element {
+            Element::Literal(_) => {}
+            Element::Interpolation(i) => refs_in_expr(&i.expr, bound, out)?,
+            Element::Directive(d) => match d.as_ref() {
+                Directive::If(d) => {
+                    refs_in_expr(&d.cond_expr, bound, out)?;
+                    refs_in_template(&d.true_template, bound, out)?;
+                    if let Some(f) = &d.false_template {
+                        refs_in_template(f, bound, out)?;
+                    }
+                }
+                Directive::For(d) => {
+                    refs_in_expr(&d.collection_expr, bound, out)?;
+                    let mut inner = bound.clone();
+                    inner.extend(d.key_var.iter().map(|k| k.to_string()));
+                    inner.insert(d.value_var.to_string());
+                    refs_in_template(&d.template, &inner, out)?;
+                }
+            },
+        }
+    }
+    Ok(())
+}
+
+/// Collects the references in a block body, skipping attributes that hold names, not values.
+fn refs_in_body(body: &Body, bound: &BTreeSet<String>, out: &mut Vec<Ref>) -> Result<()> {
+    const NOT_VALUES: [&str; 5] = ["type", "source", "version", "providers", "provider"];
+    for a in body.attributes() {
+        if !NOT_VALUES.contains(&a.key()) {
+            refs_in_expr(a.expr(), bound, out)?;
+        }
+    }
+    for block in body.blocks() {
+        match block.identifier() {
+            "lifecycle" => {
+                // ignore_changes lists attribute names; the rest are references.
+                for a in block
+                    .body
+                    .attributes()
+                    .filter(|a| a.key() != "ignore_changes")
+                {
+                    refs_in_expr(a.expr(), bound, out)?;
+                }
+            }
+            "dynamic" => {
+                let iterator = attr(&block.body, "iterator")
+                    .map_or_else(|| label(block, 0).to_owned(), render);
+                if let Some(for_each) = attr(&block.body, "for_each") {
+                    refs_in_expr(for_each, bound, out)?;
+                }
+                let mut inner = bound.clone();
+                inner.insert(iterator);
+                for content in sub_blocks(&block.body, "content") {
+                    refs_in_body(&content.body, &inner, out)?;
+                }
+            }
+            _ => refs_in_body(&block.body, bound, out)?,
+        }
+    }
+    Ok(())
+}
+
+/// What one module declares.
+#[derive(Default)]
+struct Declared {
+    variables: BTreeSet<String>,
+    locals: BTreeSet<String>,
+    resources: BTreeSet<(String, String)>,
+    data: BTreeSet<(String, String)>,
+    modules: BTreeSet<String>,
+    outputs: BTreeSet<String>,
+}
+
+impl Declared {
+    fn of(module: &Module) -> Declared {
+        let mut d = Declared::default();
+        for (_, b) in module.blocks() {
+            let pair = || (label(b, 0).to_owned(), label(b, 1).to_owned());
+            match b.identifier() {
+                "variable" => {
+                    d.variables.insert(label(b, 0).to_owned());
+                }
+                "locals" => d
+                    .locals
+                    .extend(b.body.attributes().map(|a| a.key().to_owned())),
+                "resource" => {
+                    d.resources.insert(pair());
+                }
+                "data" => {
+                    d.data.insert(pair());
+                }
+                "module" => {
+                    d.modules.insert(label(b, 0).to_owned());
+                }
+                "output" => {
+                    d.outputs.insert(label(b, 0).to_owned());
+                }
+                _ => {}
+            }
+        }
+        d
+    }
+}
+
+/// Every `var.x`, `local.x`, `module.x.y`, `data.t.n` and `t.n` resolves in its own module, and
+/// every module call passes only (and all required) variables of the module it calls.
+fn check_references(cfg: &Config, problems: &mut Vec<String>) -> Result<()> {
+    for module in cfg.modules.values() {
+        let declared = Declared::of(module);
+        for (file, block) in module.blocks() {
+            if matches!(
+                block.identifier(),
+                "terraform" | "moved" | "import" | "removed" | "check"
+            ) {
+                continue;
+            }
+            let mut refs = Vec::new();
+            refs_in_body(&block.body, &BTreeSet::new(), &mut refs).with_context(|| {
+                format!("terraform/{file}: reading {}", label_strs(block).join("."))
+            })?;
+            refs.sort();
+            refs.dedup();
+            for r in refs {
+                if let Some(why) = dangling(cfg, module, &declared, &r) {
+                    problems.push(format!("terraform/{file}: `{r}` {why}"));
+                }
+            }
+        }
+        for name in &declared.modules {
+            check_module_call(cfg, module, name, problems)?;
+        }
+    }
+    Ok(())
+}
+
+/// Why `r` does not resolve in `module`, or None when it does.
+fn dangling(cfg: &Config, module: &Module, declared: &Declared, r: &Ref) -> Option<String> {
+    let first = r.attrs.first().cloned().unwrap_or_default();
+    let second = r.attrs.get(1).cloned().unwrap_or_default();
+    let missing = |what: String| {
+        Some(format!(
+            "refers to {what}, which terraform/{} does not declare",
+            module.dir
+        ))
+    };
+    match r.root.as_str() {
+        root if BUILTIN_ROOTS.contains(&root) => None,
+        "var" if !declared.variables.contains(&first) => missing(format!("variable \"{first}\"")),
+        "local" if !declared.locals.contains(&first) => missing(format!("local \"{first}\"")),
+        "data" if !declared.data.contains(&(first.clone(), second.clone())) => {
+            missing(format!("data \"{first}\" \"{second}\""))
+        }
+        "module" if !declared.modules.contains(&first) => missing(format!("module \"{first}\"")),
+        "module" if !second.is_empty() => match cfg.called(module, &first) {
+            Ok(child) if !Declared::of(child).outputs.contains(&second) => Some(format!(
+                "refers to output \"{second}\", which terraform/{} does not declare",
+                child.dir
+            )),
+            Ok(_) => None,
+            Err(e) => Some(e.to_string()),
+        },
+        "var" | "local" | "data" | "module" => None,
+        root if r.attrs.is_empty() || !root.contains('_') => {
+            Some("is neither a declared name nor a resource type".to_owned())
+        }
+        rtype
+            if !declared
+                .resources
+                .contains(&(rtype.to_owned(), first.clone())) =>
+        {
+            missing(format!("resource \"{rtype}\" \"{first}\""))
+        }
+        _ => None,
+    }
+}
+
+fn check_module_call(
+    cfg: &Config,
+    caller: &Module,
+    name: &str,
+    problems: &mut Vec<String>,
+) -> Result<()> {
+    const META: [&str; 6] = [
+        "source",
+        "version",
+        "providers",
+        "count",
+        "for_each",
+        "depends_on",
+    ];
+    let Some((file, block)) = caller.find("module", &[name]) else {
+        return Ok(());
+    };
+    let child = cfg.called(caller, name)?;
+    let inputs = Declared::of(child).variables;
+    let passed: BTreeSet<&str> = block
+        .body
+        .attributes()
+        .map(|a| a.key())
+        .filter(|k| !META.contains(k))
+        .collect();
+    for arg in &passed {
+        if !inputs.contains(*arg) {
+            problems.push(format!("terraform/{file}: module \"{name}\" passes `{arg}`, not a variable of terraform/{}", child.dir));
+        }
+    }
+    for input in &inputs {
+        if child.variable_default(input).is_none() && !passed.contains(input.as_str()) {
+            problems.push(format!(
+                "terraform/{file}: module \"{name}\" does not pass required variable `{input}`"
+            ));
+        }
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------------------------------------------
+// Lambda functions: zip paths, runtime, environment.
+// ------------------------------------------------------------------------------------------------
+
+/// `resource "aws_lambda_function" "<package>"` of the Ripple module.
+fn function<'a>(module: &'a Module, spec: &FunctionSpec) -> Result<(&'a str, &'a Block)> {
+    module
+        .find("resource", &["aws_lambda_function", spec.package])
+        .ok_or_else(|| {
+            anyhow!(
+                "terraform/{}: no resource aws_lambda_function.{} for package {}",
+                module.dir,
+                spec.package,
+                spec.package
+            )
+        })
+}
+
+/// Where a function's `filename` points, with the module's `${var.x}` prefix replaced by what
+/// the root configuration passes and `${path.module}` by `terraform/`.
+fn zip_path(cfg: &Config, filename: &str) -> Result<PathBuf> {
+    let root = cfg.root()?;
+    let mut path = filename.to_owned();
+    if let Some(rest) = path.strip_prefix("${var.") {
+        let (var, tail) = rest
+            .split_once('}')
+            .ok_or_else(|| anyhow!("unreadable filename {filename}"))?;
+        let (_, call) = root
+            .find("module", &["ripple"])
+            .ok_or_else(|| anyhow!("no module \"ripple\" in terraform/"))?;
+        let value = attr(&call.body, var)
+            .or_else(|| cfg.ripple().ok().and_then(|m| m.variable_default(var)))
+            .ok_or_else(|| {
+                anyhow!("`var.{var}` (in {filename}) gets no value from terraform/main.tf")
+            })?;
+        path = format!("{}{tail}", render(value));
+    }
+    let dir = terraform_dir().to_string_lossy().into_owned();
+    let path = path
+        .replace("${path.module}", &dir)
+        .replace("${path.root}", &dir);
+    Ok(normalize(Path::new(&path)))
+}
+
+fn check_packages(cfg: &Config, problems: &mut Vec<String>) -> Result<()> {
+    let module = cfg.ripple()?;
+    let target = normalize(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/lambda"));
+    for spec in FUNCTIONS {
+        let (file, f) = function(module, &spec)?;
+        let at = format!("terraform/{file}: aws_lambda_function.{}", spec.package);
+        let Some(filename) = attr(&f.body, "filename").map(render) else {
+            problems.push(format!("{at} has no filename"));
+            continue;
+        };
+        let expected = target.join(spec.package).join("bootstrap.zip");
+        let actual = zip_path(cfg, &filename)?;
+        if actual != expected {
+            problems.push(format!(
+                "{at}: filename {filename} is {}, but cargo lambda writes {}",
+                actual.display(),
+                expected.display()
+            ));
+        }
+        let hash = attr(&f.body, "source_code_hash")
+            .map(render)
+            .unwrap_or_default();
+        if !hash.contains(&filename) {
+            problems.push(format!(
+                "{at}: source_code_hash `{hash}` is not the hash of {filename}"
+            ));
+        }
+        for (key, want) in [("runtime", "provided.al2023"), ("handler", "bootstrap")] {
+            let got = module.literal(&f.body, key);
+            if got.as_deref() != Some(want) {
+                problems.push(format!("{at}: {key} is {got:?}, expected {want}"));
+            }
+        }
+        let arch = attr(&f.body, "architectures")
+            .map(|e| module.strings(e))
+            .unwrap_or_default();
+        if arch != ["arm64"] {
+            problems.push(format!(
+                "{at}: architectures default to {arch:?}, expected [\"arm64\"] (x86_64 by variable)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The names of a function's environment variables, each with its value as source text.
+fn env_vars(module: &Module, function: &Block) -> Result<BTreeMap<String, String>> {
+    fn collect(
+        module: &Module,
+        expr: &Expression,
+        out: &mut BTreeMap<String, String>,
+    ) -> Result<()> {
+        match module.resolve(expr) {
+            Expression::Object(object) => {
+                for (key, value) in object {
+                    let name = key_name(key);
+                    out.insert(name, render(value));
+                }
+            }
+            Expression::FuncCall(f) if f.name.to_string() == "merge" => {
+                f.args.iter().try_for_each(|a| collect(module, a, out))?;
+            }
+            Expression::Conditional(c) => {
+                collect(module, &c.true_expr, out)?;
+                collect(module, &c.false_expr, out)?;
+            }
+            other => bail!("cannot list the environment variables in `{other}`"),
+        }
+        Ok(())
+    }
+    let mut out = BTreeMap::new();
+    if let Some(vars) =
+        sub_block(&function.body, "environment").and_then(|e| attr(&e.body, "variables"))
+    {
+        collect(module, vars, &mut out)?;
+    }
+    Ok(out)
+}
+
+/// The environment variables a function must get on AWS (see the module docs above).
+fn expected_env(spec: &FunctionSpec) -> BTreeSet<String> {
+    spec.env_required
+        .iter()
+        .chain(spec.env_optional)
+        .filter(|name| **name != ENV_CONNECTIONS_ENDPOINT)
+        .map(|name| (*name).to_owned())
+        .collect()
+}
+
+fn check_environment(cfg: &Config, problems: &mut Vec<String>) -> Result<()> {
+    let module = cfg.ripple()?;
+    let (_, table, _) = module.single_resource("aws_dynamodb_table")?;
+    for spec in FUNCTIONS {
+        let (file, f) = function(module, &spec)?;
+        let at = format!("terraform/{file}: aws_lambda_function.{}", spec.package);
+        let env = env_vars(module, f).with_context(|| at.clone())?;
+        let actual: BTreeSet<String> = env.keys().cloned().collect();
+        let expected = expected_env(&spec);
+        let missing: Vec<_> = expected.difference(&actual).collect();
+        let extra: Vec<_> = actual.difference(&expected).collect();
+        if !missing.is_empty() || !extra.is_empty() {
+            problems.push(format!(
+                "{at}: environment differs from what the code reads: missing {missing:?}, not read by the code {extra:?}"
+            ));
+        }
+        for required in spec.env_required {
+            if env.get(*required).is_some_and(|v| v.trim().is_empty()) {
+                problems.push(format!("{at}: {required} is empty"));
+            }
+        }
+        let table_name = env.get("RIPPLE_TABLE").cloned().unwrap_or_default();
+        if !table_name.contains(&format!("aws_dynamodb_table.{table}.")) {
+            problems.push(format!(
+                "{at}: RIPPLE_TABLE is `{table_name}`, not the table aws_dynamodb_table.{table}"
+            ));
+        }
+        let secret = env.get("RIPPLE_JWT_SECRET");
+        if secret.is_some_and(|s| !s.contains("data.aws_ssm_parameter.")) {
+            problems.push(format!(
+                "{at}: RIPPLE_JWT_SECRET is `{secret:?}`, not read from an SSM parameter"
+            ));
+        }
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------------------------------------------
+// IAM.
+// ------------------------------------------------------------------------------------------------
+
+/// One statement of an `aws_iam_policy_document`, resources as source text.
+#[derive(Debug)]
+struct Statement {
+    at: String,
+    allow: bool,
+    actions: Vec<String>,
+    resources: Vec<String>,
+}
+
+/// The statements of every inline policy on the role of `function`.
+fn role_statements(module: &Module, function: &Block) -> Result<Vec<Statement>> {
+    let role_ref = attr(&function.body, "role").ok_or_else(|| anyhow!("no role"))?;
+    let Expression::Traversal(t) = role_ref else {
+        bail!("role `{role_ref}` is not a reference to an aws_iam_role");
+    };
+    let role = match (root_name(t), attr_path(t).as_slice()) {
+        (Some("aws_iam_role"), [name, ..]) => (*name).to_owned(),
+        _ => bail!("role `{role_ref}` is not a reference to an aws_iam_role"),
+    };
+    let on_role = |b: &Block| {
+        attr(&b.body, "role").is_some_and(|r| mentions(r, &format!("aws_iam_role.{role}.")))
+    };
+    if let Some((file, _)) = module
+        .resources("aws_iam_role_policy_attachment")
+        .into_iter()
+        .find(|(_, b)| on_role(b))
+    {
+        bail!(
+            "terraform/{file}: a managed policy is attached to aws_iam_role.{role}; grant inline, least privilege"
+        );
+    }
+    let mut statements = Vec::new();
+    for (_, policy) in module
+        .resources("aws_iam_role_policy")
+        .into_iter()
+        .filter(|(_, b)| on_role(b))
+    {
+        let doc_ref = attr(&policy.body, "policy").map(render).unwrap_or_default();
+        let doc = doc_ref
+            .strip_prefix("${data.aws_iam_policy_document.")
+            .and_then(|rest| rest.strip_suffix(".json}"))
+            .ok_or_else(|| {
+                anyhow!("policy `{doc_ref}` is not an aws_iam_policy_document's json")
+            })?;
+        let (file, doc_block) = module
+            .find("data", &["aws_iam_policy_document", doc])
+            .ok_or_else(|| anyhow!("no data aws_iam_policy_document.{doc}"))?;
+        let contents = sub_blocks(&doc_block.body, "statement")
+            .map(|s| &s.body)
+            .chain(
+                sub_blocks(&doc_block.body, "dynamic")
+                    .filter(|d| label(d, 0) == "statement")
+                    .filter_map(|d| sub_block(&d.body, "content").map(|c| &c.body)),
+            );
+        for body in contents {
+            if attr(body, "not_actions").is_some() || attr(body, "not_resources").is_some() {
+                bail!(
+                    "terraform/{file}: data.aws_iam_policy_document.{doc} uses not_actions/not_resources"
+                );
+            }
+            let sid = module.literal(body, "sid").unwrap_or_default();
+            statements.push(Statement {
+                at: format!(
+                    "terraform/{file}: data.aws_iam_policy_document.{doc} statement \"{sid}\""
+                ),
+                allow: module.literal(body, "effect").is_none_or(|e| e == "Allow"),
+                actions: attr(body, "actions")
+                    .map(|e| module.strings(e))
+                    .unwrap_or_default(),
+                resources: attr(body, "resources")
+                    .map(|e| module.strings(e))
+                    .unwrap_or_default(),
+            });
+        }
+    }
+    Ok(statements)
+}
+
+fn check_iam(cfg: &Config, problems: &mut Vec<String>) -> Result<()> {
+    const MANAGE: &str = "execute-api:ManageConnections";
+    let module = cfg.ripple()?;
+    let (_, table, _) = module.single_resource("aws_dynamodb_table")?;
+    let table_arn = format!("${{aws_dynamodb_table.{table}.arn}}");
+    let table_resources = [table_arn.clone(), format!("{table_arn}/index/*")];
+    let stream_resources = [
+        format!("${{aws_dynamodb_table.{table}.stream_arn}}"),
+        format!("{table_arn}/stream/*"),
+    ];
+    let all_stream_actions: BTreeSet<&str> = FUNCTIONS
+        .iter()
+        .flat_map(|s| s.stream_actions.iter().copied())
+        .collect();
+
+    for spec in FUNCTIONS {
+        let (file, f) = function(module, &spec)?;
+        let at = format!("terraform/{file}: aws_lambda_function.{}", spec.package);
+        let statements = role_statements(module, f).with_context(|| at.clone())?;
+        let granted = |action: &str| {
+            statements
+                .iter()
+                .any(|s| s.allow && s.actions.iter().any(|a| a == action))
+        };
+
+        // Everything the code calls is granted …
+        let needed = spec.table_actions.iter().chain(spec.stream_actions);
+        for action in needed.filter(|a| !granted(a)) {
+            problems.push(format!(
+                "{at}: its role does not grant {action}, which the code calls"
+            ));
+        }
+        if spec.manages_connections != granted(MANAGE) {
+            problems.push(format!(
+                "{at}: {MANAGE} is {} but the code {}",
+                if granted(MANAGE) {
+                    "granted"
+                } else {
+                    "not granted"
+                },
+                if spec.manages_connections {
+                    "posts to @connections"
+                } else {
+                    "never calls @connections"
+                }
+            ));
+        }
+        if spec.stream_actions.is_empty() && all_stream_actions.iter().any(|a| granted(a)) {
+            problems.push(format!(
+                "{at}: its role may read the stream, which the code does not"
+            ));
+        }
+
+        // … and only on what it needs.
+        for s in statements.iter().filter(|s| s.allow) {
+            let wildcard = s
+                .actions
+                .iter()
+                .find(|a| matches!(a.as_str(), "*" | "dynamodb:*" | "execute-api:*"));
+            if let Some(a) =
+                wildcard.or_else(|| s.actions.iter().find(|a| a.as_str() == "dynamodb:Scan"))
+            {
+                problems.push(format!("{}: grants {a}", s.at));
+            }
+            let dynamodb: Vec<_> = s
+                .actions
+                .iter()
+                .filter(|a| a.starts_with("dynamodb:"))
+                .collect();
+            let on_stream = dynamodb
+                .iter()
+                .filter(|a| all_stream_actions.contains(a.as_str()))
+                .count();
+            let allowed: &[String] = match on_stream {
+                0 => &table_resources,
+                n if n == dynamodb.len() => &stream_resources,
+                _ => {
+                    problems.push(format!("{}: mixes table and stream actions", s.at));
+                    continue;
+                }
+            };
+            if !dynamodb.is_empty()
+                && (s.resources.is_empty() || s.resources.iter().any(|r| !allowed.contains(r)))
+            {
+                problems.push(format!(
+                    "{}: {dynamodb:?} on {:?}, expected only {allowed:?}",
+                    s.at, s.resources
+                ));
+            }
+            if s.actions.iter().any(|a| a == MANAGE) {
+                let scoped = |r: &String| {
+                    (r.starts_with("${aws_apigatewayv2_stage.")
+                        || r.starts_with("${aws_apigatewayv2_api."))
+                        && r.contains("/@connections/")
+                };
+                if s.resources.is_empty() || !s.resources.iter().all(scoped) {
+                    problems.push(format!(
+                        "{}: {MANAGE} on {:?}, expected only this API's …/@connections/*",
+                        s.at, s.resources
+                    ));
+                }
+                if !s
+                    .resources
+                    .iter()
+                    .any(|r| r.contains("/POST/@connections/"))
+                {
+                    problems.push(format!(
+                        "{}: {MANAGE} does not cover POST …/@connections/*",
+                        s.at
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------------------------------------------
+// Table, stream mapping, API routes.
+// ------------------------------------------------------------------------------------------------
+
+fn expect_literal(
+    module: &Module,
+    body: &Body,
+    key: &str,
+    want: &str,
+    at: &str,
+    problems: &mut Vec<String>,
+) {
+    let got = match attr(body, key).map(|e| module.resolve(e)) {
+        Some(Expression::Bool(b)) => Some(b.to_string()),
+        Some(Expression::Number(n)) => Some(n.to_string()),
+        Some(e) => Some(render(e)),
+        None => None,
+    };
+    if got.as_deref() != Some(want) {
+        problems.push(format!(
+            "{at}: {key} is {}, expected {want}",
+            got.as_deref().unwrap_or("unset")
+        ));
+    }
+}
+
+fn check_table(cfg: &Config, problems: &mut Vec<String>) -> Result<()> {
+    let module = cfg.ripple()?;
+    let (file, name, table) = module.single_resource("aws_dynamodb_table")?;
+    let at = format!("terraform/{file}: aws_dynamodb_table.{name}");
+    let p = &mut *problems;
+    for (key, want) in [
+        ("billing_mode", "PAY_PER_REQUEST"),
+        ("hash_key", "pk"),
+        ("range_key", "sk"),
+        ("stream_enabled", "true"),
+        ("stream_view_type", "NEW_AND_OLD_IMAGES"),
+    ] {
+        expect_literal(module, &table.body, key, want, &at, p);
+    }
+    let attributes: BTreeMap<String, String> = sub_blocks(&table.body, "attribute")
+        .map(|a| {
+            (
+                module.literal(&a.body, "name").unwrap_or_default(),
+                module.literal(&a.body, "type").unwrap_or_default(),
+            )
+        })
+        .collect();
+    for key in ["pk", "sk", "gsi1pk", "gsi1sk"] {
+        if attributes.get(key).map(String::as_str) != Some("S") {
+            p.push(format!("{at}: attribute {key} (S) is not declared"));
+        }
+    }
+    match sub_blocks(&table.body, "global_secondary_index")
+        .find(|g| module.literal(&g.body, "name").as_deref() == Some("members_by_channel"))
+    {
+        Some(gsi) => {
+            let gsi_at = format!("{at} index members_by_channel");
+            for (key, want) in [
+                ("hash_key", "gsi1pk"),
+                ("range_key", "gsi1sk"),
+                ("projection_type", "ALL"),
+            ] {
+                expect_literal(module, &gsi.body, key, want, &gsi_at, p);
+            }
+        }
+        None => p.push(format!(
+            "{at}: no global_secondary_index members_by_channel"
+        )),
+    }
+    for (block, key, want) in [
+        ("ttl", "attribute_name", "expires_at"),
+        ("ttl", "enabled", "true"),
+        ("server_side_encryption", "enabled", "true"),
+        ("point_in_time_recovery", "enabled", "true"),
+    ] {
+        match sub_block(&table.body, block) {
+            Some(b) => expect_literal(module, &b.body, key, want, &format!("{at} {block}"), p),
+            None => p.push(format!("{at}: no {block} block")),
+        }
+    }
+    Ok(())
+}
+
+/// Converts a literal expression (through variables, locals and `jsonencode`) to JSON.
+fn to_json(module: &Module, expr: &Expression) -> Result<Json> {
+    Ok(match module.resolve(expr) {
+        Expression::Null => Json::Null,
+        Expression::Bool(b) => Json::Bool(*b),
+        Expression::Number(n) => serde_json::to_value(n)?,
+        Expression::String(s) => Json::String(s.clone()),
+        Expression::Array(items) => Json::Array(
+            items
+                .iter()
+                .map(|e| to_json(module, e))
+                .collect::<Result<_>>()?,
+        ),
+        Expression::Object(object) => {
+            let mut map = serde_json::Map::new();
+            for (key, value) in object {
+                let key = key_name(key);
+                map.insert(key, to_json(module, value)?);
+            }
+            Json::Object(map)
+        }
+        Expression::FuncCall(f) if f.name.to_string() == "jsonencode" && f.args.len() == 1 => {
+            to_json(module, &f.args[0])?
+        }
+        other => bail!("`{other}` is not a literal"),
+    })
+}
+
+/// Which item kinds invoke fanout, by (eventName, image) over all filter patterns.
+fn filtered_kinds(patterns: &[Json]) -> BTreeMap<(String, String), BTreeSet<String>> {
+    let strings = |v: Option<&Json>| -> Vec<String> {
+        v.and_then(Json::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.as_str().map(str::to_owned))
+            .collect()
+    };
+    let mut out = BTreeMap::<(String, String), BTreeSet<String>>::new();
+    for pattern in patterns {
+        for event in strings(pattern.get("eventName")) {
+            for image in ["NewImage", "OldImage"] {
+                let kinds = strings(pattern.pointer(&format!("/dynamodb/{image}/kind/S")));
+                if !kinds.is_empty() {
+                    out.entry((event.clone(), image.to_owned()))
+                        .or_default()
+                        .extend(kinds);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn check_stream_mapping(cfg: &Config, problems: &mut Vec<String>) -> Result<()> {
+    let module = cfg.ripple()?;
+    let (_, table, _) = module.single_resource("aws_dynamodb_table")?;
+    let (file, name, esm) = module.single_resource("aws_lambda_event_source_mapping")?;
+    let at = format!("terraform/{file}: aws_lambda_event_source_mapping.{name}");
+    let p = &mut *problems;
+    let refers =
+        |key: &str, prefix: &str| attr(&esm.body, key).is_some_and(|e| mentions(e, prefix));
+    if !refers(
+        "event_source_arn",
+        &format!("aws_dynamodb_table.{table}.stream_arn"),
+    ) {
+        p.push(format!(
+            "{at}: event_source_arn is not aws_dynamodb_table.{table}.stream_arn"
+        ));
+    }
+    if !refers("function_name", "aws_lambda_function.fanout.") {
+        p.push(format!(
+            "{at}: function_name is not aws_lambda_function.fanout"
+        ));
+    }
+    expect_literal(module, &esm.body, "starting_position", "LATEST", &at, p);
+    expect_literal(
+        module,
+        &esm.body,
+        "bisect_batch_on_function_error",
+        "true",
+        &at,
+        p,
+    );
+    let response_types = attr(&esm.body, "function_response_types")
+        .map(|e| module.strings(e))
+        .unwrap_or_default();
+    if !response_types
+        .iter()
+        .any(|t| t == "ReportBatchItemFailures")
+    {
+        p.push(format!(
+            "{at}: function_response_types {response_types:?} lacks ReportBatchItemFailures"
+        ));
+    }
+    for key in [
+        "batch_size",
+        "maximum_batching_window_in_seconds",
+        "parallelization_factor",
+        "maximum_retry_attempts",
+        "maximum_record_age_in_seconds",
+    ] {
+        if attr(&esm.body, key).is_none() {
+            p.push(format!("{at}: {key} is not set"));
+        }
+    }
+    let destination = sub_block(&esm.body, "destination_config")
+        .and_then(|d| sub_block(&d.body, "on_failure"))
+        .and_then(|o| attr(&o.body, "destination_arn"));
+    if !destination.is_some_and(|d| mentions(d, "aws_sqs_queue.")) {
+        p.push(format!(
+            "{at}: no on_failure destination on an aws_sqs_queue"
+        ));
+    }
+    let patterns = sub_block(&esm.body, "filter_criteria")
+        .into_iter()
+        .flat_map(|c| sub_blocks(&c.body, "filter"))
+        .filter_map(|f| attr(&f.body, "pattern"))
+        .map(|e| to_json(module, e))
+        .collect::<Result<Vec<_>>>()
+        .with_context(|| format!("{at}: reading filter patterns"))?;
+    let upserts: BTreeSet<String> = ["connection", "member", "position", "message"]
+        .map(String::from)
+        .into();
+    let expected = BTreeMap::from([
+        (
+            ("INSERT".to_owned(), "NewImage".to_owned()),
+            upserts.clone(),
+        ),
+        (("MODIFY".to_owned(), "NewImage".to_owned()), upserts),
+        (
+            ("REMOVE".to_owned(), "OldImage".to_owned()),
+            BTreeSet::from(["member".to_owned()]),
+        ),
+    ]);
+    let actual = filtered_kinds(&patterns);
+    if actual != expected {
+        p.push(format!(
+            "{at}: filter criteria let through {actual:?}, expected {expected:?}"
+        ));
+    }
+    Ok(())
+}
+
+/// Every route key of the API with the function its integration invokes.
+fn routes(module: &Module) -> Result<BTreeMap<String, (String, bool)>> {
+    let mut out = BTreeMap::new();
+    for (file, route) in module.resources("aws_apigatewayv2_route") {
+        let at = format!(
+            "terraform/{file}: aws_apigatewayv2_route.{}",
+            label(route, 1)
+        );
+        let key_expr =
+            attr(&route.body, "route_key").ok_or_else(|| anyhow!("{at}: no route_key"))?;
+        let keys = match render(key_expr).as_str() {
+            "${each.value}" | "${each.key}" => {
+                let for_each = attr(&route.body, "for_each")
+                    .ok_or_else(|| anyhow!("{at}: each without for_each"))?;
+                module.strings(for_each)
+            }
+            _ => vec![render(module.resolve(key_expr))],
+        };
+        let target = attr(&route.body, "target").map(render).unwrap_or_default();
+        let integration = target
+            .strip_prefix("integrations/${aws_apigatewayv2_integration.")
+            .and_then(|rest| rest.strip_suffix(".id}"))
+            .ok_or_else(|| anyhow!("{at}: target `{target}` is not an integration"))?;
+        let (_, integration) = module
+            .find("resource", &["aws_apigatewayv2_integration", integration])
+            .ok_or_else(|| anyhow!("{at}: no aws_apigatewayv2_integration.{integration}"))?;
+        let uri = attr(&integration.body, "integration_uri")
+            .map(render)
+            .unwrap_or_default();
+        let function = uri
+            .strip_prefix("${aws_lambda_function.")
+            .and_then(|rest| rest.strip_suffix(".invoke_arn}"))
+            .ok_or_else(|| {
+                anyhow!("{at}: integration_uri `{uri}` is not a function's invoke_arn")
+            })?;
+        let route_name = label(route, 1);
+        let two_way = module
+            .literal(&route.body, "route_response_selection_expression")
+            .as_deref()
+            == Some("$default")
+            && module
+                .resources("aws_apigatewayv2_route_response")
+                .iter()
+                .any(|(_, rr)| {
+                    module.literal(&rr.body, "route_response_key").as_deref() == Some("$default")
+                        && [attr(&rr.body, "for_each"), attr(&rr.body, "route_id")]
+                            .into_iter()
+                            .flatten()
+                            .any(|e| mentions(e, &format!("aws_apigatewayv2_route.{route_name}")))
+                });
+        for key in keys {
+            out.insert(key, (function.to_owned(), two_way));
+        }
+    }
+    Ok(out)
+}
+
+fn check_api(cfg: &Config, problems: &mut Vec<String>) -> Result<()> {
+    let module = cfg.ripple()?;
+    let (file, name, api) = module.single_resource("aws_apigatewayv2_api")?;
+    let at = format!("terraform/{file}: aws_apigatewayv2_api.{name}");
+    expect_literal(
+        module,
+        &api.body,
+        "protocol_type",
+        "WEBSOCKET",
+        &at,
+        problems,
+    );
+    expect_literal(
+        module,
+        &api.body,
+        "route_selection_expression",
+        "$request.body.action",
+        &at,
+        problems,
+    );
+
+    let expected: BTreeMap<String, (String, bool)> = [
+        ("$connect", "connect", false),
+        ("$disconnect", "connect", false),
+        ("join", "ingest", true),
+        ("leave", "ingest", true),
+        ("position", "ingest", true),
+        ("message", "ingest", true),
+        ("$default", "ingest", true),
+    ]
+    .into_iter()
+    .map(|(k, f, two_way)| (k.to_owned(), (f.to_owned(), two_way)))
+    .collect();
+    let actual = routes(module)?;
+    for key in expected
+        .keys()
+        .chain(actual.keys())
+        .collect::<BTreeSet<_>>()
+    {
+        let (want, got) = (expected.get(key), actual.get(key));
+        if want != got {
+            problems.push(format!(
+                "terraform/{}: route {key:?} is (function, $default route response) {got:?}, expected {want:?}",
+                module.dir
+            ));
+        }
+    }
+    for function in ["connect", "ingest"] {
+        let allowed = module
+            .resources("aws_lambda_permission")
+            .iter()
+            .any(|(_, b)| {
+                module.literal(&b.body, "principal").as_deref() == Some("apigateway.amazonaws.com")
+                    && attr(&b.body, "function_name")
+                        .is_some_and(|e| mentions(e, &format!("aws_lambda_function.{function}.")))
+            });
+        if !allowed {
+            problems.push(format!(
+                "terraform/{}: no aws_lambda_permission lets API Gateway invoke {function}",
+                module.dir
+            ));
+        }
+    }
+    let (file, name, stage) = module.single_resource("aws_apigatewayv2_stage")?;
+    let at = format!("terraform/{file}: aws_apigatewayv2_stage.{name}");
+    let settings = sub_block(&stage.body, "default_route_settings");
+    for key in ["throttling_rate_limit", "throttling_burst_limit"] {
+        if settings.and_then(|s| attr(&s.body, key)).is_none() {
+            problems.push(format!("{at}: default_route_settings.{key} is not set"));
+        }
+    }
+    let log_destination = sub_block(&stage.body, "access_log_settings")
+        .and_then(|s| attr(&s.body, "destination_arn"));
+    if !log_destination.is_some_and(|d| mentions(d, "aws_cloudwatch_log_group.")) {
+        problems.push(format!(
+            "{at}: access logs do not go to a CloudWatch log group"
+        ));
+    }
+    let outputs = Declared::of(cfg.root()?).outputs;
+    for output in ["websocket_url", "connections_endpoint"] {
+        if !outputs.contains(output) {
+            problems.push(format!("terraform/: no output \"{output}\""));
+        }
+    }
+    Ok(())
+}
+
+/// Root variables passed to the module unchanged keep the module's default.
+fn check_root_defaults(cfg: &Config, problems: &mut Vec<String>) -> Result<()> {
+    let root = cfg.root()?;
+    let child = cfg.ripple()?;
+    let (file, call) = root
+        .find("module", &["ripple"])
+        .ok_or_else(|| anyhow!("no module \"ripple\""))?;
+    for a in call.body.attributes() {
+        let Expression::Traversal(t) = a.expr() else {
+            continue;
+        };
+        let path = attr_path(t);
+        let (Some("var"), [var]) = (root_name(t), path.as_slice()) else {
+            continue;
+        };
+        let (ours, theirs) = (root.variable_default(var), child.variable_default(a.key()));
+        if ours != theirs {
+            problems.push(format!(
+                "terraform/{file}: var.{var} defaults to {} but module variable {} defaults to {}",
+                ours.map_or("nothing".to_owned(), ToString::to_string),
+                a.key(),
+                theirs.map_or("nothing".to_owned(), ToString::to_string),
+            ));
+        }
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------------------------------------------
+// Running checks.
+// ------------------------------------------------------------------------------------------------
+
+type Check = fn(&Config, &mut Vec<String>) -> Result<()>;
+
+const ALL_CHECKS: [(&str, Check); 8] = [
+    ("references", check_references),
+    ("packages", check_packages),
+    ("environment", check_environment),
+    ("iam", check_iam),
+    ("table", check_table),
+    ("stream mapping", check_stream_mapping),
+    ("api", check_api),
+    ("root defaults", check_root_defaults),
+];
+
+/// The problems a check reports; a check that cannot run reports why as a problem.
+fn problems_of(check: Check, cfg: &Config) -> Vec<String> {
+    let mut problems = Vec::new();
+    if let Err(e) = check(cfg, &mut problems) {
+        problems.push(format!("{e:#}"));
+    }
+    problems
+}
+
+fn assert_no_problems(what: &str, problems: &[String]) -> Result<()> {
+    if problems.is_empty() {
+        return Ok(());
+    }
+    bail!(
+        "{} problem(s) with {what} in terraform/:\n  - {}",
+        problems.len(),
+        problems.join("\n  - ")
+    )
+}
+
+fn check_repo(check: Check, what: &str) -> Result<()> {
+    // GIVEN the Terraform configuration in terraform/
+    let cfg = Config::load()?;
+    // WHEN the check runs over it
+    let problems = problems_of(check, &cfg);
+    // THEN it finds nothing wrong
+    assert_no_problems(what, &problems)
+}
+
+#[test]
+fn every_reference_resolves_to_a_declaration_in_its_module() -> Result<()> {
+    check_repo(check_references, "references")
+}
+
+#[test]
+fn lambda_zips_are_where_cargo_lambda_writes_each_package() -> Result<()> {
+    check_repo(check_packages, "Lambda packages")
+}
+
+#[test]
+fn each_function_gets_exactly_the_environment_its_code_reads() -> Result<()> {
+    check_repo(check_environment, "environment variables")
+}
+
+#[test]
+fn each_role_grants_what_its_code_calls_and_nothing_broad() -> Result<()> {
+    check_repo(check_iam, "IAM")
+}
+
+#[test]
+fn table_has_the_keys_index_ttl_and_stream_fanout_expects() -> Result<()> {
+    check_repo(check_table, "the DynamoDB table")
+}
+
+#[test]
+fn stream_mapping_reports_partial_failures_and_filters_to_what_fanout_uses() -> Result<()> {
+    check_repo(check_stream_mapping, "the fanout event source mapping")
+}
+
+#[test]
+fn websocket_routes_reach_the_right_functions_and_answer_the_sender() -> Result<()> {
+    check_repo(check_api, "the WebSocket API")
+}
+
+#[test]
+fn root_configuration_keeps_the_module_defaults() -> Result<()> {
+    check_repo(check_root_defaults, "root variable defaults")
+}
+
+#[test]
+fn expected_environment_skips_only_the_derived_connections_endpoint() {
+    // GIVEN the fanout's contract, which lists RIPPLE_CONNECTIONS_ENDPOINT as optional
+    let fanout = FUNCTIONS.iter().find(|f| f.package == "fanout").copied();
+    // WHEN the expected AWS environment is computed
+    let expected = fanout.map(|f| expected_env(&f)).unwrap_or_default();
+    // THEN the endpoint is left out (derived on AWS) and the table and RUST_LOG are in
+    assert!(!expected.contains(ENV_CONNECTIONS_ENDPOINT), "{expected:?}");
+    assert!(
+        expected.contains("RIPPLE_TABLE") && expected.contains("RUST_LOG"),
+        "{expected:?}"
+    );
+}
+
+/// One deliberate breakage of `terraform/` and what the checks must then say.
+struct Breakage {
+    what: &'static str,
+    file: &'static str,
+    from: &'static str,
+    to: &'static str,
+    reported: &'static str,
+}
+
+const BREAKAGES: [Breakage; 7] = [
+    Breakage {
+        what: "a misspelt resource reference",
+        file: "modules/ripple/lambda.tf",
+        from: "event_source_arn  = aws_dynamodb_table.this.stream_arn",
+        to: "event_source_arn  = aws_dynamodb_table.thsi.stream_arn",
+        reported: "`aws_dynamodb_table.thsi.stream_arn` refers to resource \"aws_dynamodb_table\" \"thsi\"",
+    },
+    Breakage {
+        what: "an undeclared variable",
+        file: "modules/ripple/lambda.tf",
+        from: "memory_size   = var.fanout_memory_mb",
+        to: "memory_size   = var.fanout_memory",
+        reported: "`var.fanout_memory` refers to variable \"fanout_memory\"",
+    },
+    Breakage {
+        what: "an IAM action the code calls, removed",
+        file: "modules/ripple/iam.tf",
+        from: r#"actions   = ["dynamodb:Query", "dynamodb:BatchWriteItem"]"#,
+        to: r#"actions   = ["dynamodb:Query"]"#,
+        reported: "aws_lambda_function.fanout: its role does not grant dynamodb:BatchWriteItem",
+    },
+    Breakage {
+        what: "a Scan on every table",
+        file: "modules/ripple/iam.tf",
+        from: r#"actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"]
+    resources = local.table_resources"#,
+        to: r#"actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Scan"]
+    resources = ["*"]"#,
+        reported: "grants dynamodb:Scan",
+    },
+    Breakage {
+        what: "the stream view type",
+        file: "modules/ripple/dynamodb.tf",
+        from: r#"stream_view_type = "NEW_AND_OLD_IMAGES""#,
+        to: r#"stream_view_type = "NEW_IMAGE""#,
+        reported: "stream_view_type is NEW_IMAGE, expected NEW_AND_OLD_IMAGES",
+    },
+    Breakage {
+        what: "an environment variable the code reads, dropped",
+        file: "modules/ripple/lambda.tf",
+        from: "RIPPLE_MESSAGE_TTL_SECS  = tostring(var.message_ttl_seconds)",
+        to: "",
+        reported: "missing [\"RIPPLE_MESSAGE_TTL_SECS\"]",
+    },
+    Breakage {
+        what: "a zip path that is not the package's",
+        file: "modules/ripple/lambda.tf",
+        from: r#"filename      = "${var.lambda_artifacts_dir}/fanout/bootstrap.zip""#,
+        to: r#"filename      = "${var.lambda_artifacts_dir}/fan-out/bootstrap.zip""#,
+        reported: "but cargo lambda writes",
+    },
+];
+
+#[test]
+fn each_deliberate_breakage_of_the_terraform_is_reported() -> Result<()> {
+    let pristine = read_sources(&terraform_dir())?;
+    for b in &BREAKAGES {
+        // GIVEN an in-memory copy of terraform/ with one breakage
+        let mut sources = pristine.clone();
+        let (_, text) = sources
+            .iter_mut()
+            .find(|(path, _)| path == b.file)
+            .ok_or_else(|| anyhow!("{}: no terraform/{}", b.what, b.file))?;
+        if !text.contains(b.from) {
+            bail!(
+                "{}: terraform/{} no longer contains {:?}; update this test",
+                b.what,
+                b.file,
+                b.from
+            );
+        }
+        *text = text.replacen(b.from, b.to, 1);
+        let cfg = Config::parse(&sources)?;
+        // WHEN every check runs over it
+        let problems: Vec<String> = ALL_CHECKS
+            .iter()
+            .flat_map(|(_, check)| problems_of(*check, &cfg))
+            .collect();
+        // THEN the breakage is reported, naming the problem
+        if !problems.iter().any(|p| p.contains(b.reported)) {
+            bail!(
+                "{} was not reported (expected {:?}); the checks said:\n  - {}",
+                b.what,
+                b.reported,
+                problems.join("\n  - ")
+            );
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn the_unbroken_terraform_passes_every_check() -> Result<()> {
+    // GIVEN the same in-memory route the breakage test takes, with nothing changed
+    let cfg = Config::parse(&read_sources(&terraform_dir())?)?;
+    // WHEN every check runs
+    let problems: Vec<String> = ALL_CHECKS
+        .iter()
+        .flat_map(|(what, check)| {
+            problems_of(*check, &cfg)
+                .into_iter()
+                .map(move |p| format!("{what}: {p}"))
+        })
+        .collect();
+    // THEN nothing is reported, so each breakage above is what the checks react to
+    assert_no_problems("any check", &problems)
+}
