@@ -27,3 +27,6 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --no-fail-fast
 fi
+
+log "browser test (headless Chromium on the demo page)"
+bash scripts/browser-test.sh

@@ -32,6 +32,16 @@ pub enum ChannelEvent {
 }
 
 impl ChannelEvent {
+    /// When it was written (ms); a `leave` counts as news to everyone still there.
+    pub fn written_at(&self) -> u64 {
+        match self {
+            ChannelEvent::Position(p) => p.ts,
+            ChannelEvent::Message(m) => m.ts,
+            ChannelEvent::Join(m) => m.ts,
+            ChannelEvent::Leave(_) => u64::MAX,
+        }
+    }
+
     /// The wire event.
     pub fn to_event(&self) -> Event {
         match self {

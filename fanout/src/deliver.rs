@@ -93,8 +93,11 @@ pub async fn deliver_all(
     policy: &PostPolicy,
     deliveries: Vec<Delivery>,
 ) -> DeliveryReport {
-    let reports: Vec<DeliveryReport> = futures::stream::iter(deliveries)
+    let posts: Vec<_> = deliveries
+        .into_iter()
         .map(|d| deliver_one(connections, limiter, policy, d))
+        .collect();
+    let reports: Vec<DeliveryReport> = futures::stream::iter(posts)
         .buffer_unordered(policy.max_in_flight.max(1))
         .collect()
         .await;

@@ -26,6 +26,7 @@ use futures::StreamExt;
 use governor::DefaultDirectRateLimiter;
 use ripple_common::config::Settings;
 use ripple_common::connections::Connections;
+use ripple_common::error::StoreError;
 use ripple_common::items::MemberItem;
 use ripple_common::protocol::{PackedFrame, ServerFrame};
 use ripple_common::store::Store;
@@ -106,12 +107,14 @@ pub async fn process(state: &FanoutState, event: Event) -> (DynamoDbEventRespons
     }
 
     // One Query per channel; a channel whose members cannot be read fails from its first record.
-    let lookups: Vec<(String, Result<Vec<MemberItem>, _>)> =
-        futures::stream::iter(by_channel.keys().cloned())
-            .map(|channel| async move {
-                let members = state.store.channel_members(&channel).await;
-                (channel, members)
-            })
+    // Futures are collected before they are streamed: a closure inside the stream type would make
+    // the handler's future not provably `Send` for every lifetime (rust-lang/rust#102211).
+    let queries: Vec<_> = by_channel
+        .keys()
+        .map(|channel| members_of(&state.store, channel.clone()))
+        .collect();
+    let lookups: Vec<(String, Result<Vec<MemberItem>, StoreError>)> =
+        futures::stream::iter(queries)
             .buffer_unordered(MEMBER_QUERIES_IN_FLIGHT)
             .collect()
             .await;
@@ -206,20 +209,30 @@ pub async fn process(state: &FanoutState, event: Event) -> (DynamoDbEventRespons
     (response, report)
 }
 
+async fn members_of(
+    store: &Store,
+    channel: String,
+) -> (String, Result<Vec<MemberItem>, StoreError>) {
+    let members = store.channel_members(&channel).await;
+    (channel, members)
+}
+
 /// Deletes each gone connection with its memberships (their REMOVE records announce `leave`).
 async fn remove_gone(store: &Store, gone: &[String]) -> usize {
-    let results: Vec<bool> = futures::stream::iter(gone)
-        .map(|id| async move {
-            match store.delete_connection(id).await {
-                Ok(_) => true,
-                Err(err) => {
-                    tracing::warn!(connection_id = %id, error = %err, "could not delete a gone connection; TTL will");
-                    false
-                }
-            }
-        })
+    let deletions: Vec<_> = gone.iter().map(|id| delete_gone(store, id)).collect();
+    let results: Vec<bool> = futures::stream::iter(deletions)
         .buffer_unordered(MEMBER_QUERIES_IN_FLIGHT)
         .collect()
         .await;
     results.into_iter().filter(|ok| *ok).count()
+}
+
+async fn delete_gone(store: &Store, id: &str) -> bool {
+    match store.delete_connection(id).await {
+        Ok(_) => true,
+        Err(err) => {
+            tracing::warn!(connection_id = %id, error = %err, "could not delete a gone connection; TTL will");
+            false
+        }
+    }
 }

@@ -22,6 +22,8 @@ pub struct Plan {
 struct Encoded {
     index: usize,
     sender: String,
+    /// Write time; a member who joined later does not get it.
+    ts: u64,
     bytes: Vec<u8>,
 }
 
@@ -51,6 +53,7 @@ pub fn plan(
                     .ok()
                     .map(|bytes| Encoded {
                         index: c.index,
+                        ts: c.kind.written_at(),
                         sender: c.sender,
                         bytes,
                     })
@@ -67,7 +70,9 @@ pub fn plan(
         };
         for member in list {
             for e in encoded {
-                if e.sender == member.connection_id {
+                // Never your own events; nothing written before you joined, so a new connection
+                // hears `welcome` (posted from its earlier connection record) before any event.
+                if e.sender == member.connection_id || e.ts < member.ts {
                     continue;
                 }
                 recipients

@@ -3,9 +3,11 @@
 //! | module | what it holds |
 //! |---|---|
 //! | [`apigw`] | API Gateway WebSocket proxy events in the JSON shape API Gateway sends |
+//! | [`dev`] | `ripple dev`: gateway, `@connections`, stream trigger, fault injection, metrics |
 //! | [`dynamodb_local`] | installing and starting DynamoDB Local |
 //! | [`stream`] | reading a table's stream as Lambda's event source mapping does, in Lambda's JSON shape |
 
 pub mod apigw;
+pub mod dev;
 pub mod dynamodb_local;
 pub mod stream;

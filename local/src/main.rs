@@ -1,5 +1,124 @@
-//! The `ripple` command.
+//! The `ripple` command: `ripple dev` runs the whole pipeline locally.
 
-fn main() {
-    eprintln!("ripple: `ripple dev` is coming; see the README");
+use std::net::IpAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use ripple::dev::faults::FaultSpec;
+use ripple::dev::mapping::MappingConfig;
+use ripple::dev::{DevOptions, DevServer};
+
+#[derive(Parser)]
+#[command(
+    name = "ripple",
+    version,
+    about = "Ripple: real-time fan-out on AWS, run locally"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the whole pipeline on this machine: DynamoDB Local, API Gateway (WebSocket and
+    /// @connections), the stream trigger, and the connect/ingest/fanout handlers.
+    Dev(DevArgs),
+}
+
+#[derive(Args)]
+struct DevArgs {
+    /// Port for WebSockets, @connections, /demo and /metrics (0 picks a free one).
+    #[arg(long, default_value_t = 3001)]
+    port: u16,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: IpAddr,
+    /// Use this DynamoDB (e.g. http://127.0.0.1:8000) instead of starting DynamoDB Local.
+    #[arg(long)]
+    dynamodb_endpoint: Option<String>,
+    /// Table name (created with stream, TTL and index when missing).
+    #[arg(long, default_value = "ripple")]
+    table: String,
+    /// Stage for connections made at `/` (others connect at `/{stage}`).
+    #[arg(long, default_value = "local")]
+    stage: String,
+    /// Stream trigger: most records per fanout invocation (1-10000).
+    #[arg(long, default_value_t = 100)]
+    batch_size: usize,
+    /// Stream trigger: how long to gather records before invoking, in ms.
+    #[arg(long, default_value_t = 0)]
+    batching_window_ms: u64,
+    /// Stream trigger: poll interval, in ms.
+    #[arg(long, default_value_t = 50)]
+    poll_ms: u64,
+    /// Stream trigger: retries of a failing record before it is skipped.
+    #[arg(long, default_value_t = 3)]
+    max_retries: u32,
+    /// Close connections idle this long, in seconds (API Gateway: 600).
+    #[arg(long, default_value_t = 600)]
+    idle_timeout_secs: u64,
+    /// Close connections after this long, in seconds (API Gateway: 7200).
+    #[arg(long, default_value_t = 7200)]
+    max_connection_secs: u64,
+    /// Inject faults on @connections POSTs, e.g. gone=0.1,throttle=0.05,error=0.02,latency=50ms
+    #[arg(long)]
+    fault: Option<FaultSpec>,
+    /// Fanout: posts per second.
+    #[arg(long, default_value_t = ripple_common::config::DEFAULT_POSTS_PER_SECOND)]
+    posts_per_second: u32,
+    /// Fanout: posts in flight at once.
+    #[arg(long, default_value_t = ripple_common::config::DEFAULT_MAX_IN_FLIGHT)]
+    max_in_flight: usize,
+    /// Print a one-line summary of the counters every N seconds.
+    #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "5")]
+    stats: Option<u64>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    ripple_common::telemetry::init_local();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Dev(args) => dev(args).await,
+    }
+}
+
+async fn dev(args: DevArgs) -> anyhow::Result<()> {
+    let opts = DevOptions {
+        host: args.host,
+        port: args.port,
+        dynamodb_endpoint: args.dynamodb_endpoint,
+        table: args.table,
+        stage: args.stage,
+        mapping: MappingConfig {
+            batch_size: args.batch_size,
+            batching_window: Duration::from_millis(args.batching_window_ms),
+            poll_interval: Duration::from_millis(args.poll_ms.max(1)),
+            max_retries: args.max_retries,
+        },
+        idle_timeout: Duration::from_secs(args.idle_timeout_secs.max(1)),
+        max_duration: Duration::from_secs(args.max_connection_secs.max(1)),
+        faults: args.fault.unwrap_or_default(),
+        posts_per_second: args.posts_per_second,
+        max_in_flight: args.max_in_flight,
+        stats: args.stats.map(|s| Duration::from_secs(s.max(1))),
+    };
+    eprintln!("ripple dev: starting (DynamoDB Local, table, gateway, stream trigger)…");
+    let server = DevServer::start(opts).await?;
+    println!("{}", server.ready_line());
+    wait_for_stop().await?;
+    eprintln!("ripple dev: shutting down");
+    server.shutdown().await;
+    Ok(())
+}
+
+/// Ctrl-C or SIGTERM.
+async fn wait_for_stop() -> anyhow::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r?,
+        _ = term.recv() => {}
+    }
+    Ok(())
 }

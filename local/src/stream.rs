@@ -40,7 +40,11 @@ pub struct StreamReader {
     start: StartAt,
     shards: BTreeMap<String, Shard>,
     discovered_once: bool,
+    last_discovery: Option<std::time::Instant>,
 }
+
+/// How often the shard list is refreshed (new shards appear when DynamoDB rolls them over).
+const DISCOVERY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl StreamReader {
     pub fn new(client: Client, stream_arn: impl Into<String>, start: StartAt) -> Self {
@@ -51,6 +55,7 @@ impl StreamReader {
             start,
             shards: BTreeMap::new(),
             discovered_once: false,
+            last_discovery: None,
         }
     }
 
@@ -88,6 +93,7 @@ impl StreamReader {
             }
         }
         self.discovered_once = true;
+        self.last_discovery = Some(std::time::Instant::now());
         Ok(())
     }
 
@@ -102,7 +108,12 @@ impl StreamReader {
     /// Reads what is available now from every readable shard, up to `limit` records per shard.
     pub async fn poll(&mut self, limit: i32) -> anyhow::Result<Vec<EventRecord>> {
         let first = !self.discovered_once;
-        self.discover().await?;
+        let stale = self
+            .last_discovery
+            .is_none_or(|t| t.elapsed() >= DISCOVERY_INTERVAL);
+        if stale || self.shards.values().all(|s| s.finished) {
+            self.discover().await?;
+        }
         let ids: Vec<String> = self.shards.keys().cloned().collect();
         let mut records = Vec::new();
         for id in ids {

@@ -346,3 +346,140 @@ impl FaultyDynamo {
         )
     }
 }
+
+/// `ripple dev` in-process on a free port, on the run's DynamoDB Local when there is one.
+pub async fn start_dev(
+    mut opts: ripple::dev::DevOptions,
+) -> anyhow::Result<ripple::dev::DevServer> {
+    opts.port = 0;
+    opts.table = format!("ripple-dev-{}", uuid_suffix());
+    if opts.dynamodb_endpoint.is_none() {
+        opts.dynamodb_endpoint = std::env::var("RIPPLE_TEST_DYNAMODB_ENDPOINT")
+            .ok()
+            .filter(|u| !u.is_empty());
+    }
+    ripple::dev::DevServer::start(opts).await
+}
+
+/// A real WebSocket client (tokio-tungstenite) for end-to-end tests.
+pub struct WsClient {
+    ws: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    /// The connection id from `welcome`.
+    pub id: String,
+    /// Frames read while waiting for something else, oldest first.
+    pub seen: Vec<Value>,
+}
+
+impl std::fmt::Debug for WsClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WsClient").field("id", &self.id).finish()
+    }
+}
+
+/// How long an end-to-end test waits for a frame before it fails.
+pub const E2E_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+
+impl WsClient {
+    /// Connects and waits for `welcome`, which must be the first frame.
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .with_context(|| format!("connecting to {url}"))?;
+        let mut client = Self {
+            ws,
+            id: String::new(),
+            seen: Vec::new(),
+        };
+        let first = client
+            .next_frame()
+            .await?
+            .context("closed before welcome")?;
+        anyhow::ensure!(
+            first["type"] == "welcome",
+            "first frame was not welcome: {first}"
+        );
+        client.id = first["connectionId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        Ok(client)
+    }
+
+    pub async fn send(&mut self, frame: &str) -> anyhow::Result<()> {
+        use futures::SinkExt;
+        self.ws
+            .send(tokio_tungstenite::tungstenite::Message::text(frame))
+            .await?;
+        Ok(())
+    }
+
+    pub async fn send_raw(
+        &mut self,
+        msg: tokio_tungstenite::tungstenite::Message,
+    ) -> anyhow::Result<()> {
+        use futures::SinkExt;
+        self.ws.send(msg).await?;
+        Ok(())
+    }
+
+    /// The next JSON text frame; `None` when the socket closed. Fails after [`E2E_WAIT`].
+    pub async fn next_frame(&mut self) -> anyhow::Result<Option<Value>> {
+        Ok(match self.next_message().await? {
+            Some(tokio_tungstenite::tungstenite::Message::Text(t)) => {
+                Some(serde_json::from_str(&t)?)
+            }
+            Some(other) => anyhow::bail!("unexpected message {other:?}"),
+            None => None,
+        })
+    }
+
+    /// The next data or close message (pings skipped); `None` when the stream ended.
+    pub async fn next_message(
+        &mut self,
+    ) -> anyhow::Result<Option<tokio_tungstenite::tungstenite::Message>> {
+        use futures::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        loop {
+            let msg = tokio::time::timeout(E2E_WAIT, self.ws.next())
+                .await
+                .context("timed out waiting for a frame")?;
+            match msg {
+                None => return Ok(None),
+                Some(Err(e)) => return Err(e.into()),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                Some(Ok(m)) => return Ok(Some(m)),
+            }
+        }
+    }
+
+    /// Reads frames until an event matching `pred` arrives inside an `events` frame.
+    pub async fn wait_for_event(&mut self, pred: impl Fn(&Value) -> bool) -> anyhow::Result<Value> {
+        loop {
+            let frame = self
+                .next_frame()
+                .await?
+                .context("closed while waiting for an event")?;
+            let hit = frame["events"]
+                .as_array()
+                .and_then(|evs| evs.iter().find(|e| pred(e)).cloned());
+            self.seen.push(frame);
+            if let Some(e) = hit {
+                return Ok(e);
+            }
+        }
+    }
+
+    /// Every event received so far (in `seen`).
+    pub fn seen_events(&self) -> Vec<Value> {
+        self.seen
+            .iter()
+            .flat_map(|f| f["events"].as_array().cloned().unwrap_or_default())
+            .collect()
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+}

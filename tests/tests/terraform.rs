@@ -810,6 +810,9 @@ fn role_statements(module: &Module, function: &Block) -> Result<Vec<Statement>> 
         (Some("aws_iam_role"), [name, ..]) => (*name).to_owned(),
         _ => bail!("role `{role_ref}` is not a reference to an aws_iam_role"),
     };
+    if module.find("resource", &["aws_iam_role", &role]).is_none() {
+        bail!("role `{role_ref}`: no resource aws_iam_role.{role}");
+    }
     let on_role = |b: &Block| {
         attr(&b.body, "role").is_some_and(|r| mentions(r, &format!("aws_iam_role.{role}.")))
     };

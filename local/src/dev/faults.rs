@@ -1,0 +1,150 @@
+//! Fault injection on `ripple dev`'s `@connections` API:
+//! `--fault gone=0.1,throttle=0.05,error=0.02,latency=50ms`. Each POST first waits `latency`,
+//! then answers 410 with probability `gone`, 429 with `throttle`, 500 with `error`, else is served.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use rand::Rng;
+
+/// The fault mix.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FaultSpec {
+    pub gone: f64,
+    pub throttle: f64,
+    pub error: f64,
+    pub latency: Duration,
+}
+
+impl FromStr for FaultSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut spec = FaultSpec::default();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (key, value) = part.split_once('=').ok_or_else(|| {
+                format!("`{part}`: expected key=value (gone, throttle, error, latency)")
+            })?;
+            let prob = || -> Result<f64, String> {
+                value
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|p| (0.0..=1.0).contains(p))
+                    .ok_or_else(|| {
+                        format!("`{key}={value}`: expected a probability between 0 and 1")
+                    })
+            };
+            match key {
+                "gone" => spec.gone = prob()?,
+                "throttle" => spec.throttle = prob()?,
+                "error" => spec.error = prob()?,
+                "latency" => {
+                    let ms = value.strip_suffix("ms").unwrap_or(value);
+                    spec.latency = Duration::from_millis(ms.parse::<u64>().map_err(|_| {
+                        format!("`latency={value}`: expected milliseconds, e.g. 50ms")
+                    })?);
+                }
+                other => {
+                    return Err(format!(
+                        "unknown fault `{other}`: use gone, throttle, error or latency"
+                    ));
+                }
+            }
+        }
+        if spec.gone + spec.throttle + spec.error > 1.0 {
+            return Err("gone + throttle + error must not exceed 1".into());
+        }
+        Ok(spec)
+    }
+}
+
+/// An injected answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    Gone,
+    Throttle,
+    Error,
+}
+
+impl Fault {
+    pub fn response(self) -> Response {
+        let (status, kind) = match self {
+            Fault::Gone => (StatusCode::GONE, "GoneException"),
+            Fault::Throttle => (StatusCode::TOO_MANY_REQUESTS, "LimitExceededException"),
+            Fault::Error => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalServerErrorException",
+            ),
+        };
+        let mut r = (status, format!(r#"{{"message":"injected {kind}"}}"#)).into_response();
+        if let Ok(v) = axum::http::HeaderValue::from_str(kind) {
+            r.headers_mut().insert("x-amzn-errortype", v);
+        }
+        r
+    }
+}
+
+/// Shared, cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    spec: Arc<FaultSpec>,
+}
+
+impl Faults {
+    pub fn new(spec: FaultSpec) -> Self {
+        Self {
+            spec: Arc::new(spec),
+        }
+    }
+
+    /// Waits the injected latency, then draws a fault (or none).
+    pub async fn pick(&self) -> Option<Fault> {
+        if !self.spec.latency.is_zero() {
+            tokio::time::sleep(self.spec.latency).await;
+        }
+        let total = self.spec.gone + self.spec.throttle + self.spec.error;
+        if total <= 0.0 {
+            return None;
+        }
+        let r: f64 = rand::rng().random();
+        if r < self.spec.gone {
+            Some(Fault::Gone)
+        } else if r < self.spec.gone + self.spec.throttle {
+            Some(Fault::Throttle)
+        } else if r < total {
+            Some(Fault::Error)
+        } else {
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fault_spec_parses_and_bad_ones_say_why() {
+        let spec: FaultSpec = "gone=0.1,throttle=0.05,error=0.02,latency=50ms"
+            .parse()
+            .unwrap();
+        assert_eq!(spec.gone, 0.1);
+        assert_eq!(spec.latency, Duration::from_millis(50));
+        assert!(
+            "gone=2"
+                .parse::<FaultSpec>()
+                .unwrap_err()
+                .contains("between 0 and 1")
+        );
+        assert!(
+            "boom=0.1"
+                .parse::<FaultSpec>()
+                .unwrap_err()
+                .contains("unknown fault")
+        );
+        assert!("gone=0.6,error=0.6".parse::<FaultSpec>().is_err());
+    }
+}

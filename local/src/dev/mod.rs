@@ -1,0 +1,248 @@
+//! `ripple dev`: the whole pipeline on one machine. DynamoDB Local (started unless an endpoint
+//! is given), the table (stream, TTL, index), API Gateway's WebSocket and `@connections` APIs on
+//! one port ([`gateway`]), and the stream trigger ([`mapping`]) calling the very `connect`,
+//! `ingest` and `fanout` handlers Lambda runs.
+
+pub mod faults;
+pub mod gateway;
+pub mod mapping;
+pub mod metrics;
+pub mod registry;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use connect::ConnectState;
+use fanout::FanoutState;
+use ingest::IngestState;
+use ripple_common::config::{Settings, dynamodb_client, local_sdk_config};
+use ripple_common::connections::Connections;
+use ripple_common::store::Store;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::dynamodb_local::DynamoDbLocal;
+use crate::stream::{StartAt, StreamReader, streams_client};
+use faults::{FaultSpec, Faults};
+use gateway::{Gateway, GatewayConfig};
+use mapping::MappingConfig;
+use metrics::Metrics;
+
+/// Everything `ripple dev` can be told.
+#[derive(Debug, Clone)]
+pub struct DevOptions {
+    pub host: IpAddr,
+    /// 0 picks a free port.
+    pub port: u16,
+    pub dynamodb_endpoint: Option<String>,
+    pub table: String,
+    pub stage: String,
+    pub mapping: MappingConfig,
+    pub idle_timeout: Duration,
+    pub max_duration: Duration,
+    pub faults: FaultSpec,
+    pub posts_per_second: u32,
+    pub max_in_flight: usize,
+    /// Print a one-line summary this often.
+    pub stats: Option<Duration>,
+}
+
+impl Default for DevOptions {
+    fn default() -> Self {
+        Self {
+            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 3001,
+            dynamodb_endpoint: None,
+            table: "ripple".into(),
+            stage: "local".into(),
+            mapping: MappingConfig::default(),
+            idle_timeout: Duration::from_secs(600),
+            max_duration: Duration::from_secs(7200),
+            faults: FaultSpec::default(),
+            posts_per_second: ripple_common::config::DEFAULT_POSTS_PER_SECOND,
+            max_in_flight: ripple_common::config::DEFAULT_MAX_IN_FLIGHT,
+            stats: None,
+        }
+    }
+}
+
+/// A running local stack.
+#[derive(Debug)]
+pub struct DevServer {
+    pub addr: SocketAddr,
+    pub dynamodb_endpoint: String,
+    pub table: String,
+    pub metrics: Metrics,
+    pub store: Store,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    dynamodb: Option<DynamoDbLocal>,
+}
+
+impl DevServer {
+    /// Starts everything; returns once it serves.
+    pub async fn start(opts: DevOptions) -> anyhow::Result<Self> {
+        let (dynamodb, endpoint) = match &opts.dynamodb_endpoint {
+            Some(url) => (None, url.clone()),
+            None => {
+                let local = DynamoDbLocal::start()
+                    .await
+                    .context("starting DynamoDB Local")?;
+                let url = local.endpoint.clone();
+                (Some(local), url)
+            }
+        };
+        let sdk = local_sdk_config();
+        let store = Store::new(dynamodb_client(&sdk, Some(&endpoint)), opts.table.clone());
+        let created = store
+            .create_table_if_missing()
+            .await
+            .with_context(|| format!("creating table {} at {endpoint}", opts.table))?;
+        let arn = store.stream_arn().await?.with_context(|| {
+            format!(
+                "table {} has no stream: enable NEW_AND_OLD_IMAGES",
+                opts.table
+            )
+        })?;
+        let start = if created {
+            StartAt::TrimHorizon
+        } else {
+            StartAt::Latest
+        };
+        let reader = StreamReader::new(streams_client(&sdk, Some(&endpoint)), arn, start);
+
+        let listener = tokio::net::TcpListener::bind((opts.host, opts.port))
+            .await
+            .with_context(|| {
+                format!(
+                    "binding {}:{} (is another ripple dev running? try --port)",
+                    opts.host, opts.port
+                )
+            })?;
+        let addr = listener.local_addr()?;
+        let loopback = if addr.ip().is_unspecified() {
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), addr.port())
+        } else {
+            addr
+        };
+
+        let mut settings = Settings::for_table(opts.table.clone());
+        settings.posts_per_second = opts.posts_per_second;
+        settings.max_in_flight = opts.max_in_flight;
+        settings.connections_endpoint = Some(format!("http://{loopback}"));
+        let metrics = Metrics::default();
+        let gateway = Gateway {
+            connect: ConnectState {
+                store: store.clone(),
+                settings: settings.clone(),
+            },
+            ingest: IngestState {
+                store: store.clone(),
+                settings: settings.clone(),
+            },
+            registry: registry::Registry::default(),
+            config: GatewayConfig {
+                default_stage: opts.stage.clone(),
+                idle_timeout: opts.idle_timeout,
+                max_duration: opts.max_duration,
+            },
+            faults: Faults::new(opts.faults.clone()),
+            metrics: metrics.clone(),
+        };
+        let registry = gateway.registry.clone();
+        let fanout = Arc::new(FanoutState::new(
+            store.clone(),
+            Connections::new(sdk.clone(), settings.connections_endpoint.clone()),
+            &settings,
+        ));
+
+        let (shutdown, watch_rx) = watch::channel(false);
+        let mut tasks = Vec::new();
+        let app = gateway::router(gateway).into_make_service_with_connect_info::<SocketAddr>();
+        let mut server_stop = watch_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = server_stop.wait_for(|stop| *stop).await;
+                })
+                .await;
+            if let Err(err) = served {
+                tracing::error!(error = %err, "the gateway stopped");
+            }
+        }));
+        let mapping_metrics = metrics.clone();
+        tasks.push(tokio::spawn(mapping::run(
+            reader,
+            opts.mapping.clone(),
+            move |event| {
+                let fanout = Arc::clone(&fanout);
+                let metrics = mapping_metrics.clone();
+                async move {
+                    let (response, report) = fanout::process(&fanout, event).await;
+                    metrics.fanout(&report);
+                    response
+                }
+            },
+            watch_rx.clone(),
+        )));
+        if let Some(every) = opts.stats {
+            let metrics = metrics.clone();
+            let mut stop = watch_rx.clone();
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(every) => eprintln!("ripple stats: {}", metrics.summary(registry.len())),
+                        _ = stop.changed() => break,
+                    }
+                }
+            }));
+        }
+        Ok(Self {
+            addr: loopback,
+            dynamodb_endpoint: endpoint,
+            table: opts.table,
+            metrics,
+            store,
+            shutdown,
+            tasks,
+            dynamodb,
+        })
+    }
+
+    pub fn http_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}", self.addr)
+    }
+
+    /// The ready line.
+    pub fn ready_line(&self) -> String {
+        format!(
+            "ripple dev ready: ws://{a}/?user=NAME&channel=NAME  demo http://{a}/demo  @connections http://{a}/@connections/{{id}}  metrics http://{a}/metrics  DynamoDB {d} (table {t})",
+            a = self.addr,
+            d = self.dynamodb_endpoint,
+            t = self.table
+        )
+    }
+
+    /// Stops the gateway, the stream trigger and DynamoDB Local (if it was started here).
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        for task in self.tasks.drain(..) {
+            let abort = task.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(3), task)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
+        }
+        if let Some(local) = self.dynamodb.take() {
+            local.stop().await;
+        }
+    }
+}
