@@ -385,11 +385,11 @@ fn iso8601(ms: u64) -> String {
 /// `@connections/{id}` as API Gateway answers it.
 async fn manage(gw: &Gateway, id: &str, method: axum::http::Method, body: Bytes) -> Response {
     use axum::http::Method;
-    if method == Method::POST {
-        if let Some(fault) = gw.faults.pick().await {
-            gw.metrics.post_faulted();
-            return fault.response();
-        }
+    if method == Method::POST
+        && let Some(fault) = gw.faults.pick().await
+    {
+        gw.metrics.post_faulted();
+        return fault.response();
     }
     let Some(conn) = gw.registry.get(id) else {
         if method == Method::POST {
