@@ -18,6 +18,8 @@ module "ripple" {
   connection_ttl_seconds                 = var.connection_ttl_seconds
   position_ttl_seconds                   = var.position_ttl_seconds
   message_ttl_seconds                    = var.message_ttl_seconds
+  position_rate                          = var.position_rate
+  message_rate                           = var.message_rate
   fanout_max_in_flight                   = var.fanout_max_in_flight
   fanout_posts_per_second                = var.fanout_posts_per_second
   enable_jwt_auth                        = var.enable_jwt_auth

@@ -85,6 +85,18 @@ variable "message_ttl_seconds" {
   default     = 86400
 }
 
+variable "position_rate" {
+  description = "RIPPLE_POSITION_RATE: positions one connection may publish per second (per ingest instance)."
+  type        = number
+  default     = 30
+}
+
+variable "message_rate" {
+  description = "RIPPLE_MESSAGE_RATE: chat messages one connection may publish per second (per ingest instance)."
+  type        = number
+  default     = 5
+}
+
 variable "fanout_max_in_flight" {
   description = "RIPPLE_MAX_IN_FLIGHT: concurrent @connections requests per fanout instance."
   type        = number

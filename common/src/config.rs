@@ -20,6 +20,11 @@ pub const DEFAULT_MAX_IN_FLIGHT: usize = 64;
 /// Posts per second per fanout instance (the account's budget is 10,000/s for the whole fleet).
 pub const DEFAULT_POSTS_PER_SECOND: u32 = 2_000;
 
+/// Positions a connection may publish per second (bursts up to the same number).
+pub const DEFAULT_POSITION_RATE: u32 = 30;
+/// Chat messages a connection may publish per second (bursts up to twice that).
+pub const DEFAULT_MESSAGE_RATE: u32 = 5;
+
 /// Settings of all three functions; each reads only what it uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -32,6 +37,8 @@ pub struct Settings {
     pub max_in_flight: usize,
     pub posts_per_second: u32,
     pub jwt_secret: Option<String>,
+    pub position_rate: u32,
+    pub message_rate: u32,
 }
 
 impl Settings {
@@ -46,6 +53,8 @@ impl Settings {
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             posts_per_second: DEFAULT_POSTS_PER_SECOND,
             jwt_secret: None,
+            position_rate: DEFAULT_POSITION_RATE,
+            message_rate: DEFAULT_MESSAGE_RATE,
         }
     }
 
@@ -94,6 +103,13 @@ impl Settings {
             "a positive number of posts per second",
         )? {
             s.posts_per_second = u32::try_from(n).unwrap_or(u32::MAX);
+        }
+        const RATE: &str = "a positive number per second per connection";
+        if let Some(n) = number(ENV_POSITION_RATE, RATE)? {
+            s.position_rate = u32::try_from(n).unwrap_or(u32::MAX);
+        }
+        if let Some(n) = number(ENV_MESSAGE_RATE, RATE)? {
+            s.message_rate = u32::try_from(n).unwrap_or(u32::MAX);
         }
         if let Some(url) = get(ENV_CONNECTIONS_ENDPOINT) {
             if !(url.starts_with("http://") || url.starts_with("https://")) {

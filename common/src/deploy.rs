@@ -27,6 +27,8 @@ pub const ENV_MESSAGE_TTL_SECS: &str = "RIPPLE_MESSAGE_TTL_SECS";
 pub const ENV_CONNECTIONS_ENDPOINT: &str = "RIPPLE_CONNECTIONS_ENDPOINT";
 pub const ENV_MAX_IN_FLIGHT: &str = "RIPPLE_MAX_IN_FLIGHT";
 pub const ENV_POSTS_PER_SECOND: &str = "RIPPLE_POSTS_PER_SECOND";
+pub const ENV_POSITION_RATE: &str = "RIPPLE_POSITION_RATE";
+pub const ENV_MESSAGE_RATE: &str = "RIPPLE_MESSAGE_RATE";
 pub const ENV_RUST_LOG: &str = "RUST_LOG";
 
 pub const CONNECT: FunctionSpec = FunctionSpec {
@@ -45,7 +47,13 @@ pub const CONNECT: FunctionSpec = FunctionSpec {
 pub const INGEST: FunctionSpec = FunctionSpec {
     package: "ingest",
     env_required: &[ENV_TABLE],
-    env_optional: &[ENV_POSITION_TTL_SECS, ENV_MESSAGE_TTL_SECS, ENV_RUST_LOG],
+    env_optional: &[
+        ENV_POSITION_TTL_SECS,
+        ENV_MESSAGE_TTL_SECS,
+        ENV_POSITION_RATE,
+        ENV_MESSAGE_RATE,
+        ENV_RUST_LOG,
+    ],
     table_actions: &[
         "dynamodb:GetItem",
         "dynamodb:PutItem",

@@ -3,6 +3,7 @@
 //!
 //! | module | what it holds |
 //! |---|---|
+//! | [`auth`] | HS256 JWT verification for `$connect` |
 //! | [`keys`] | table, index and attribute names; key builders for every item kind |
 //! | [`items`] | one serde type per DynamoDB item, used with the SDK and to decode stream images |
 //! | [`protocol`] | the wire protocol: client frames (parsed and validated) and server frames |
@@ -13,6 +14,7 @@
 //! | [`error`] | the error types |
 //! | [`telemetry`] | tracing set-up shared by the binaries |
 
+pub mod auth;
 pub mod config;
 pub mod connections;
 pub mod deploy;

@@ -2,10 +2,13 @@
 //!
 //! `$connect` stores the connection (id, user, the domain and stage to call back, connect time,
 //! TTL) and one membership per `channel` query parameter, then answers 200. A bad request answers
-//! 400 and writes nothing. `$disconnect` deletes the connection and its memberships.
+//! 400 and writes nothing. With `RIPPLE_JWT_SECRET` set, the identity is the `sub` of an HS256
+//! JWT from `?token=` or `Sec-WebSocket-Protocol`; a missing, expired or badly signed token
+//! answers 401 and writes nothing. `$disconnect` deletes the connection and its memberships.
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use aws_lambda_events::encodings::Body;
+use ripple_common::auth::{self, AuthError};
 use ripple_common::config::Settings;
 use ripple_common::items::{ConnectionItem, Endpoint, MemberItem};
 use ripple_common::protocol::{Refusal, validate_channel, validate_user};
@@ -53,19 +56,63 @@ pub async fn handle(
 pub struct ConnectRequest {
     pub user: String,
     pub channels: Vec<String>,
+    /// The `Sec-WebSocket-Protocol` value to echo (browsers drop a socket whose offered
+    /// protocol is not echoed): the token's when it came that way, else the first offered.
+    pub protocol: Option<String>,
 }
 
-/// Reads `user` and `channel` from the query string; refuses bad names or too many channels.
+/// Why a connect is refused.
+#[derive(Debug, PartialEq)]
+pub enum ConnectRefusal {
+    /// 400: bad parameters.
+    BadRequest(Refusal),
+    /// 401: auth is on and the token is missing, expired or badly signed.
+    Unauthorized(AuthError),
+}
+
+fn offered_protocols(req: &ApiGatewayWebsocketProxyRequest) -> Vec<String> {
+    req.headers
+        .get_all("sec-websocket-protocol")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|p| p.trim().to_owned())
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
+/// Reads identity (`token` or `user`) and `channel`s from the request.
 pub fn parse_connect(
     req: &ApiGatewayWebsocketProxyRequest,
     connection_id: &str,
-) -> Result<ConnectRequest, Refusal> {
-    let user = req
-        .query_string_parameters
-        .first("user")
-        .map(str::to_owned)
-        .unwrap_or_else(|| connection_id.to_owned());
-    validate_user(&user)?;
+    jwt_secret: Option<&str>,
+    now_secs: u64,
+) -> Result<ConnectRequest, ConnectRefusal> {
+    let offered = offered_protocols(req);
+    let mut protocol = offered.first().cloned();
+    let user = match jwt_secret {
+        Some(secret) => {
+            let from_query = req
+                .query_string_parameters
+                .first("token")
+                .map(str::to_owned);
+            let from_protocol = offered.iter().find(|p| auth::looks_like_jwt(p)).cloned();
+            if from_query.is_none() {
+                protocol = from_protocol.clone().or(protocol);
+            }
+            let token = from_query
+                .or(from_protocol)
+                .ok_or(ConnectRefusal::Unauthorized(AuthError::Missing))?;
+            auth::verify_hs256(&token, secret.as_bytes(), now_secs)
+                .map_err(ConnectRefusal::Unauthorized)?
+        }
+        None => req
+            .query_string_parameters
+            .first("user")
+            .map(str::to_owned)
+            .unwrap_or_else(|| connection_id.to_owned()),
+    };
+    validate_user(&user).map_err(ConnectRefusal::BadRequest)?;
     let mut channels: Vec<String> = Vec::new();
     let listed = req
         .multi_value_query_string_parameters
@@ -73,18 +120,22 @@ pub fn parse_connect(
         .or_else(|| req.query_string_parameters.all("channel"))
         .unwrap_or_default();
     for channel in listed {
-        validate_channel(channel)?;
+        validate_channel(channel).map_err(ConnectRefusal::BadRequest)?;
         if !channels.iter().any(|c| c == channel) {
             channels.push(channel.to_owned());
         }
     }
     if channels.len() > MAX_CHANNELS_AT_CONNECT {
-        return Err(Refusal::new(
+        return Err(ConnectRefusal::BadRequest(Refusal::new(
             ripple_common::protocol::ErrorCode::BadRequest,
             format!("at most {MAX_CHANNELS_AT_CONNECT} channels at connect"),
-        ));
+        )));
     }
-    Ok(ConnectRequest { user, channels })
+    Ok(ConnectRequest {
+        user,
+        channels,
+        protocol,
+    })
 }
 
 async fn on_connect(
@@ -92,11 +143,16 @@ async fn on_connect(
     req: &ApiGatewayWebsocketProxyRequest,
     connection_id: &str,
 ) -> ApiGatewayProxyResponse {
-    let request = match parse_connect(req, connection_id) {
+    let secret = state.settings.jwt_secret.as_deref();
+    let request = match parse_connect(req, connection_id, secret, ripple_common::now_ms() / 1000) {
         Ok(r) => r,
-        Err(refusal) => {
+        Err(ConnectRefusal::BadRequest(refusal)) => {
             tracing::info!(connection_id, reason = %refusal, "connect refused");
             return response(400, Some(&refusal.message));
+        }
+        Err(ConnectRefusal::Unauthorized(why)) => {
+            tracing::info!(connection_id, reason = %why, "connect unauthorized");
+            return response(401, Some("Unauthorized"));
         }
     };
     let ctx = &req.request_context;

@@ -1,8 +1,10 @@
-//! Posting frames: bounded concurrency, a GCRA limiter pacing every attempt, bounded retries
-//! with exponential backoff and jitter for 429 / 5xx / timeouts, 410 collected for clean-up.
+//! Posting frames: bounded concurrency; a GCRA limiter with jitter pacing every attempt, which
+//! also slows down when API Gateway answers 429 and recovers as posts succeed; bounded retries
+//! with full-jitter exponential backoff for 429 / 5xx / timeouts inside a per-invocation retry
+//! budget; 410 collected for clean-up; 413 and 403 reported, never retried.
 
 use std::num::NonZeroU32;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -11,7 +13,7 @@ use rand::Rng;
 use ripple_common::connections::{Connections, PostOutcome};
 use ripple_common::protocol::PackedFrame;
 
-/// How posts are paced and retried.
+/// How posts are retried.
 #[derive(Debug, Clone)]
 pub struct PostPolicy {
     /// Posts in flight at once.
@@ -20,6 +22,9 @@ pub struct PostPolicy {
     pub max_attempts: u32,
     /// First backoff; doubles each retry, with full jitter.
     pub base_backoff: Duration,
+    /// Retries one invocation may spend: `retry_budget_base` plus this fraction of its frames.
+    pub retry_budget_ratio: f64,
+    pub retry_budget_base: u64,
 }
 
 impl Default for PostPolicy {
@@ -28,19 +33,72 @@ impl Default for PostPolicy {
             max_in_flight: ripple_common::config::DEFAULT_MAX_IN_FLIGHT,
             max_attempts: 4,
             base_backoff: Duration::from_millis(25),
+            retry_budget_ratio: 0.5,
+            retry_budget_base: 20,
         }
     }
 }
 
-/// Builds the per-instance limiter: `per_second` posts a second, bursts of up to `burst`.
-pub fn limiter(per_second: u32, burst: usize) -> Arc<DefaultDirectRateLimiter> {
-    let rate = NonZeroU32::new(per_second.max(1)).unwrap_or(NonZeroU32::MIN);
-    let burst = u32::try_from(burst.max(1))
-        .unwrap_or(u32::MAX)
-        .min(rate.get());
-    let quota =
-        Quota::per_second(rate).allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN));
-    Arc::new(RateLimiter::direct(quota))
+/// Most extra delay the pacer adds per post after 429s.
+const MAX_SLOWDOWN: Duration = Duration::from_millis(250);
+
+/// Paces posts for one fanout instance: the GCRA limiter (`posts_per_second`, bursts up to
+/// `burst`) plus an extra delay that doubles on every 429 and decays on every success.
+#[derive(Debug)]
+pub struct Pacer {
+    limiter: DefaultDirectRateLimiter,
+    slowdown_micros: AtomicU64,
+}
+
+impl Pacer {
+    pub fn new(per_second: u32, burst: usize) -> Self {
+        let rate = NonZeroU32::new(per_second.max(1)).unwrap_or(NonZeroU32::MIN);
+        let burst = u32::try_from(burst.max(1))
+            .unwrap_or(u32::MAX)
+            .min(rate.get());
+        let quota =
+            Quota::per_second(rate).allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN));
+        Self {
+            limiter: RateLimiter::direct(quota),
+            slowdown_micros: AtomicU64::new(0),
+        }
+    }
+
+    /// Waits until a post may go.
+    pub async fn ready(&self) {
+        let slowdown = self.slowdown();
+        if !slowdown.is_zero() {
+            let jittered = slowdown.mul_f64(rand::rng().random_range(0.5..=1.0));
+            tokio::time::sleep(jittered).await;
+        }
+        self.limiter
+            .until_ready_with_jitter(Jitter::up_to(Duration::from_millis(2)))
+            .await;
+    }
+
+    /// The extra delay now added to each post.
+    pub fn slowdown(&self) -> Duration {
+        Duration::from_micros(self.slowdown_micros.load(Ordering::Relaxed))
+    }
+
+    /// API Gateway said 429: back off (double the extra delay, at least 1 ms).
+    pub fn throttled(&self) {
+        let max = MAX_SLOWDOWN.as_micros() as u64;
+        let _ = self
+            .slowdown_micros
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |d| {
+                Some((d.saturating_mul(2)).clamp(1_000, max))
+            });
+    }
+
+    /// A post went through: recover (shrink the extra delay by an eighth).
+    pub fn succeeded(&self) {
+        let _ = self
+            .slowdown_micros
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |d| {
+                (d > 0).then(|| if d < 50 { 0 } else { d - d / 8 })
+            });
+    }
 }
 
 /// All frames for one connection, posted in order.
@@ -68,6 +126,8 @@ pub struct DeliveryReport {
     pub retried: u64,
     /// Frames given up on (not Gone).
     pub failed: u64,
+    /// Frames refused as too large (413).
+    pub too_large: u64,
     /// Connections that answered 410.
     pub gone: Vec<String>,
 }
@@ -81,6 +141,7 @@ impl DeliveryReport {
         self.throttled += other.throttled;
         self.retried += other.retried;
         self.failed += other.failed;
+        self.too_large += other.too_large;
         self.gone.extend(other.gone);
     }
 }
@@ -89,13 +150,17 @@ impl DeliveryReport {
 /// go one after another so they arrive in order.
 pub async fn deliver_all(
     connections: &Connections,
-    limiter: &DefaultDirectRateLimiter,
+    pacer: &Pacer,
     policy: &PostPolicy,
     deliveries: Vec<Delivery>,
 ) -> DeliveryReport {
+    let frames: usize = deliveries.iter().map(|d| d.frames.len()).sum();
+    let budget = AtomicU64::new(
+        policy.retry_budget_base + (frames as f64 * policy.retry_budget_ratio) as u64,
+    );
     let posts: Vec<_> = deliveries
         .into_iter()
-        .map(|d| deliver_one(connections, limiter, policy, d))
+        .map(|d| deliver_one(connections, pacer, policy, &budget, d))
         .collect();
     let reports: Vec<DeliveryReport> = futures::stream::iter(posts)
         .buffer_unordered(policy.max_in_flight.max(1))
@@ -108,29 +173,34 @@ pub async fn deliver_all(
     total
 }
 
+fn take_retry(budget: &AtomicU64) -> bool {
+    budget
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| b.checked_sub(1))
+        .is_ok()
+}
+
 async fn deliver_one(
     connections: &Connections,
-    limiter: &DefaultDirectRateLimiter,
+    pacer: &Pacer,
     policy: &PostPolicy,
+    budget: &AtomicU64,
     delivery: Delivery,
 ) -> DeliveryReport {
     let mut report = DeliveryReport::default();
     for frame in delivery.frames {
-        let len = frame.bytes.len() as u64;
         let mut attempt = 0;
         loop {
             attempt += 1;
-            limiter
-                .until_ready_with_jitter(Jitter::up_to(Duration::from_millis(2)))
-                .await;
+            pacer.ready().await;
             report.attempts += 1;
             let outcome = connections
                 .post(&delivery.url, &delivery.connection_id, frame.bytes.clone())
                 .await;
             match outcome {
                 PostOutcome::Delivered => {
+                    pacer.succeeded();
                     report.delivered += 1;
-                    report.bytes += len;
+                    report.bytes += frame.bytes.len() as u64;
                     report.updates += frame.events as u64;
                     break;
                 }
@@ -138,16 +208,31 @@ async fn deliver_one(
                     report.gone.push(delivery.connection_id.clone());
                     return report;
                 }
-                retryable if retryable.is_retryable() && attempt < policy.max_attempts => {
+                retryable
+                    if retryable.is_retryable()
+                        && attempt < policy.max_attempts
+                        && take_retry(budget) =>
+                {
                     if retryable == PostOutcome::Throttled {
+                        pacer.throttled();
                         report.throttled += 1;
                     } else {
                         report.retried += 1;
                     }
                     tokio::time::sleep(backoff(policy.base_backoff, attempt)).await;
                 }
+                PostOutcome::TooLarge => {
+                    // Frames are packed to 32 KB, so this means a single oversized event.
+                    tracing::error!(connection_id = %delivery.connection_id, bytes = frame.bytes.len(), "frame refused as too large (413)");
+                    report.too_large += 1;
+                    report.failed += 1;
+                    break;
+                }
                 other => {
-                    tracing::warn!(connection_id = %delivery.connection_id, outcome = ?other, "post given up");
+                    if other == PostOutcome::Throttled {
+                        pacer.throttled();
+                    }
+                    tracing::warn!(connection_id = %delivery.connection_id, outcome = ?other, attempt, "post given up");
                     report.failed += 1;
                     break;
                 }
@@ -162,4 +247,39 @@ fn backoff(base: Duration, attempt: u32) -> Duration {
     let cap = base.saturating_mul(1 << attempt.saturating_sub(1).min(10));
     let millis = u64::try_from(cap.as_millis()).unwrap_or(u64::MAX).max(1);
     Duration::from_millis(rand::rng().random_range(0..=millis))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pacer_backs_off_on_429_and_recovers_on_success() {
+        // GIVEN a pacer at full speed
+        let pacer = Pacer::new(1000, 10);
+        assert!(pacer.slowdown().is_zero());
+        // WHEN API Gateway throttles three times
+        for _ in 0..3 {
+            pacer.throttled();
+        }
+        // THEN posts are slowed (1 ms doubled twice), never beyond the cap
+        assert_eq!(pacer.slowdown(), Duration::from_millis(4));
+        for _ in 0..20 {
+            pacer.throttled();
+        }
+        assert_eq!(pacer.slowdown(), MAX_SLOWDOWN);
+        // AND successes bring it back to full speed
+        for _ in 0..200 {
+            pacer.succeeded();
+        }
+        assert!(pacer.slowdown().is_zero());
+    }
+
+    #[test]
+    fn the_retry_budget_runs_out() {
+        let budget = AtomicU64::new(2);
+        assert!(take_retry(&budget));
+        assert!(take_retry(&budget));
+        assert!(!take_retry(&budget));
+    }
 }

@@ -23,7 +23,6 @@ use std::sync::Arc;
 use aws_lambda_events::dynamodb::Event;
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use futures::StreamExt;
-use governor::DefaultDirectRateLimiter;
 use ripple_common::config::Settings;
 use ripple_common::connections::Connections;
 use ripple_common::error::StoreError;
@@ -32,7 +31,7 @@ use ripple_common::protocol::{PackedFrame, ServerFrame};
 use ripple_common::store::Store;
 
 use changes::{Change, ChannelChange, Skip};
-use deliver::{Delivery, DeliveryReport, PostPolicy};
+use deliver::{Delivery, DeliveryReport, Pacer, PostPolicy};
 
 /// Channels whose members are read at once.
 const MEMBER_QUERIES_IN_FLIGHT: usize = 16;
@@ -42,7 +41,7 @@ const MEMBER_QUERIES_IN_FLIGHT: usize = 16;
 pub struct FanoutState {
     pub store: Store,
     pub connections: Connections,
-    pub limiter: Arc<DefaultDirectRateLimiter>,
+    pub pacer: Arc<Pacer>,
     pub policy: PostPolicy,
 }
 
@@ -55,7 +54,10 @@ impl FanoutState {
         Self {
             store,
             connections,
-            limiter: deliver::limiter(settings.posts_per_second, settings.max_in_flight),
+            pacer: Arc::new(Pacer::new(
+                settings.posts_per_second,
+                settings.max_in_flight,
+            )),
             policy,
         }
     }
@@ -159,21 +161,22 @@ pub async fn process(state: &FanoutState, event: Event) -> (DynamoDbEventRespons
         .collect();
     let welcome_report = deliver::deliver_all(
         &state.connections,
-        &state.limiter,
+        &state.pacer,
         &state.policy,
         welcome_deliveries,
     )
     .await;
     report.welcomes = welcome_report.delivered;
 
-    let planned = plan::plan(by_channel, &members, cutoff, |m| {
+    let now_secs = ripple_common::now_ms() / 1000;
+    let planned = plan::plan(by_channel, &members, cutoff, now_secs, |m| {
         state.connections.url_for(&m.endpoint())
     });
     report.events = planned.events;
     report.recipients = planned.deliveries.len();
     let mut delivery = deliver::deliver_all(
         &state.connections,
-        &state.limiter,
+        &state.pacer,
         &state.policy,
         planned.deliveries,
     )

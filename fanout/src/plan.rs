@@ -27,11 +27,13 @@ struct Encoded {
     bytes: Vec<u8>,
 }
 
-/// Plans the posts: only records before `cutoff` (the first failed record) are included.
+/// Plans the posts: only records before `cutoff` (the first failed record) are included, and
+/// only members whose TTL (`expires_at`) is after `now_secs`.
 pub fn plan(
     by_channel: BTreeMap<String, Vec<ChannelChange>>,
     members: &BTreeMap<String, Vec<MemberItem>>,
     cutoff: usize,
+    now_secs: u64,
     url_for: impl Fn(&MemberItem) -> String,
 ) -> Plan {
     struct Recipient<'a> {
@@ -68,7 +70,8 @@ pub fn plan(
         let Some(list) = members.get(channel) else {
             continue;
         };
-        for member in list {
+        // DynamoDB deletes expired items late (up to days): a member past its TTL is gone.
+        for member in list.iter().filter(|m| m.expires_at > now_secs) {
             for e in encoded {
                 // Never your own events; nothing written before you joined, so a new connection
                 // hears `welcome` (posted from its earlier connection record) before any event.

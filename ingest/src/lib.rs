@@ -3,6 +3,13 @@
 //! item (a membership for `join`, its deletion for `leave`, the position or the message). The
 //! fan-out happens later, from the table's stream. A refused frame writes nothing and answers an
 //! `error` frame in the route response body, which API Gateway sends to the sender only.
+//! Publishing faster than the per-connection limit is refused with `rate_limited`.
+
+mod limits;
+
+use std::sync::Arc;
+
+pub use limits::PublishLimits;
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use aws_lambda_events::encodings::Body;
@@ -20,6 +27,21 @@ use ripple_common::store::Store;
 pub struct IngestState {
     pub store: Store,
     pub settings: Settings,
+    pub limits: Arc<PublishLimits>,
+}
+
+impl IngestState {
+    pub fn new(store: Store, settings: Settings) -> Self {
+        let limits = Arc::new(PublishLimits::new(
+            settings.position_rate,
+            settings.message_rate,
+        ));
+        Self {
+            store,
+            settings,
+            limits,
+        }
+    }
 }
 
 /// What became of a frame.
@@ -71,6 +93,9 @@ pub async fn ingest_frame(state: &IngestState, connection_id: &str, body: &[u8])
         Ok(frame) => frame,
         Err(refusal) => return Outcome::Refused(refusal),
     };
+    if let Err(refusal) = state.limits.check(connection_id, &frame) {
+        return Outcome::Refused(refusal);
+    }
     match write(state, connection_id, frame).await {
         Ok(None) => Outcome::Accepted,
         Ok(Some(refusal)) => Outcome::Refused(refusal),

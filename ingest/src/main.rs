@@ -13,10 +13,8 @@ async fn main() -> Result<(), Error> {
     ripple_common::telemetry::init_lambda();
     let settings = Settings::from_env()?;
     let sdk = aws_sdk_config().await;
-    let state = Arc::new(IngestState {
-        store: Store::new(dynamodb_client(&sdk, None), settings.table.clone()),
-        settings,
-    });
+    let store = Store::new(dynamodb_client(&sdk, None), settings.table.clone());
+    let state = Arc::new(IngestState::new(store, settings));
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| {
             let state = Arc::clone(&state);

@@ -3,11 +3,13 @@
 //! | module | what it holds |
 //! |---|---|
 //! | [`apigw`] | API Gateway WebSocket proxy events in the JSON shape API Gateway sends |
+//! | [`bench`] | `ripple bench fanout` and `ripple bench e2e`: cost and speed, measured |
 //! | [`dev`] | `ripple dev`: gateway, `@connections`, stream trigger, fault injection, metrics |
 //! | [`dynamodb_local`] | installing and starting DynamoDB Local |
 //! | [`stream`] | reading a table's stream as Lambda's event source mapping does, in Lambda's JSON shape |
 
 pub mod apigw;
+pub mod bench;
 pub mod dev;
 pub mod dynamodb_local;
 pub mod stream;

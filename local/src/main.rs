@@ -1,4 +1,4 @@
-//! The `ripple` command: `ripple dev` runs the whole pipeline locally.
+//! The `ripple` command: `ripple dev` runs the whole pipeline locally; `ripple bench` measures it.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -24,6 +24,12 @@ enum Command {
     /// Run the whole pipeline on this machine: DynamoDB Local, API Gateway (WebSocket and
     /// @connections), the stream trigger, and the connect/ingest/fanout handlers.
     Dev(DevArgs),
+    /// Measure Ripple: `bench fanout` (one stream batch: Ripple vs a naive fan-out vs raw HTTP)
+    /// and `bench e2e` (players over real WebSockets against `ripple dev`).
+    Bench {
+        #[command(subcommand)]
+        command: ripple::bench::BenchCommand,
+    },
 }
 
 #[derive(Args)]
@@ -70,6 +76,15 @@ struct DevArgs {
     /// Fanout: posts in flight at once.
     #[arg(long, default_value_t = ripple_common::config::DEFAULT_MAX_IN_FLIGHT)]
     max_in_flight: usize,
+    /// Require an HS256 JWT at connect, signed with this secret (`?token=` or Sec-WebSocket-Protocol).
+    #[arg(long, env = "RIPPLE_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<String>,
+    /// Positions one connection may publish per second.
+    #[arg(long, default_value_t = ripple_common::config::DEFAULT_POSITION_RATE)]
+    position_rate: u32,
+    /// Chat messages one connection may publish per second.
+    #[arg(long, default_value_t = ripple_common::config::DEFAULT_MESSAGE_RATE)]
+    message_rate: u32,
     /// Print a one-line summary of the counters every N seconds.
     #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "5")]
     stats: Option<u64>,
@@ -77,10 +92,14 @@ struct DevArgs {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    ripple_common::telemetry::init_local();
     let cli = Cli::parse();
     match cli.command {
-        Command::Dev(args) => dev(args).await,
+        Command::Dev(args) => {
+            ripple_common::telemetry::init_local();
+            dev(args).await
+        }
+        // The benches keep stdout for their results and log to stderr.
+        Command::Bench { command } => ripple::bench::run(command).await,
     }
 }
 
@@ -103,6 +122,9 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
         posts_per_second: args.posts_per_second,
         max_in_flight: args.max_in_flight,
         stats: args.stats.map(|s| Duration::from_secs(s.max(1))),
+        jwt_secret: args.jwt_secret,
+        position_rate: args.position_rate,
+        message_rate: args.message_rate,
     };
     eprintln!("ripple dev: starting (DynamoDB Local, table, gateway, stream trigger)…");
     let server = DevServer::start(opts).await?;

@@ -129,6 +129,8 @@ fn uuid_suffix() -> String {
 struct Recorded {
     posts: HashMap<String, Vec<Bytes>>,
     gone: HashSet<String>,
+    faults: ripple::dev::faults::Faults,
+    attempts: usize,
 }
 
 /// A loopback `@connections` server that records posts.
@@ -147,6 +149,17 @@ async fn record_post(
     let Some(id) = params.get("id") else {
         return StatusCode::BAD_REQUEST;
     };
+    let faults = match state.lock() {
+        Ok(mut rec) => {
+            rec.attempts += 1;
+            rec.faults.clone()
+        }
+        Err(_) => return StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    // The same fault injection `ripple dev --fault` uses (latency, then 429 / 500 / 410).
+    if let Some(fault) = faults.pick().await {
+        return fault.response().status();
+    }
     let Ok(mut rec) = state.lock() else {
         return StatusCode::INTERNAL_SERVER_ERROR;
     };
@@ -182,6 +195,18 @@ impl RecordingConnections {
             state,
             _shutdown: Arc::new(tx),
         })
+    }
+
+    /// From now on, posts draw faults from `spec` (see `ripple dev --fault`).
+    pub fn inject(&self, spec: ripple::dev::faults::FaultSpec) {
+        if let Ok(mut rec) = self.state.lock() {
+            rec.faults = ripple::dev::faults::Faults::new(spec);
+        }
+    }
+
+    /// Every POST received, faulted ones included.
+    pub fn attempts(&self) -> usize {
+        self.state.lock().map(|rec| rec.attempts).unwrap_or(0)
     }
 
     /// From now on, posts to `connection_id` answer 410 Gone.
@@ -250,6 +275,7 @@ pub fn fixture(name: &str, replacements: &[(&str, &str)]) -> anyhow::Result<Even
 #[derive(Debug, Clone)]
 pub struct FaultyDynamo {
     pub endpoint: String,
+    failing: Arc<std::sync::atomic::AtomicBool>,
     _shutdown: Arc<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -257,6 +283,7 @@ pub struct FaultyDynamo {
 struct ProxyState {
     upstream: String,
     fail_when_contains: String,
+    failing: Arc<std::sync::atomic::AtomicBool>,
     client: hyper_util::client::legacy::Client<
         hyper_util::client::legacy::connect::HttpConnector,
         http_body_util::Full<Bytes>,
@@ -272,9 +299,10 @@ async fn proxy(
     let Ok(bytes) = axum::body::to_bytes(body, 16 * 1024 * 1024).await else {
         return StatusCode::BAD_REQUEST.into_response();
     };
-    if bytes
-        .windows(st.fail_when_contains.len().max(1))
-        .any(|w| w == st.fail_when_contains.as_bytes())
+    if st.failing.load(std::sync::atomic::Ordering::Relaxed)
+        && bytes
+            .windows(st.fail_when_contains.len().max(1))
+            .any(|w| w == st.fail_when_contains.as_bytes())
     {
         let body = r#"{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"injected by the test proxy"}"#;
         return (
@@ -313,9 +341,11 @@ async fn proxy(
 
 impl FaultyDynamo {
     pub async fn start(upstream: &str, fail_when_contains: &str) -> anyhow::Result<Self> {
+        let failing = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let state = ProxyState {
             upstream: upstream.trim_end_matches('/').to_owned(),
             fail_when_contains: fail_when_contains.to_owned(),
+            failing: Arc::clone(&failing),
             client: hyper_util::client::legacy::Client::builder(
                 hyper_util::rt::TokioExecutor::new(),
             )
@@ -334,8 +364,15 @@ impl FaultyDynamo {
         });
         Ok(Self {
             endpoint,
+            failing,
             _shutdown: Arc::new(tx),
         })
+    }
+
+    /// The outage is over: forward everything from now on.
+    pub fn heal(&self) {
+        self.failing
+            .store(false, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// A store on the same table, reached through this proxy.
@@ -368,6 +405,8 @@ pub struct WsClient {
     >,
     /// The connection id from `welcome`.
     pub id: String,
+    /// The identity from `welcome`.
+    pub user: String,
     /// Frames read while waiting for something else, oldest first.
     pub seen: Vec<Value>,
 }
@@ -384,12 +423,34 @@ pub const E2E_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
 impl WsClient {
     /// Connects and waits for `welcome`, which must be the first frame.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
-        let (ws, _) = tokio_tungstenite::connect_async(url)
+        Self::connect_with_protocol(url, None).await.map(|(c, _)| c)
+    }
+
+    /// Connects offering `protocol` in `Sec-WebSocket-Protocol`; returns the client and the
+    /// protocol the server echoed.
+    pub async fn connect_with_protocol(
+        url: &str,
+        protocol: Option<&str>,
+    ) -> anyhow::Result<(Self, Option<String>)> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = url.into_client_request()?;
+        if let Some(p) = protocol {
+            request
+                .headers_mut()
+                .insert("sec-websocket-protocol", p.parse()?);
+        }
+        let (ws, response) = tokio_tungstenite::connect_async(request)
             .await
             .with_context(|| format!("connecting to {url}"))?;
+        let echoed = response
+            .headers()
+            .get("sec-websocket-protocol")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let mut client = Self {
             ws,
             id: String::new(),
+            user: String::new(),
             seen: Vec::new(),
         };
         let first = client
@@ -404,7 +465,8 @@ impl WsClient {
             .as_str()
             .unwrap_or_default()
             .to_owned();
-        Ok(client)
+        client.user = first["user"].as_str().unwrap_or_default().to_owned();
+        Ok((client, echoed))
     }
 
     pub async fn send(&mut self, frame: &str) -> anyhow::Result<()> {

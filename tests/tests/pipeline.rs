@@ -39,10 +39,7 @@ impl Stack {
             store: table.store.clone(),
             settings: table.settings.clone(),
         };
-        let ingest = IngestState {
-            store: table.store.clone(),
-            settings: table.settings.clone(),
-        };
+        let ingest = IngestState::new(table.store.clone(), table.settings.clone());
         let fanout = FanoutState::new(table.store.clone(), server.client(), &table.settings);
         Self {
             table,

@@ -143,3 +143,111 @@ async fn a_new_connection_gets_welcome_and_odd_records_are_skipped_not_failed() 
     assert_eq!(report.malformed, 1);
     assert_eq!(report.skipped, 1);
 }
+
+#[tokio::test]
+async fn when_lambda_resends_the_tail_each_event_reaches_each_member_once() {
+    // GIVEN the batch whose second record's channel cannot be read, handled once
+    let table = TestTable::new().await.unwrap();
+    let server = RecordingConnections::start().await.unwrap();
+    seed(&table, "c-alice", "alice", &["arena"]).await;
+    seed(&table, "c-bob", "bob", &["arena"]).await;
+    let faulty = FaultyDynamo::start(&table.endpoint, "chan#broken")
+        .await
+        .unwrap();
+    let state = FanoutState::new(faulty.store(&table), server.client(), &table.settings);
+    let event = fixture("stream-query-failure.json", &[]).unwrap();
+    let (response, _) = fanout::process(&state, event.clone()).await;
+    let failed = response.batch_item_failures[0].item_identifier.clone();
+
+    // WHEN DynamoDB recovers and Lambda resends everything from the failed record on
+    faulty.heal();
+    let from = event
+        .records
+        .iter()
+        .position(|r| r.change.sequence_number == failed)
+        .unwrap();
+    let mut tail = event.clone();
+    tail.records = event.records[from..].to_vec();
+    let (response, _) = fanout::process(&state, tail).await;
+
+    // THEN nothing fails and alice has every arena message exactly once, in order
+    assert!(response.batch_item_failures.is_empty());
+    let texts: Vec<_> = server
+        .events("c-alice")
+        .iter()
+        .map(|e| e["text"].clone())
+        .collect();
+    assert_eq!(
+        texts,
+        [json!("before the failure"), json!("after the failure")]
+    );
+}
+
+#[tokio::test]
+async fn a_batch_delivered_twice_gives_only_duplicates_a_client_can_drop_by_seq_and_id() {
+    // GIVEN a batch handled once (as when Lambda retries a whole batch after a timeout)
+    let table = TestTable::new().await.unwrap();
+    let server = RecordingConnections::start().await.unwrap();
+    seed(&table, "c-alice", "alice", &["arena"]).await;
+    seed(&table, "c-bob", "bob", &["arena"]).await;
+    let state = fanout_state(&table, &server);
+    let event = fixture("stream-two-channels.json", &[]).unwrap();
+    fanout::process(&state, event.clone()).await;
+    let first: Vec<_> = server
+        .events("c-bob")
+        .into_iter()
+        .chain(server.events("c-alice"))
+        .collect();
+
+    // WHEN the same batch is handled again
+    fanout::process(&state, event).await;
+
+    // THEN the second copy is identical event for event: same `seq` for positions, same `id`
+    // for messages, so a client that drops seq ≤ last seen and ids seen loses nothing
+    let bob = server.events("c-bob");
+    let alice = server.events("c-alice");
+    let again: Vec<_> = bob[bob.len() / 2..]
+        .iter()
+        .chain(&alice[alice.len() / 2..])
+        .cloned()
+        .collect();
+    assert_eq!(again, first);
+    let mut ids: Vec<_> = alice
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect();
+    ids.dedup();
+    assert_eq!(
+        ids.len(),
+        alice.len(),
+        "no message id repeats back to back within one copy"
+    );
+}
+
+#[tokio::test]
+async fn members_past_their_ttl_are_skipped_even_before_dynamodb_deletes_them() {
+    // GIVEN bob in arena, and carol whose membership expired an hour ago but still exists
+    let table = TestTable::new().await.unwrap();
+    let server = RecordingConnections::start().await.unwrap();
+    seed(&table, "c-bob", "bob", &["arena"]).await;
+    let endpoint = Endpoint {
+        domain: "x".into(),
+        stage: "prod".into(),
+    };
+    let expired_at = ripple_common::now_ms() / 1000 - 3600;
+    let carol = ConnectionItem::new("c-carol", "carol", &endpoint, 1, expired_at);
+    table.store.put_connection(&carol).await.unwrap();
+    table
+        .store
+        .put_member(&MemberItem::new(&carol, "arena", 1))
+        .await
+        .unwrap();
+
+    // WHEN a batch for arena is fanned out
+    let event = fixture("stream-two-channels.json", &[]).unwrap();
+    fanout::process(&fanout_state(&table, &server), event).await;
+
+    // THEN bob gets it and carol is not posted to at all
+    assert!(!server.events("c-bob").is_empty());
+    assert!(server.raw_frames("c-carol").is_empty());
+}

@@ -47,6 +47,11 @@ pub struct DevOptions {
     pub max_in_flight: usize,
     /// Print a one-line summary this often.
     pub stats: Option<Duration>,
+    /// HS256 secret: when set, `$connect` requires a JWT (`?token=` or `Sec-WebSocket-Protocol`).
+    pub jwt_secret: Option<String>,
+    /// Per-connection publish limits (positions, messages per second).
+    pub position_rate: u32,
+    pub message_rate: u32,
 }
 
 impl Default for DevOptions {
@@ -64,6 +69,9 @@ impl Default for DevOptions {
             posts_per_second: ripple_common::config::DEFAULT_POSTS_PER_SECOND,
             max_in_flight: ripple_common::config::DEFAULT_MAX_IN_FLIGHT,
             stats: None,
+            jwt_secret: None,
+            position_rate: ripple_common::config::DEFAULT_POSITION_RATE,
+            message_rate: ripple_common::config::DEFAULT_MESSAGE_RATE,
         }
     }
 }
@@ -131,6 +139,9 @@ impl DevServer {
         let mut settings = Settings::for_table(opts.table.clone());
         settings.posts_per_second = opts.posts_per_second;
         settings.max_in_flight = opts.max_in_flight;
+        settings.jwt_secret = opts.jwt_secret.clone();
+        settings.position_rate = opts.position_rate;
+        settings.message_rate = opts.message_rate;
         settings.connections_endpoint = Some(format!("http://{loopback}"));
         let metrics = Metrics::default();
         let gateway = Gateway {
@@ -138,10 +149,7 @@ impl DevServer {
                 store: store.clone(),
                 settings: settings.clone(),
             },
-            ingest: IngestState {
-                store: store.clone(),
-                settings: settings.clone(),
-            },
+            ingest: IngestState::new(store.clone(), settings.clone()),
             registry: registry::Registry::default(),
             config: GatewayConfig {
                 default_stage: opts.stage.clone(),

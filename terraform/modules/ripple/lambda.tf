@@ -73,6 +73,8 @@ resource "aws_lambda_function" "ingest" {
       RIPPLE_TABLE             = aws_dynamodb_table.this.name
       RIPPLE_POSITION_TTL_SECS = tostring(var.position_ttl_seconds)
       RIPPLE_MESSAGE_TTL_SECS  = tostring(var.message_ttl_seconds)
+      RIPPLE_POSITION_RATE     = tostring(var.position_rate)
+      RIPPLE_MESSAGE_RATE      = tostring(var.message_rate)
       RUST_LOG                 = var.log_level
     }
   }

@@ -113,6 +113,28 @@ variable "message_ttl_seconds" {
   }
 }
 
+variable "position_rate" {
+  description = "RIPPLE_POSITION_RATE: positions one connection may publish per second (per ingest instance)."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.position_rate >= 1 && floor(var.position_rate) == var.position_rate
+    error_message = "position_rate must be a positive whole number."
+  }
+}
+
+variable "message_rate" {
+  description = "RIPPLE_MESSAGE_RATE: chat messages one connection may publish per second (per ingest instance)."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.message_rate >= 1 && floor(var.message_rate) == var.message_rate
+    error_message = "message_rate must be a positive whole number."
+  }
+}
+
 variable "fanout_max_in_flight" {
   description = "RIPPLE_MAX_IN_FLIGHT: concurrent @connections requests per fanout instance."
   type        = number

@@ -1,0 +1,299 @@
+//! The synthetic stream batch of `ripple bench fanout`: a `dynamodb::Event` in the exact JSON shape
+//! Lambda delivers. Position records are `MODIFY` (new and old image, `seq` rising per user);
+//! chat messages are `INSERT`; senders are member connections. Pure and deterministic: parent and
+//! child processes build the same batch from the same [`Scenario`] and base timestamp.
+
+use anyhow::Context;
+use aws_lambda_events::dynamodb::Event;
+use clap::Args;
+use ripple_common::items::{Kind, MessageItem, PositionItem};
+use ripple_common::keys;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::layout::{Layout, Member};
+use super::units::item_bytes;
+
+/// The shape of a batch: the flags of `ripple bench fanout`.
+#[derive(Debug, Clone, Args, Serialize, PartialEq)]
+pub struct Scenario {
+    /// Channels in the batch.
+    #[arg(long, default_value_t = 1)]
+    pub channels: usize,
+    /// Member connections per channel.
+    #[arg(long, default_value_t = 50)]
+    pub members: usize,
+    /// Stream records in the batch, spread evenly over the channels.
+    #[arg(long, default_value_t = 100)]
+    pub records: usize,
+    /// Share of records that are chat messages (INSERT); the rest are positions (MODIFY).
+    #[arg(long, default_value_t = 0.1)]
+    pub message_ratio: f64,
+    /// Distinct senders per channel (default: every member).
+    #[arg(long)]
+    pub users: Option<usize>,
+}
+
+impl Scenario {
+    /// Refuses shapes that make no sense, with what to change.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.channels >= 1, "--channels must be at least 1");
+        anyhow::ensure!(
+            self.members >= 2,
+            "--members must be at least 2 (a sender and a recipient)"
+        );
+        anyhow::ensure!(
+            (1..=10_000).contains(&self.records),
+            "--records must be 1-10000 (Lambda's largest stream batch)"
+        );
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&self.message_ratio),
+            "--message-ratio must be between 0 and 1"
+        );
+        anyhow::ensure!(
+            self.users.is_none_or(|u| (1..=self.members).contains(&u)),
+            "--users must be between 1 and --members"
+        );
+        Ok(())
+    }
+
+    /// Senders per channel.
+    pub fn senders(&self) -> usize {
+        self.users
+            .unwrap_or(self.members)
+            .clamp(1, self.members.max(1))
+    }
+}
+
+/// Whether the `j`-th record of a channel is a chat message: exactly `round_down(n · ratio)` of
+/// the first `n` records are, spread evenly.
+pub fn is_message(j: usize, ratio: f64) -> bool {
+    ((j + 1) as f64 * ratio).floor() > (j as f64 * ratio).floor()
+}
+
+/// Builds the batch: record `k` goes to channel `k mod channels`; within a channel the `j`-th
+/// record comes from member `j mod senders`. Timestamps are `base_ts + k` ms.
+pub fn build(
+    layout: &Layout,
+    records: usize,
+    message_ratio: f64,
+    senders: usize,
+    base_ts: u64,
+    table: &str,
+) -> anyhow::Result<Event> {
+    let arn = format!(
+        "arn:aws:dynamodb:us-east-1:123456789012:table/{table}/stream/2026-01-01T00:00:00.000"
+    );
+    let channels = layout.channels.len().max(1);
+    let mut per_channel = vec![0usize; channels];
+    let mut seqs: Vec<Vec<u64>> = layout
+        .channels
+        .iter()
+        .map(|c| vec![0; c.members.len()])
+        .collect();
+    let mut out = Vec::with_capacity(records);
+    for k in 0..records {
+        let c = k % channels;
+        let (Some(channel), Some(j), Some(seqs)) = (
+            layout.channels.get(c),
+            per_channel.get_mut(c),
+            seqs.get_mut(c),
+        ) else {
+            anyhow::bail!("the layout has no channels");
+        };
+        let senders = senders.clamp(1, channel.members.len().max(1));
+        let who = *j % senders;
+        let (Some(member), Some(seq)) = (channel.members.get(who), seqs.get_mut(who)) else {
+            anyhow::bail!("channel {} has no members", channel.name);
+        };
+        let ts = base_ts + k as u64;
+        let record = if is_message(*j, message_ratio) {
+            message_record(&channel.name, member, k, *j, ts)?
+        } else {
+            *seq += 1;
+            position_record(&channel.name, member, *seq, ts)?
+        };
+        *j += 1;
+        out.push(envelope(k, record, &arn));
+    }
+    serde_json::from_value(json!({ "Records": out }))
+        .context("decoding the synthetic batch as Lambda's dynamodb::Event")
+}
+
+/// The `dynamodb` part of a record and its event name.
+struct Change {
+    name: &'static str,
+    keys: Value,
+    new_image: Value,
+    old_image: Option<Value>,
+    size: u64,
+}
+
+fn image<T: Serialize>(item: &T) -> anyhow::Result<(Value, u64)> {
+    let image: serde_dynamo::Item = serde_dynamo::to_item(item).context("encoding an image")?;
+    let size = item_bytes(&image);
+    Ok((serde_json::to_value(&image)?, size))
+}
+
+fn position_record(channel: &str, member: &Member, seq: u64, ts: u64) -> anyhow::Result<Change> {
+    let item = PositionItem {
+        pk: keys::position_pk(channel, &member.user),
+        sk: keys::POSITION_SK.to_owned(),
+        kind: Kind::Position,
+        channel: channel.to_owned(),
+        user: member.user.clone(),
+        sender: member.connection_id.clone(),
+        x: (seq as f64 * 0.75).sin() * 100.0,
+        y: (seq as f64 * 0.75).cos() * 100.0,
+        z: 0.0,
+        seq,
+        data: None,
+        ts,
+        expires_at: ts / 1000 + 900,
+    };
+    let old = PositionItem {
+        seq: seq - 1,
+        x: item.x - 1.0,
+        ts: ts.saturating_sub(50),
+        ..item.clone()
+    };
+    let (new_image, new_size) = image(&item)?;
+    let (old_image, old_size) = image(&old)?;
+    Ok(Change {
+        name: "MODIFY",
+        keys: json!({"pk": {"S": item.pk}, "sk": {"S": item.sk}}),
+        new_image,
+        old_image: Some(old_image),
+        size: new_size + old_size,
+    })
+}
+
+fn message_record(
+    channel: &str,
+    member: &Member,
+    k: usize,
+    j: usize,
+    ts: u64,
+) -> anyhow::Result<Change> {
+    let id = format!("{:032x}", 0x5eed_0000_u128 + k as u128);
+    let item = MessageItem {
+        pk: keys::message_pk(channel),
+        sk: keys::message_sk(ts, &id),
+        kind: Kind::Message,
+        channel: channel.to_owned(),
+        user: member.user.clone(),
+        sender: member.connection_id.clone(),
+        text: format!("gg, message {j} in {channel}"),
+        id,
+        ts,
+        expires_at: ts / 1000 + 24 * 3600,
+    };
+    let (new_image, size) = image(&item)?;
+    Ok(Change {
+        name: "INSERT",
+        keys: json!({"pk": {"S": item.pk}, "sk": {"S": item.sk}}),
+        new_image,
+        old_image: None,
+        size,
+    })
+}
+
+/// Wraps a change in the record envelope Lambda delivers.
+fn envelope(k: usize, change: Change, arn: &str) -> Value {
+    let ts_secs = change
+        .new_image
+        .pointer("/ts/N")
+        .and_then(Value::as_str)
+        .and_then(|t| t.parse::<u64>().ok())
+        .map_or(0, |ms| ms / 1000);
+    let mut dynamodb = json!({
+        "ApproximateCreationDateTime": ts_secs,
+        "Keys": change.keys,
+        "NewImage": change.new_image,
+        "SequenceNumber": (100_000_000_000_000_000_000u128 + k as u128).to_string(),
+        "SizeBytes": change.size,
+        "StreamViewType": "NEW_AND_OLD_IMAGES",
+    });
+    if let (Some(old), Some(obj)) = (change.old_image, dynamodb.as_object_mut()) {
+        obj.insert("OldImage".into(), old);
+    }
+    json!({
+        "eventID": format!("{:032x}", 0xbe_0000_0000_u128 + k as u128),
+        "eventName": change.name,
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": "us-east-1",
+        "dynamodb": dynamodb,
+        "eventSourceARN": arn,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fanout::changes::{Change as FanoutChange, ChannelEvent, change_of};
+
+    #[test]
+    fn the_message_share_is_exact_and_spread() {
+        // GIVEN a ratio of 0.1 WHEN 100 records are classified THEN 10 are messages, one per ten
+        let messages: Vec<usize> = (0..100).filter(|j| is_message(*j, 0.1)).collect();
+        assert_eq!(messages.len(), 10);
+        assert_eq!(messages[0], 9);
+        assert!((0..50).all(|j| !is_message(j, 0.0)));
+        assert!((0..50).all(|j| is_message(j, 1.0)));
+    }
+
+    #[test]
+    fn the_batch_decodes_as_fanout_reads_it() {
+        // GIVEN 2 channels of 3 members, 20 records, a fifth of them messages
+        let layout = Layout::synthetic(2, 3);
+        let event = build(&layout, 20, 0.2, 3, 1_795_000_000_000, "t").unwrap();
+        // WHEN fanout decodes each record
+        assert_eq!(event.records.len(), 20);
+        let mut last_seq = std::collections::HashMap::new();
+        let mut messages = 0;
+        for (i, record) in event.records.iter().enumerate() {
+            let Ok(FanoutChange::Channel(change)) = change_of(i, record) else {
+                panic!("record {i} did not decode as a channel change");
+            };
+            // THEN every record is in its round-robin channel, from one of its members
+            let channel = &layout.channels[i % 2];
+            assert_eq!(change.channel, channel.name);
+            assert!(
+                channel
+                    .members
+                    .iter()
+                    .any(|m| m.connection_id == change.sender)
+            );
+            match change.kind {
+                ChannelEvent::Position(p) => {
+                    assert_eq!(record.event_name, "MODIFY");
+                    assert!(!record.change.old_image.is_empty());
+                    // AND each user's seq rises
+                    let prev = last_seq.insert((p.channel.clone(), p.user.clone()), p.seq);
+                    assert!(prev.is_none_or(|s| s < p.seq));
+                }
+                ChannelEvent::Message(_) => {
+                    assert_eq!(record.event_name, "INSERT");
+                    messages += 1;
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(messages, 4);
+        // AND sequence numbers rise through the batch
+        let seqs: Vec<u128> = event
+            .records
+            .iter()
+            .map(|r| {
+                r.change
+                    .sequence_number
+                    .as_deref()
+                    .unwrap()
+                    .parse()
+                    .unwrap()
+            })
+            .collect();
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]));
+    }
+}

@@ -1,0 +1,571 @@
+//! `ripple bench e2e`: `ripple dev` in this process (its own DynamoDB Local unless told
+//! otherwise), N players over real WebSockets spread over M channels, each sending positions at
+//! H Hz for T seconds after a short warm-up. Reports sent and delivered updates, write→receive
+//! latency percentiles, messages per update, DynamoDB usage and the cost per million delivered
+//! updates; can draw the latency histogram as SVG.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use futures::StreamExt;
+use ripple_common::items::Endpoint;
+use serde::Serialize;
+use tokio::time::Instant;
+
+use super::calibrate::{HandlerTimes, handler_times};
+use super::cost::Prices;
+use super::estimate::{ClientCounts, Estimate, ItemSizes, ServerCounts, estimate};
+use super::latency::Latencies;
+use super::players::{Player, Schedule, Tallies};
+use super::report::{round, text_table, thousands};
+use super::{note, svg, unique_table_name};
+use crate::dev::{DevOptions, DevServer};
+
+/// Players connecting at once.
+const CONNECTS_IN_FLIGHT: usize = 8;
+/// The run ends when nothing new arrived for this long after the last send…
+const QUIET: Duration = Duration::from_millis(1500);
+/// …or this long after the last send at the latest.
+const MAX_DRAIN: Duration = Duration::from_secs(15);
+/// How often the progress line is redrawn.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
+/// `ripple bench e2e`.
+#[derive(Debug, Clone, Args)]
+pub struct E2eArgs {
+    /// Simulated players (WebSocket connections).
+    #[arg(long, default_value_t = 20)]
+    pub players: usize,
+    /// Channels the players are spread over (player i joins channel i mod M).
+    #[arg(long, default_value_t = 2)]
+    pub channels: usize,
+    /// Positions per second each player sends.
+    #[arg(long, default_value_t = 10.0)]
+    pub hz: f64,
+    /// Measured seconds of play.
+    #[arg(long, default_value_t = 10.0)]
+    pub seconds: f64,
+    /// Unmeasured seconds of play first (warms DynamoDB Local's JIT). Latency and
+    /// messages_per_update count only measured updates; the cost counts the whole run.
+    #[arg(long, default_value_t = 2.0)]
+    pub warmup: f64,
+    /// Write the latency histogram as SVG here (default path when given without one).
+    #[arg(long, value_name = "PATH", num_args = 0..=1, default_missing_value = "target/bench/latency.svg")]
+    pub histogram: Option<PathBuf>,
+    /// Use this DynamoDB (e.g. http://127.0.0.1:8000) instead of starting DynamoDB Local.
+    #[arg(long)]
+    pub dynamodb_endpoint: Option<String>,
+    /// Print exactly one JSON line (stdout) instead of the report.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl E2eArgs {
+    fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.channels >= 1, "--channels must be at least 1");
+        anyhow::ensure!(
+            self.players >= 2 * self.channels,
+            "--players must be at least twice --channels (someone to hear each sender)"
+        );
+        anyhow::ensure!(self.players <= 5_000, "--players must be at most 5000");
+        anyhow::ensure!(
+            self.hz > 0.0 && self.hz <= 100.0,
+            "--hz must be in (0, 100]"
+        );
+        anyhow::ensure!(
+            self.seconds > 0.0 && self.seconds <= 600.0,
+            "--seconds must be in (0, 600]"
+        );
+        anyhow::ensure!(
+            (0.0..=60.0).contains(&self.warmup),
+            "--warmup must be 0-60 seconds"
+        );
+        Ok(())
+    }
+
+    fn channel_of(&self, player: usize) -> String {
+        format!("bench-{}", player % self.channels)
+    }
+}
+
+/// Latency percentiles of the measured updates, in ms.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct LatencySummary {
+    pub p50: Option<u64>,
+    pub p95: Option<u64>,
+    pub p99: Option<u64>,
+    pub max: Option<u64>,
+    pub mean: Option<f64>,
+}
+
+impl From<&Latencies> for LatencySummary {
+    fn from(l: &Latencies) -> Self {
+        Self {
+            p50: l.percentile(50.0),
+            p95: l.percentile(95.0),
+            p99: l.percentile(99.0),
+            max: l.max(),
+            mean: l.mean().map(|m| round(m, 2)),
+        }
+    }
+}
+
+/// Everything `ripple bench e2e --json` prints, on one line.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct E2eResults {
+    pub players: usize,
+    pub channels: usize,
+    pub hz: f64,
+    pub seconds: f64,
+    pub warmup_seconds: f64,
+    /// Measured positions sent.
+    pub sent: u64,
+    /// Measured updates delivered, summed over receivers.
+    pub delivered: u64,
+    /// `sent × (channel size − 1)`: what delivery without coalescing would be.
+    pub expected: u64,
+    /// Frames carrying measured updates.
+    pub frames: u64,
+    /// `frames / delivered`.
+    pub messages_per_update: f64,
+    pub latency_ms: LatencySummary,
+    /// Publishes refused with an `error` frame.
+    pub refused: u64,
+    pub server: ServerCounts,
+    pub client: ClientCounts,
+    pub item_bytes: ItemSizes,
+    pub estimate: Estimate,
+    pub histogram: Option<String>,
+}
+
+/// Runs the bench and prints the results.
+pub async fn run(args: E2eArgs) -> anyhow::Result<()> {
+    args.validate()?;
+    note(&format!(
+        "bench e2e: starting ripple dev ({})",
+        args.dynamodb_endpoint
+            .as_deref()
+            .map_or("with its own DynamoDB Local".to_owned(), |e| format!(
+                "DynamoDB at {e}"
+            ))
+    ));
+    let server = DevServer::start(DevOptions {
+        port: 0,
+        dynamodb_endpoint: args.dynamodb_endpoint.clone(),
+        table: unique_table_name("ripple-bench-e2e"),
+        ..DevOptions::default()
+    })
+    .await
+    .context("starting ripple dev")?;
+    let results = drive(&args, &server).await;
+    server.shutdown().await;
+    let (results, latencies) = results?;
+    if let Some(path) = &args.histogram {
+        write_histogram(path, &latencies, &args)?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&results)?);
+    } else {
+        print!("{}", render(&results));
+    }
+    Ok(())
+}
+
+fn write_histogram(path: &PathBuf, latencies: &Latencies, args: &E2eArgs) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let svg = svg::histogram(
+        latencies,
+        "Ripple end to end: write → receive latency",
+        &format!(
+            "ripple bench e2e: {} players in {} channels at {} Hz for {} s, ripple dev on loopback with DynamoDB Local",
+            args.players, args.channels, args.hz, args.seconds
+        ),
+    );
+    std::fs::write(path, svg).with_context(|| format!("writing {}", path.display()))?;
+    note(&format!(
+        "bench e2e: histogram written to {}",
+        path.display()
+    ));
+    Ok(())
+}
+
+fn counter(snapshot: &[(&'static str, &'static str, u64)], name: &str) -> u64 {
+    snapshot
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map_or(0, |(_, _, v)| *v)
+}
+
+fn server_counts(server: &DevServer) -> ServerCounts {
+    let s = server.metrics.snapshot();
+    ServerCounts {
+        connects: counter(&s, "connects_total"),
+        disconnects: counter(&s, "disconnects_total"),
+        frames_accepted: counter(&s, "frames_accepted_total"),
+        frames_refused: counter(&s, "frames_refused_total"),
+        frames_failed: counter(&s, "frames_failed_total"),
+        fanout_batches: counter(&s, "fanout_batches_total"),
+        fanout_records: counter(&s, "fanout_records_total"),
+    }
+}
+
+fn progress(line: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = write!(err, "\r{line:<100}");
+    let _ = err.flush();
+}
+
+async fn drive(args: &E2eArgs, server: &DevServer) -> anyhow::Result<(E2eResults, Latencies)> {
+    let tallies = Arc::new(Tallies::default());
+    let ws_url = server.ws_url();
+    note(&format!(
+        "bench e2e: connecting {} players to {ws_url} in {} channels",
+        args.players, args.channels
+    ));
+    let connected_at = Instant::now();
+    let connects: Vec<_> = (0..args.players)
+        .map(|i| {
+            let (url, channel, tallies) =
+                (ws_url.clone(), args.channel_of(i), Arc::clone(&tallies));
+            async move { Player::connect(&url, i, &channel, tallies).await }
+        })
+        .collect();
+    let results: Vec<anyhow::Result<Player>> = futures::stream::iter(connects)
+        .buffer_unordered(CONNECTS_IN_FLIGHT)
+        .collect()
+        .await;
+    let mut players = Vec::with_capacity(args.players);
+    let mut failure = None;
+    for r in results {
+        match r {
+            Ok(p) => players.push(p),
+            Err(e) => failure = Some(e),
+        }
+    }
+    if let Some(err) = failure {
+        close_all(players).await;
+        return Err(err.context("connecting the players"));
+    }
+    // Let the join announcements settle before anyone moves.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let period = Duration::from_secs_f64(1.0 / args.hz);
+    let start = Instant::now() + Duration::from_millis(100);
+    let measure_from = start + Duration::from_secs_f64(args.warmup);
+    let end = measure_from + Duration::from_secs_f64(args.seconds);
+    let n = players.len().max(1) as u32;
+    let mut sizes = vec![0u64; args.channels];
+    for p in &players {
+        if let Some(s) = sizes.get_mut(p.index % args.channels) {
+            *s += 1;
+        }
+    }
+    let tasks: Vec<_> = players
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut player)| {
+            let schedule = Schedule {
+                first: start + period * (i as u32 % n) / n,
+                measure_from,
+                end,
+                period,
+            };
+            let tallies = Arc::clone(&tallies);
+            tokio::spawn(async move {
+                let sent = player.play(schedule, &tallies).await;
+                (player, sent)
+            })
+        })
+        .collect();
+
+    // Progress while playing, then while draining.
+    let total = (end - start).as_secs_f64();
+    while tasks.iter().any(|t| !t.is_finished()) {
+        tokio::time::sleep(PROGRESS_EVERY).await;
+        let elapsed = start.elapsed().as_secs_f64().min(total);
+        let phase = if Instant::now() < measure_from {
+            "warm-up"
+        } else {
+            "measuring"
+        };
+        progress(&format!(
+            "[bench e2e] {phase} {elapsed:5.1}/{total:.1} s  sent {}  delivered {}  p50 {}",
+            thousands(Tallies::get(&tallies.sent_measured)),
+            thousands(Tallies::get(&tallies.delivered_measured)),
+            tallies.p50().map_or("–".to_owned(), |p| format!("{p} ms"))
+        ));
+    }
+    let mut players = Vec::with_capacity(tasks.len());
+    let mut expected = 0;
+    for task in tasks {
+        let (player, sent) = task.await.context("a player task failed")?;
+        let channel_size = sizes
+            .get(player.index % args.channels)
+            .copied()
+            .unwrap_or(1);
+        expected += sent * channel_size.saturating_sub(1);
+        players.push(player);
+    }
+    let drain_started = Instant::now();
+    let mut last = Tallies::get(&tallies.delivered_measured);
+    let mut quiet_since = Instant::now();
+    while drain_started.elapsed() < MAX_DRAIN {
+        tokio::time::sleep(PROGRESS_EVERY).await;
+        let now = Tallies::get(&tallies.delivered_measured);
+        if now != last {
+            last = now;
+            quiet_since = Instant::now();
+        } else if quiet_since.elapsed() >= QUIET || now >= expected {
+            break;
+        }
+        progress(&format!(
+            "[bench e2e] draining {:4.1} s  sent {}  delivered {}/{}  p50 {}",
+            drain_started.elapsed().as_secs_f64(),
+            thousands(Tallies::get(&tallies.sent_measured)),
+            thousands(now),
+            thousands(expected),
+            tallies.p50().map_or("–".to_owned(), |p| format!("{p} ms"))
+        ));
+    }
+    let latencies = tallies.latencies();
+    let sent = Tallies::get(&tallies.sent_measured);
+    let delivered = Tallies::get(&tallies.delivered_measured);
+    let frames = Tallies::get(&tallies.frames_measured);
+    progress(&format!(
+        "[bench e2e] done: sent {}  delivered {}  p50 {}",
+        thousands(sent),
+        thousands(delivered),
+        latencies
+            .percentile(50.0)
+            .map_or("–".to_owned(), |p| format!("{p} ms"))
+    ));
+    let _ = writeln!(std::io::stderr());
+
+    // Close, and wait for ripple dev to run every $disconnect.
+    let connections = players.len() as u64;
+    let sample = players
+        .first()
+        .map(|p| (p.channel.clone(), p.connection_id.clone()));
+    close_all(players).await;
+    let connection_minutes = connected_at.elapsed().as_secs_f64() / 60.0 * connections as f64;
+    let closing = Instant::now();
+    while server_counts(server).disconnects < connections
+        && closing.elapsed() < Duration::from_secs(5)
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let counts = server_counts(server);
+
+    let members_per_channel = args.players as f64 / args.channels as f64;
+    let avg_records = if counts.fanout_batches > 0 {
+        counts.fanout_records as f64 / counts.fanout_batches as f64
+    } else {
+        1.0
+    };
+    note("bench e2e: timing the ingest and fanout handlers on a side table (for the Lambda cost)");
+    let times: HandlerTimes = handler_times(
+        &server.dynamodb_endpoint,
+        &server.table,
+        args.channels,
+        members_per_channel.round() as usize,
+        avg_records.round().max(1.0) as usize,
+    )
+    .await
+    .context("timing the handlers")?;
+
+    let (channel, connection_id) =
+        sample.unwrap_or_else(|| (args.channel_of(0), "AbCdEfGhIjK=".to_owned()));
+    let endpoint = Endpoint {
+        domain: server.addr.to_string(),
+        stage: "local".into(),
+    };
+    let item_bytes = ItemSizes::sample(&channel, "p0000", &connection_id, &endpoint);
+    let client = ClientCounts {
+        sent: Tallies::get(&tallies.sent_total),
+        delivered: Tallies::get(&tallies.delivered_total),
+        messages_out: Tallies::get(&tallies.messages_out),
+        connection_minutes: round(connection_minutes, 3),
+    };
+    let estimate = estimate(
+        &counts,
+        &client,
+        args.channels,
+        members_per_channel,
+        item_bytes,
+        &times,
+        &Prices::default(),
+    );
+    let results = E2eResults {
+        players: args.players,
+        channels: args.channels,
+        hz: args.hz,
+        seconds: args.seconds,
+        warmup_seconds: args.warmup,
+        sent,
+        delivered,
+        expected,
+        frames,
+        messages_per_update: round(
+            if delivered > 0 {
+                frames as f64 / delivered as f64
+            } else {
+                0.0
+            },
+            4,
+        ),
+        latency_ms: LatencySummary::from(&latencies),
+        refused: Tallies::get(&tallies.refused),
+        server: counts,
+        client,
+        item_bytes,
+        estimate,
+        histogram: args.histogram.as_ref().map(|p| p.display().to_string()),
+    };
+    Ok((results, latencies))
+}
+
+async fn close_all(players: Vec<Player>) {
+    futures::future::join_all(players.into_iter().map(Player::close)).await;
+}
+
+fn ms(v: Option<u64>) -> String {
+    v.map_or("–".to_owned(), |v| format!("{v} ms"))
+}
+
+/// The readable report.
+pub fn render(r: &E2eResults) -> String {
+    let e = &r.estimate;
+    let d = &e.dynamodb;
+    let l = &e.lambda;
+    let mut out = format!(
+        "ripple bench e2e: {} players in {} channel(s) at {} Hz for {} s (after {} s warm-up), ripple dev on loopback\n\n",
+        r.players, r.channels, r.hz, r.seconds, r.warmup_seconds
+    );
+    let rows = vec![
+        vec![
+            "sent".to_owned(),
+            format!("{} positions", thousands(r.sent)),
+        ],
+        vec![
+            "delivered".to_owned(),
+            format!(
+                "{} updates (without coalescing: {})",
+                thousands(r.delivered),
+                thousands(r.expected)
+            ),
+        ],
+        vec![
+            "latency write→receive".to_owned(),
+            format!(
+                "p50 {}  p95 {}  p99 {}  max {}",
+                ms(r.latency_ms.p50),
+                ms(r.latency_ms.p95),
+                ms(r.latency_ms.p99),
+                ms(r.latency_ms.max)
+            ),
+        ],
+        vec![
+            "messages_per_update".to_owned(),
+            format!(
+                "{:.4} ({} frames for {} updates)",
+                r.messages_per_update,
+                thousands(r.frames),
+                thousands(r.delivered)
+            ),
+        ],
+        vec!["refused publishes".to_owned(), thousands(r.refused)],
+        vec![
+            "DynamoDB writes".to_owned(),
+            format!(
+                "{} requests, {} WRU ({} positions, {} on connect, {} on disconnect)",
+                thousands(d.write_requests),
+                thousands(d.write_units.round() as u64),
+                thousands(d.position_writes),
+                thousands(d.connect_writes),
+                thousands(d.disconnect_writes)
+            ),
+        ],
+        vec![
+            "DynamoDB reads".to_owned(),
+            format!(
+                "{} requests, {} RRU ({} membership GetItem, ~{} fanout Query, {} on disconnect)",
+                thousands(d.read_requests),
+                thousands(d.read_units.round() as u64),
+                thousands(d.member_reads),
+                thousands(d.fanout_queries),
+                thousands(d.disconnect_queries)
+            ),
+        ],
+        vec![
+            "Lambda".to_owned(),
+            format!(
+                "{} ingest, {} connect, {} fanout invocations ({:.1} records/batch); {:.2} ms ingest, {:.2} ms fanout each (measured)",
+                thousands(l.ingest_invocations),
+                thousands(l.connect_invocations),
+                thousands(l.fanout_invocations),
+                l.avg_records_per_batch,
+                l.ingest_ms,
+                l.fanout_ms
+            ),
+        ],
+        vec![
+            "cost per million delivered".to_owned(),
+            e.per_million_delivered_usd
+                .map_or("–".to_owned(), |c| format!("${c:.4}")),
+        ],
+    ];
+    let key_width = rows
+        .iter()
+        .map(|r| r.first().map_or(0, |k| k.chars().count()))
+        .max()
+        .unwrap_or(0);
+    for row in &rows {
+        if let [key, value] = row.as_slice() {
+            out.push_str(&format!("  {key:<key_width$}  {value}\n"));
+        }
+    }
+    out.push_str("\n  the bill for this run (whole run, over ");
+    out.push_str(&thousands(r.client.delivered));
+    out.push_str(" delivered updates):\n");
+    let lines: Vec<Vec<String>> = e
+        .lines
+        .iter()
+        .map(|c| {
+            vec![
+                c.item.to_owned(),
+                format!("{:.3}", c.quantity),
+                c.unit.to_owned(),
+                format!("${:.8}", c.usd),
+                e.per_million_delivered_usd.map_or("–".to_owned(), |_| {
+                    format!("${:.4}", c.usd / r.client.delivered.max(1) as f64 * 1e6)
+                }),
+            ]
+        })
+        .collect();
+    for line in text_table(
+        &["item", "quantity", "unit", "cost", "per M updates"],
+        &lines,
+    )
+    .lines()
+    {
+        out.push_str("    ");
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.push_str("\n  assumptions:\n");
+    for a in &e.assumptions {
+        out.push_str("    - ");
+        out.push_str(a);
+        out.push('\n');
+    }
+    if let Some(h) = &r.histogram {
+        out.push_str(&format!("\n  histogram: {h}\n"));
+    }
+    out
+}

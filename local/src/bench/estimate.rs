@@ -1,0 +1,269 @@
+//! `bench e2e`'s estimate of what the run would have used and cost on AWS: DynamoDB requests and
+//! capacity units, Lambda invocations and billed time, API Gateway messages, from `ripple dev`'s
+//! counters, the players' own counts, item sizes and the measured handler times. Pure.
+
+use ripple_common::items::{ConnectionItem, Endpoint, Kind, MemberItem, PositionItem};
+use ripple_common::keys;
+use serde::Serialize;
+
+use super::calibrate::HandlerTimes;
+use super::cost::{CostLine, Prices, Usage, bill, per_million, total};
+use super::units::{
+    eventual_read_units, expected_distinct_channels, item_bytes, strong_read_units, write_units,
+};
+
+/// What `ripple dev`'s counters said at the end of the run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ServerCounts {
+    pub connects: u64,
+    pub disconnects: u64,
+    pub frames_accepted: u64,
+    pub frames_refused: u64,
+    pub frames_failed: u64,
+    pub fanout_batches: u64,
+    pub fanout_records: u64,
+}
+
+/// What the players counted over the whole run (warm-up included).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ClientCounts {
+    pub sent: u64,
+    pub delivered: u64,
+    /// Billed 32 KB messages over every frame received.
+    pub messages_out: u64,
+    /// Time connected, summed over players.
+    pub connection_minutes: f64,
+}
+
+/// Item sizes (bytes, as DynamoDB counts them) of the run's items.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ItemSizes {
+    pub connection: u64,
+    pub member: u64,
+    pub position: u64,
+}
+
+impl ItemSizes {
+    /// Sizes of items shaped like the run's.
+    pub fn sample(channel: &str, user: &str, connection_id: &str, endpoint: &Endpoint) -> Self {
+        let now = ripple_common::now_ms();
+        let connection = ConnectionItem::new(connection_id, user, endpoint, now, now / 1000);
+        let member = MemberItem::new(&connection, channel, now);
+        let position = PositionItem {
+            pk: keys::position_pk(channel, user),
+            sk: keys::POSITION_SK.to_owned(),
+            kind: Kind::Position,
+            channel: channel.to_owned(),
+            user: user.to_owned(),
+            sender: connection_id.to_owned(),
+            x: -12.34,
+            y: 45.67,
+            z: 0.0,
+            seq: super::players::MEASURE_SEQ_BASE + 100,
+            data: None,
+            ts: now,
+            expires_at: now / 1000 + 900,
+        };
+        let size = |item: Result<serde_dynamo::Item, serde_dynamo::Error>| {
+            item.map(|i| item_bytes(&i)).unwrap_or(0)
+        };
+        Self {
+            connection: size(serde_dynamo::to_item(&connection)),
+            member: size(serde_dynamo::to_item(&member)),
+            position: size(serde_dynamo::to_item(&position)),
+        }
+    }
+}
+
+/// DynamoDB requests and capacity units.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct DynamoUsage {
+    pub write_requests: u64,
+    pub write_units: f64,
+    pub read_requests: u64,
+    pub read_units: f64,
+    /// Conditional PutItem per accepted position.
+    pub position_writes: u64,
+    /// Connection PutItem + membership BatchWriteItem per connect.
+    pub connect_writes: u64,
+    /// BatchWriteItem deleting the connection and its membership per disconnect.
+    pub disconnect_writes: u64,
+    /// Strongly consistent membership GetItem per accepted frame (ingest).
+    pub member_reads: u64,
+    /// Index Queries by fanout (one per channel per batch; estimated).
+    pub fanout_queries: u64,
+    /// Strongly consistent partition Query per disconnect.
+    pub disconnect_queries: u64,
+}
+
+/// Lambda invocations and billed time.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct LambdaUsage {
+    pub ingest_invocations: u64,
+    pub connect_invocations: u64,
+    pub fanout_invocations: u64,
+    pub ingest_ms: f64,
+    pub fanout_ms: f64,
+    pub avg_records_per_batch: f64,
+    pub billed_ms: f64,
+}
+
+/// The whole estimate.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Estimate {
+    pub dynamodb: DynamoUsage,
+    pub lambda: LambdaUsage,
+    pub usage: Usage,
+    pub lines: Vec<CostLine>,
+    pub total_usd: f64,
+    pub per_million_delivered_usd: Option<f64>,
+    pub assumptions: Vec<&'static str>,
+}
+
+/// How the estimate is made (printed with it, and in the README).
+pub const ASSUMPTIONS: [&str; 7] = [
+    "prices: us-east-1 on demand, as listed in ../shared/DESIGN.md",
+    "API Gateway: each client frame is one inbound message (all < 32 KB); outbound = every frame the players received (welcome, join, events), per started 32 KB",
+    "connection-minutes: time each player was connected, pro-rated",
+    "DynamoDB writes: 1 conditional PutItem per accepted position; a connect writes the connection and its membership (table + index), a disconnect deletes them; units from item sizes",
+    "DynamoDB reads: 1 strongly consistent membership GetItem per accepted frame; fanout: 1 eventually consistent index Query per channel per batch (batches × expected channels touched per batch); 1 partition Query per disconnect; stream reads by Lambda are free",
+    "Lambda: arm64 at 128 MB; ingest and fanout time per invocation measured here (x86, DynamoDB Local), rounded up to 1 ms; connect/disconnect billed like ingest",
+    "the whole run counts (warm-up, connects, disconnects): cost per delivered update over everything delivered",
+];
+
+/// Estimates DynamoDB, Lambda and the bill for a run.
+#[allow(clippy::too_many_arguments)]
+pub fn estimate(
+    server: &ServerCounts,
+    client: &ClientCounts,
+    channels: usize,
+    members_per_channel: f64,
+    sizes: ItemSizes,
+    times: &HandlerTimes,
+    prices: &Prices,
+) -> Estimate {
+    let member_wru = write_units(sizes.member) as f64;
+    // Membership: the table write and the index write.
+    let session_wru = write_units(sizes.connection) as f64 + 2.0 * member_wru;
+    let avg_records = if server.fanout_batches > 0 {
+        server.fanout_records as f64 / server.fanout_batches as f64
+    } else {
+        0.0
+    };
+    let fanout_queries = (server.fanout_batches as f64
+        * expected_distinct_channels(channels, avg_records))
+    .round() as u64;
+    let query_bytes = (members_per_channel * sizes.member as f64).ceil() as u64;
+    let dynamodb = DynamoUsage {
+        position_writes: server.frames_accepted,
+        connect_writes: 2 * server.connects,
+        disconnect_writes: server.disconnects,
+        member_reads: server.frames_accepted,
+        fanout_queries,
+        disconnect_queries: server.disconnects,
+        write_requests: server.frames_accepted + 2 * server.connects + server.disconnects,
+        write_units: server.frames_accepted as f64 * write_units(sizes.position) as f64
+            + (server.connects + server.disconnects) as f64 * session_wru,
+        read_requests: server.frames_accepted + fanout_queries + server.disconnects,
+        read_units: server.frames_accepted as f64 * strong_read_units(sizes.member)
+            + fanout_queries as f64 * eventual_read_units(query_bytes)
+            + server.disconnects as f64 * strong_read_units(sizes.connection + sizes.member),
+    };
+    let ingest_invocations = server.frames_accepted + server.frames_refused + server.frames_failed;
+    let connect_invocations = server.connects + server.disconnects;
+    let ingest_billed = times.ingest_ms.ceil().max(1.0);
+    let fanout_billed = times.fanout_ms.ceil().max(1.0);
+    let lambda = LambdaUsage {
+        ingest_invocations,
+        connect_invocations,
+        fanout_invocations: server.fanout_batches,
+        ingest_ms: times.ingest_ms,
+        fanout_ms: times.fanout_ms,
+        avg_records_per_batch: avg_records,
+        billed_ms: (ingest_invocations + connect_invocations) as f64 * ingest_billed
+            + server.fanout_batches as f64 * fanout_billed,
+    };
+    let usage = Usage {
+        inbound_messages: client.sent,
+        outbound_messages: client.messages_out,
+        connection_minutes: client.connection_minutes,
+        write_units: dynamodb.write_units,
+        read_units: dynamodb.read_units,
+        lambda_requests: ingest_invocations + connect_invocations + server.fanout_batches,
+        lambda_billed_ms: lambda.billed_ms,
+    };
+    let lines = bill(&usage, prices);
+    let total_usd = total(&lines);
+    Estimate {
+        per_million_delivered_usd: per_million(total_usd, client.delivered),
+        dynamodb,
+        lambda,
+        usage,
+        lines,
+        total_usd,
+        assumptions: ASSUMPTIONS.to_vec(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_connects_and_batches_become_requests_units_and_dollars() {
+        // GIVEN 1,000 accepted positions from 10 players in 2 channels, 100 fanout batches of
+        // 10 records, small items, and handlers of 2.5 ms (ingest) and 7.2 ms (fanout)
+        let server = ServerCounts {
+            connects: 10,
+            disconnects: 10,
+            frames_accepted: 1_000,
+            fanout_batches: 100,
+            fanout_records: 1_000,
+            ..ServerCounts::default()
+        };
+        let client = ClientCounts {
+            sent: 1_000,
+            delivered: 4_000,
+            messages_out: 500,
+            connection_minutes: 2.0,
+        };
+        let sizes = ItemSizes {
+            connection: 200,
+            member: 300,
+            position: 250,
+        };
+        let times = HandlerTimes {
+            ingest_ms: 2.5,
+            fanout_ms: 7.2,
+            fanout_records: 10,
+        };
+        // WHEN estimated
+        let e = estimate(&server, &client, 2, 5.0, sizes, &times, &Prices::default());
+        // THEN writes: 1,000 positions + 2 per connect + 1 per disconnect; 3 WRU per session end
+        assert_eq!(e.dynamodb.write_requests, 1_000 + 20 + 10);
+        assert_eq!(e.dynamodb.write_units, 1_000.0 + 20.0 * 3.0);
+        // AND reads: a GetItem per position, ~2 Queries per batch at 0.5 RRU, 1 per disconnect
+        assert_eq!(e.dynamodb.fanout_queries, 200);
+        assert_eq!(e.dynamodb.read_units, 1_000.0 + 200.0 * 0.5 + 10.0);
+        // AND Lambda: 1,000 ingest + 20 connect invocations at 3 ms, 100 fanout at 8 ms
+        assert_eq!(e.lambda.billed_ms, 1_020.0 * 3.0 + 100.0 * 8.0);
+        assert_eq!(e.usage.lambda_requests, 1_120);
+        // AND the per-million price is the total over 4,000 updates
+        let per_million = e.per_million_delivered_usd.unwrap();
+        assert!((per_million - e.total_usd / 4_000.0 * 1e6).abs() < 1e-9);
+        assert_eq!(e.lines.len(), 7);
+    }
+
+    #[test]
+    fn sample_items_are_a_few_hundred_bytes() {
+        // GIVEN items shaped like a run's WHEN sized THEN each is well under 1 KB and not empty
+        let endpoint = Endpoint {
+            domain: "127.0.0.1:40000".into(),
+            stage: "local".into(),
+        };
+        let s = ItemSizes::sample("bench-0", "p0001", "AbCdEfGhIjK=", &endpoint);
+        for size in [s.connection, s.member, s.position] {
+            assert!((50..1024).contains(&size), "{s:?}");
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! `ripple bench fanout`: one synthetic stream batch, fanned out three ways against the same
+//! DynamoDB table and the same loopback `@connections` server. This process owns the shared parts
+//! (DynamoDB Local, the seeded table, the counting server); each strategy runs in a child process
+//! of this binary so its peak RSS is its own.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use ripple_common::config::{DEFAULT_MAX_IN_FLIGHT, dynamodb_client, local_sdk_config};
+use ripple_common::store::Store;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+use super::batch::Scenario;
+use super::layout::{self, Layout};
+use super::report::{FanoutResults, Measured, ScenarioSummary, StrategyResult, render};
+use super::sink::{Sink, Tally};
+use super::strategies::{RunOutput, Strategy, WARM_LINE};
+use super::{note, unique_table_name};
+use crate::dynamodb_local::DynamoDbLocal;
+
+/// A strategy that takes longer than this is stopped (and the run fails).
+const CHILD_TIMEOUT: Duration = Duration::from_secs(900);
+/// Member reads made before measuring, so DynamoDB Local's Query path is warm (its JIT).
+const WARM_QUERIES_PER_CHANNEL: usize = 5;
+
+/// `ripple bench fanout`.
+#[derive(Debug, Clone, Args)]
+pub struct FanoutArgs {
+    #[command(flatten)]
+    pub scenario: Scenario,
+    /// Use this DynamoDB (e.g. http://127.0.0.1:8000) instead of starting DynamoDB Local.
+    #[arg(long)]
+    pub dynamodb_endpoint: Option<String>,
+    /// Posts in flight at once, for Ripple and for the ceiling.
+    #[arg(long, default_value_t = DEFAULT_MAX_IN_FLIGHT)]
+    pub max_in_flight: usize,
+    /// Print exactly one JSON line (stdout) instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs the three strategies and prints the results.
+pub async fn run(args: FanoutArgs) -> anyhow::Result<()> {
+    args.scenario.validate()?;
+    anyhow::ensure!(
+        args.max_in_flight >= 1,
+        "--max-in-flight must be at least 1"
+    );
+    let (local, endpoint) = match &args.dynamodb_endpoint {
+        Some(url) => (None, url.clone()),
+        None => {
+            note("bench fanout: starting DynamoDB Local");
+            let local = DynamoDbLocal::start()
+                .await
+                .context("starting DynamoDB Local")?;
+            let url = local.endpoint.clone();
+            (Some(local), url)
+        }
+    };
+    let results = run_on(&args, &endpoint).await;
+    if let Some(local) = local {
+        local.stop().await;
+    }
+    let results = results?;
+    if args.json {
+        println!("{}", serde_json::to_string(&results)?);
+    } else {
+        print!("{}", render(&results));
+    }
+    Ok(())
+}
+
+async fn run_on(args: &FanoutArgs, endpoint: &str) -> anyhow::Result<FanoutResults> {
+    let s = &args.scenario;
+    let table = unique_table_name("ripple-bench");
+    let store = Store::new(
+        dynamodb_client(&local_sdk_config(), Some(endpoint)),
+        table.clone(),
+    );
+    store
+        .create_table_if_missing()
+        .await
+        .with_context(|| format!("creating table {table} at {endpoint}"))?;
+    let layout = Layout::synthetic(s.channels, s.members);
+    note(&format!(
+        "bench fanout: seeding {} connections with their memberships in {table}",
+        layout.connection_count()
+    ));
+    let outcome = async {
+        layout::seed(&store, &layout).await?;
+        for channel in &layout.channels {
+            for _ in 0..WARM_QUERIES_PER_CHANNEL {
+                store.channel_members(&channel.name).await?;
+            }
+        }
+        let sink = Sink::start().await?;
+        let outcome = run_strategies(args, endpoint, &table, &sink).await;
+        sink.stop().await;
+        outcome
+    }
+    .await;
+    if let Err(err) = store
+        .client()
+        .delete_table()
+        .table_name(&table)
+        .send()
+        .await
+    {
+        tracing::debug!(error = %err, "could not delete the bench table");
+    }
+    outcome
+}
+
+async fn run_strategies(
+    args: &FanoutArgs,
+    endpoint: &str,
+    table: &str,
+    sink: &Sink,
+) -> anyhow::Result<FanoutResults> {
+    let base_ts = ripple_common::now_ms();
+    let mut results = Vec::with_capacity(3);
+    let mut ripple_posts = 0;
+    for strategy in Strategy::ALL {
+        note(&format!("bench fanout: running {} …", strategy.name()));
+        let (out, tally) =
+            run_child(args, strategy, endpoint, table, sink, base_ts, ripple_posts).await?;
+        if strategy == Strategy::Ripple {
+            ripple_posts = tally.posts;
+        }
+        if out.posts_failed > 0 {
+            note(&format!(
+                "bench fanout: {} had {} failed posts",
+                strategy.name(),
+                out.posts_failed
+            ));
+        }
+        let result = StrategyResult::from(Measured {
+            records: out.records,
+            recipients: tally.recipients.len(),
+            updates_delivered: out.updates_delivered,
+            posts: tally.posts,
+            messages_billed: tally.messages_billed,
+            wall_seconds: out.wall_seconds,
+            peak_rss_mb: out.peak_rss_mb,
+        });
+        note(&format!(
+            "bench fanout: {} done: {} posts in {:.4} s, peak RSS {:.1} MB",
+            strategy.name(),
+            result.posts,
+            result.wall_seconds,
+            result.peak_rss_mb
+        ));
+        results.push(result);
+    }
+    let mut results = results.into_iter();
+    let (Some(ripple), Some(naive), Some(ceiling)) =
+        (results.next(), results.next(), results.next())
+    else {
+        anyhow::bail!("a strategy did not report");
+    };
+    let s = &args.scenario;
+    let summary = ScenarioSummary {
+        channels: s.channels,
+        members: s.members,
+        records: s.records,
+        message_ratio: s.message_ratio,
+        users: s.senders(),
+        max_in_flight: args.max_in_flight,
+    };
+    Ok(FanoutResults::new(summary, ripple, naive, ceiling))
+}
+
+/// Runs `ripple bench fanout-run` for one strategy: lets it warm up, tells it to go, reads its
+/// JSON line. Returns it with what the strategy posted after its warm-up.
+async fn run_child(
+    args: &FanoutArgs,
+    strategy: Strategy,
+    endpoint: &str,
+    table: &str,
+    sink: &Sink,
+    base_ts: u64,
+    posts: u64,
+) -> anyhow::Result<(RunOutput, Tally)> {
+    let exe = std::env::current_exe().context("finding the ripple binary")?;
+    let s = &args.scenario;
+    let name = strategy.name();
+    let mut command = tokio::process::Command::new(exe);
+    command
+        .args(["bench", "fanout-run", "--strategy", name])
+        .args(["--dynamodb-endpoint", endpoint, "--table", table])
+        .args(["--connections-url", &sink.url_for(name)])
+        .args(["--channels", &s.channels.to_string()])
+        .args(["--members", &s.members.to_string()])
+        .args(["--records", &s.records.to_string()])
+        .args(["--message-ratio", &s.message_ratio.to_string()])
+        .args(["--users", &s.senders().to_string()])
+        .args(["--base-ts", &base_ts.to_string()])
+        .args(["--posts", &posts.to_string()])
+        .args(["--max-in-flight", &args.max_in_flight.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true);
+    if std::env::var_os("RUST_LOG").is_none() {
+        command.env("RUST_LOG", "warn");
+    }
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("starting the {name} run"))?;
+    let (Some(stdout), Some(mut stdin)) = (child.stdout.take(), child.stdin.take()) else {
+        anyhow::bail!("the {name} run has no stdin/stdout");
+    };
+    let exchange = async {
+        let mut lines = BufReader::new(stdout).lines();
+        let mut warm = Tally::default();
+        while let Some(line) = lines.next_line().await? {
+            let line = line.trim();
+            if line == WARM_LINE {
+                warm = sink.tally(name);
+                stdin.write_all(b"go\n").await?;
+                stdin.flush().await?;
+            } else if line.starts_with('{') {
+                let out: RunOutput = serde_json::from_str(line)
+                    .with_context(|| format!("reading the {name} run's result: {line}"))?;
+                return anyhow::Ok((out, sink.tally(name).since(&warm)));
+            }
+        }
+        anyhow::bail!("the {name} run printed no result")
+    };
+    let result = tokio::time::timeout(CHILD_TIMEOUT, exchange)
+        .await
+        .with_context(|| {
+            format!(
+                "the {name} run took longer than {} s",
+                CHILD_TIMEOUT.as_secs()
+            )
+        })?;
+    let status = child.wait().await?;
+    let result = result?;
+    anyhow::ensure!(status.success(), "the {name} run failed ({status})");
+    Ok(result)
+}

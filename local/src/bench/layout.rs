@@ -1,0 +1,122 @@
+//! Who is where in a benchmark: channels and their member connections, and seeding them into the
+//! table exactly as `connect` writes them (a connection item and a membership per connection).
+
+use anyhow::Context;
+use futures::StreamExt;
+use ripple_common::items::{ConnectionItem, Endpoint, MemberItem};
+use ripple_common::store::Store;
+
+/// Writes in flight while seeding.
+const SEED_IN_FLIGHT: usize = 16;
+
+/// One member connection of a channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub connection_id: String,
+    pub user: String,
+}
+
+/// A channel and its members.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Channel {
+    pub name: String,
+    pub members: Vec<Member>,
+}
+
+/// Every channel of a benchmark; each connection is in exactly one channel.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Layout {
+    pub channels: Vec<Channel>,
+}
+
+impl Layout {
+    /// `channels` channels (`bench-0`, `bench-1`, …) of `members` connections each.
+    pub fn synthetic(channels: usize, members: usize) -> Self {
+        Self {
+            channels: (0..channels)
+                .map(|c| Channel {
+                    name: format!("bench-{c}"),
+                    members: (0..members)
+                        .map(|m| Member {
+                            // Shaped like API Gateway's ids (12 characters, `=` at the end).
+                            connection_id: format!("B{c:04}M{m:05}="),
+                            user: format!("u{c}-{m}"),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Every member connection id, channel by channel.
+    pub fn connection_ids(&self) -> impl Iterator<Item = &str> {
+        self.channels
+            .iter()
+            .flat_map(|c| c.members.iter().map(|m| m.connection_id.as_str()))
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.channels.iter().map(|c| c.members.len()).sum()
+    }
+}
+
+/// The API Gateway endpoint seeded connections claim (posts go to an override URL anyway).
+pub fn seed_endpoint() -> Endpoint {
+    Endpoint {
+        domain: "bench.execute-api.us-east-1.amazonaws.com".into(),
+        stage: "prod".into(),
+    }
+}
+
+/// Stores every connection and its membership as `connect` would (joined at ts 1, so every
+/// event of a benchmark batch is news to every member).
+pub async fn seed(store: &Store, layout: &Layout) -> anyhow::Result<()> {
+    let expires_at = ripple_common::now_ms() / 1000 + 3 * 3600;
+    let endpoint = seed_endpoint();
+    let writes: Vec<_> = layout
+        .channels
+        .iter()
+        .flat_map(|c| c.members.iter().map(move |m| (c.name.as_str(), m)))
+        .map(|(channel, member)| {
+            let conn = ConnectionItem::new(
+                &member.connection_id,
+                &member.user,
+                &endpoint,
+                1,
+                expires_at,
+            );
+            async move {
+                store.put_connection(&conn).await?;
+                store
+                    .put_members(&[MemberItem::new(&conn, channel, 1)])
+                    .await?;
+                anyhow::Ok(())
+            }
+        })
+        .collect();
+    let results: Vec<anyhow::Result<()>> = futures::stream::iter(writes)
+        .buffer_unordered(SEED_IN_FLIGHT)
+        .collect()
+        .await;
+    for r in results {
+        r.context("seeding a connection and its membership")?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_synthetic_layout_has_distinct_connections_per_channel() {
+        // GIVEN 3 channels of 4 members
+        let layout = Layout::synthetic(3, 4);
+        // THEN there are 12 distinct connection ids and users, 4 per channel
+        let ids: std::collections::HashSet<&str> = layout.connection_ids().collect();
+        assert_eq!(ids.len(), 12);
+        assert_eq!(layout.connection_count(), 12);
+        assert!(layout.channels.iter().all(|c| c.members.len() == 4));
+        assert_eq!(layout.channels[2].name, "bench-2");
+    }
+}

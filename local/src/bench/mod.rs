@@ -1,0 +1,93 @@
+//! `ripple bench`: Ripple's cost and speed, measured on this machine and reproducible by anyone.
+//!
+//! - `ripple bench fanout` fans one synthetic stream batch out three ways (Ripple's fanout, the
+//!   samples' naive fan-out, a raw HTTP ceiling) and compares posts, billed messages, speed and
+//!   peak memory.
+//! - `ripple bench e2e` plays N players over real WebSockets against `ripple dev` and reports
+//!   write→receive latency, messages per update, DynamoDB usage and a cost estimate.
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`fanout`] | `bench fanout`: the shared table and `@connections` server, one child process per strategy |
+//! | [`strategies`] | the three strategies, run by the hidden `bench fanout-run` child |
+//! | [`batch`] | the synthetic stream batch, in Lambda's exact JSON shape |
+//! | [`layout`] | channels and member connections, seeded as `connect` writes them |
+//! | [`sink`] | the loopback `@connections` server counting posts, bytes and billed messages per strategy |
+//! | [`report`] | `bench fanout` results: derived fields, ratios, targets, the text table |
+//! | [`e2e`] | `bench e2e`: `ripple dev` in-process, the run, the progress line, the report |
+//! | [`players`] | simulated players: WebSocket clients sending positions and timing what they receive |
+//! | [`calibrate`] | measuring the ingest and fanout handlers' time per invocation, for the Lambda cost |
+//! | [`estimate`] | `bench e2e`'s DynamoDB, Lambda and cost estimate from the counters |
+//! | [`cost`] | the price list and the bill |
+//! | [`units`] | billing units: 32 KB messages, DynamoDB capacity units, item sizes |
+//! | [`latency`] | the latency histogram and its percentiles |
+//! | [`svg`] | the latency histogram as a hand-written SVG |
+//! | [`rss`] | peak resident memory (`VmHWM`) |
+
+pub mod batch;
+pub mod calibrate;
+pub mod cost;
+pub mod e2e;
+pub mod estimate;
+pub mod fanout;
+pub mod latency;
+pub mod layout;
+pub mod players;
+pub mod report;
+pub mod rss;
+pub mod sink;
+pub mod strategies;
+pub mod svg;
+pub mod units;
+
+use std::io::Write;
+
+use clap::Subcommand;
+use tracing_subscriber::EnvFilter;
+
+/// `ripple bench …`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum BenchCommand {
+    /// Fan one synthetic stream batch out three ways (Ripple, the samples' naive fan-out, a raw
+    /// HTTP ceiling) against DynamoDB Local and a loopback @connections server.
+    Fanout(fanout::FanoutArgs),
+    /// Players over real WebSockets against `ripple dev`: latency, messages per update,
+    /// DynamoDB usage and cost per million delivered updates.
+    E2e(e2e::E2eArgs),
+    /// One strategy of `bench fanout`, in its own process (used by `bench fanout`).
+    #[command(hide = true)]
+    FanoutRun(strategies::RunArgs),
+}
+
+/// Runs a bench. Logs go to stderr (default level `warn`, `RUST_LOG` overrides); stdout carries
+/// only the results.
+pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+        )
+        .with_target(false)
+        .compact()
+        .try_init();
+    match command {
+        BenchCommand::Fanout(args) => fanout::run(args).await,
+        BenchCommand::E2e(args) => e2e::run(args).await,
+        BenchCommand::FanoutRun(args) => strategies::run(args).await,
+    }
+}
+
+/// A progress note on stderr.
+pub(crate) fn note(text: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "{text}");
+}
+
+/// A table name no other run uses.
+pub(crate) fn unique_table_name(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{prefix}-{nanos:x}-{}", std::process::id())
+}
