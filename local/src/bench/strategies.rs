@@ -189,18 +189,17 @@ async fn measure(args: &RunArgs) -> anyhow::Result<RunOutput> {
 /// Tells the parent the warm-up is over and waits for its go (a line, or end of input).
 async fn warm_and_wait() -> anyhow::Result<()> {
     use std::io::Write;
-    use tokio::io::AsyncBufReadExt;
     {
         let mut stdout = std::io::stdout().lock();
         writeln!(stdout, "{WARM_LINE}")?;
         stdout.flush()?;
     }
-    let mut line = String::new();
-    tokio::io::BufReader::new(tokio::io::stdin())
-        .read_line(&mut line)
-        .await
-        .context("waiting for the parent's go")?;
-    Ok(())
+    tokio::task::spawn_blocking(|| {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).map(|_| ())
+    })
+    .await?
+    .context("waiting for the parent's go")
 }
 
 fn build_event(args: &RunArgs, layout: &Layout) -> anyhow::Result<Event> {
