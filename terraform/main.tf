@@ -19,6 +19,7 @@ module "ripple" {
   position_ttl_seconds                   = var.position_ttl_seconds
   message_ttl_seconds                    = var.message_ttl_seconds
   position_rate                          = var.position_rate
+  resume_window_seconds                  = var.resume_window_seconds
   message_rate                           = var.message_rate
   fanout_max_in_flight                   = var.fanout_max_in_flight
   fanout_posts_per_second                = var.fanout_posts_per_second
@@ -37,4 +38,9 @@ module "ripple" {
   fanout_bisect_batch_on_function_error  = var.fanout_bisect_batch_on_function_error
   fanout_maximum_retry_attempts          = var.fanout_maximum_retry_attempts
   fanout_maximum_record_age_seconds      = var.fanout_maximum_record_age_seconds
+
+  # Dashboard and alarms (modules/ripple/observability.tf).
+  alarm_sns_topic_arn           = var.alarm_sns_topic_arn
+  alarm_iterator_age_ms         = var.alarm_iterator_age_ms
+  alarm_throttled_posts_percent = var.alarm_throttled_posts_percent
 }

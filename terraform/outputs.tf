@@ -32,3 +32,13 @@ output "fanout_failure_queue_url" {
   description = "SQS queue receiving the metadata of stream batches fanout gave up on."
   value       = module.ripple.fanout_failure_queue_url
 }
+
+output "dashboard_name" {
+  description = "CloudWatch dashboard of the pipeline (CloudWatch console > Dashboards)."
+  value       = module.ripple.dashboard_name
+}
+
+output "alarm_names" {
+  description = "CloudWatch alarms by what they watch (README.md, Operating, says what to do when one fires)."
+  value       = module.ripple.alarm_names
+}

@@ -198,3 +198,27 @@ variable "fanout_maximum_record_age_seconds" {
   type        = number
   default     = 600
 }
+
+variable "alarm_sns_topic_arn" {
+  description = "SNS topic the alarms notify (on alarm and on recovery). null = no notifications; the alarms still show on the dashboard."
+  type        = string
+  default     = null
+}
+
+variable "alarm_iterator_age_ms" {
+  description = "Alarm when the fanout's stream IteratorAge stays above this many milliseconds for 3 minutes (players see updates this late)."
+  type        = number
+  default     = 10000
+}
+
+variable "alarm_throttled_posts_percent" {
+  description = "Alarm when more than this percentage of the fanout's @connections posts are answered 429 in 3 of 5 minutes."
+  type        = number
+  default     = 5
+}
+
+variable "resume_window_seconds" {
+  description = "RIPPLE_RESUME_WINDOW_SECS: how long after a disconnect `?resume=1` restores the user's channels."
+  type        = number
+  default     = 120
+}

@@ -25,6 +25,9 @@ pub const DEFAULT_POSITION_RATE: u32 = 30;
 /// Chat messages a connection may publish per second (bursts up to twice that).
 pub const DEFAULT_MESSAGE_RATE: u32 = 5;
 
+/// How long after a disconnect a reconnect with `?resume=1` gets its channels back.
+pub const DEFAULT_RESUME_WINDOW_SECS: u64 = 120;
+
 /// Settings of all three functions; each reads only what it uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -39,6 +42,7 @@ pub struct Settings {
     pub jwt_secret: Option<String>,
     pub position_rate: u32,
     pub message_rate: u32,
+    pub resume_window_secs: u64,
 }
 
 impl Settings {
@@ -55,6 +59,7 @@ impl Settings {
             jwt_secret: None,
             position_rate: DEFAULT_POSITION_RATE,
             message_rate: DEFAULT_MESSAGE_RATE,
+            resume_window_secs: DEFAULT_RESUME_WINDOW_SECS,
         }
     }
 
@@ -103,6 +108,9 @@ impl Settings {
             "a positive number of posts per second",
         )? {
             s.posts_per_second = u32::try_from(n).unwrap_or(u32::MAX);
+        }
+        if let Some(n) = number(ENV_RESUME_WINDOW_SECS, SECS)? {
+            s.resume_window_secs = n;
         }
         const RATE: &str = "a positive number per second per connection";
         if let Some(n) = number(ENV_POSITION_RATE, RATE)? {

@@ -27,6 +27,7 @@ pub const ENV_MESSAGE_TTL_SECS: &str = "RIPPLE_MESSAGE_TTL_SECS";
 pub const ENV_CONNECTIONS_ENDPOINT: &str = "RIPPLE_CONNECTIONS_ENDPOINT";
 pub const ENV_MAX_IN_FLIGHT: &str = "RIPPLE_MAX_IN_FLIGHT";
 pub const ENV_POSTS_PER_SECOND: &str = "RIPPLE_POSTS_PER_SECOND";
+pub const ENV_RESUME_WINDOW_SECS: &str = "RIPPLE_RESUME_WINDOW_SECS";
 pub const ENV_POSITION_RATE: &str = "RIPPLE_POSITION_RATE";
 pub const ENV_MESSAGE_RATE: &str = "RIPPLE_MESSAGE_RATE";
 pub const ENV_RUST_LOG: &str = "RUST_LOG";
@@ -34,9 +35,15 @@ pub const ENV_RUST_LOG: &str = "RUST_LOG";
 pub const CONNECT: FunctionSpec = FunctionSpec {
     package: "connect",
     env_required: &[ENV_TABLE],
-    env_optional: &[ENV_CONNECTION_TTL_SECS, ENV_JWT_SECRET, ENV_RUST_LOG],
+    env_optional: &[
+        ENV_CONNECTION_TTL_SECS,
+        ENV_JWT_SECRET,
+        ENV_RESUME_WINDOW_SECS,
+        ENV_RUST_LOG,
+    ],
     table_actions: &[
         "dynamodb:PutItem",
+        "dynamodb:DeleteItem",
         "dynamodb:Query",
         "dynamodb:BatchWriteItem",
     ],
@@ -72,7 +79,11 @@ pub const FANOUT: FunctionSpec = FunctionSpec {
         ENV_POSTS_PER_SECOND,
         ENV_RUST_LOG,
     ],
-    table_actions: &["dynamodb:Query", "dynamodb:BatchWriteItem"],
+    table_actions: &[
+        "dynamodb:Query",
+        "dynamodb:BatchGetItem",
+        "dynamodb:BatchWriteItem",
+    ],
     stream_actions: &[
         "dynamodb:DescribeStream",
         "dynamodb:GetRecords",

@@ -16,6 +16,7 @@ pub enum Kind {
     Member,
     Position,
     Message,
+    Session,
 }
 
 /// A WebSocket connection, written at `$connect`, deleted at `$disconnect` or on 410.
@@ -34,6 +35,12 @@ pub struct ConnectionItem {
     pub connected_at: u64,
     /// TTL, seconds since the epoch.
     pub expires_at: u64,
+    /// Sweep index: `conns#{shard}`, so the sweep pages connections by age without a Scan.
+    #[serde(default)]
+    pub gsi1pk: String,
+    /// Sweep index sort key: `{connected_at:013}#{id}`.
+    #[serde(default)]
+    pub gsi1sk: String,
 }
 
 impl ConnectionItem {
@@ -54,6 +61,8 @@ impl ConnectionItem {
             stage: endpoint.stage.clone(),
             connected_at,
             expires_at,
+            gsi1pk: keys::sweep_pk(connection_id),
+            gsi1sk: keys::sweep_sk(connected_at, connection_id),
         }
     }
 
@@ -82,6 +91,9 @@ pub struct MemberItem {
     /// Join time, ms since the epoch.
     pub ts: u64,
     pub expires_at: u64,
+    /// When set, the joiner asked for the chat messages written after this time (ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<u64>,
 }
 
 impl MemberItem {
@@ -100,6 +112,7 @@ impl MemberItem {
             ts,
             // A membership never outlives its connection.
             expires_at: connection.expires_at,
+            since: None,
         }
     }
 
@@ -148,6 +161,34 @@ pub struct MessageItem {
     pub expires_at: u64,
 }
 
+/// What a user was in when its last connection closed, kept for the resume window so a
+/// reconnect (`?resume=1`) gets its channels back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionItem {
+    pub pk: String,
+    pub sk: String,
+    pub kind: Kind,
+    pub user: String,
+    pub channels: Vec<String>,
+    /// When the connection closed, ms since the epoch.
+    pub ended_at: u64,
+    pub expires_at: u64,
+}
+
+impl SessionItem {
+    pub fn new(user: &str, channels: Vec<String>, ended_at: u64, window_secs: u64) -> Self {
+        Self {
+            pk: keys::session_pk(user),
+            sk: keys::SESSION_SK.to_owned(),
+            kind: Kind::Session,
+            user: user.to_owned(),
+            channels,
+            ended_at,
+            expires_at: ended_at / 1000 + window_secs,
+        }
+    }
+}
+
 /// Where to reach a connection: the API Gateway domain and stage it connected through.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Endpoint {
@@ -183,6 +224,7 @@ pub enum Item {
     Member(MemberItem),
     Position(PositionItem),
     Message(MessageItem),
+    Session(SessionItem),
 }
 
 /// Why an image could not be decoded.
@@ -211,6 +253,7 @@ impl Item {
             "member" => Kind::Member,
             "position" => Kind::Position,
             "message" => Kind::Message,
+            "session" => Kind::Session,
             _ => return Err(DecodeError::UnknownKind(kind)),
         };
         fn decode<T: DeserializeOwned>(
@@ -224,6 +267,7 @@ impl Item {
             Kind::Member => Item::Member(decode(kind, image)?),
             Kind::Position => Item::Position(decode(kind, image)?),
             Kind::Message => Item::Message(decode(kind, image)?),
+            Kind::Session => Item::Session(decode(kind, image)?),
         })
     }
 }

@@ -6,6 +6,11 @@
 //! | membership | `conn#{connection_id}` | `chan#{channel}` | `gsi1pk = chan#{channel}`, `gsi1sk = {connection_id}` |
 //! | position | `pos#{channel}#{user}` | `pos` | |
 //! | message | `msg#{channel}` | `{ts:013}#{id}` | |
+//! | session | `sess#{user}` | `sess` | |
+//!
+//! Connection items are also in the index, under `gsi1pk = conns#{shard}` (16 shards by a hash
+//! of the id) and `gsi1sk = {connected_at:013}#{id}`: the sweep pages them oldest first with 16
+//! Queries, never a Scan, and no index partition takes more than 1/16 of the connects.
 //!
 //! Why this shape:
 //! - A connection and its memberships share a partition, so `$disconnect` and the 410 clean-up
@@ -39,6 +44,36 @@ pub const CONNECTION_SK: &str = "conn";
 pub const POSITION_SK: &str = "pos";
 /// Prefix of membership sort keys within a connection's partition.
 pub const MEMBER_SK_PREFIX: &str = "chan#";
+
+/// Sort key of a session item.
+pub const SESSION_SK: &str = "sess";
+/// Shards of the sweep index.
+pub const SWEEP_SHARDS: u32 = 16;
+
+pub fn session_pk(user: &str) -> String {
+    format!("sess#{user}")
+}
+
+/// The sweep-index shard of a connection (FNV-1a of its id).
+pub fn sweep_shard(connection_id: &str) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in connection_id.bytes() {
+        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+    }
+    h % SWEEP_SHARDS
+}
+
+pub fn sweep_pk(connection_id: &str) -> String {
+    sweep_shard_pk(sweep_shard(connection_id))
+}
+
+pub fn sweep_shard_pk(shard: u32) -> String {
+    format!("conns#{shard:02}")
+}
+
+pub fn sweep_sk(connected_at_ms: u64, connection_id: &str) -> String {
+    format!("{connected_at_ms:013}#{connection_id}")
+}
 
 pub fn connection_pk(connection_id: &str) -> String {
     format!("conn#{connection_id}")

@@ -13,11 +13,13 @@
 //! | [`deploy`] | what each function needs from its deployment (env vars, IAM actions) |
 //! | [`error`] | the error types |
 //! | [`telemetry`] | tracing set-up shared by the binaries |
+//! | [`emf`] | CloudWatch Embedded Metric Format lines: the metrics each function prints |
 
 pub mod auth;
 pub mod config;
 pub mod connections;
 pub mod deploy;
+pub mod emf;
 pub mod error;
 pub mod items;
 pub mod keys;

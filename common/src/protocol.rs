@@ -73,16 +73,25 @@ impl Refusal {
 /// A validated client frame.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClientFrame {
-    Join { channel: String },
-    Leave { channel: String },
+    /// `since`: also send the chat messages written after this time (ms), in the snapshot.
+    Join {
+        channel: String,
+        since: Option<u64>,
+    },
+    Leave {
+        channel: String,
+    },
     Position(PositionUpdate),
-    Message { channel: String, text: String },
+    Message {
+        channel: String,
+        text: String,
+    },
 }
 
 impl ClientFrame {
     pub fn channel(&self) -> &str {
         match self {
-            ClientFrame::Join { channel }
+            ClientFrame::Join { channel, .. }
             | ClientFrame::Leave { channel }
             | ClientFrame::Message { channel, .. } => channel,
             ClientFrame::Position(p) => &p.channel,
@@ -212,6 +221,18 @@ pub fn parse_client_frame(body: &[u8]) -> Result<ClientFrame, Refusal> {
     match action {
         "join" => Ok(ClientFrame::Join {
             channel: channel_field(&obj)?,
+            since: match obj.get("since") {
+                None | Some(Value::Null) => None,
+                Some(Value::Number(n)) => Some(n.as_u64().ok_or_else(|| {
+                    Refusal::bad("`since` must be a non-negative integer (ms since the epoch)")
+                })?),
+                Some(other) => {
+                    return Err(Refusal::bad(format!(
+                        "`since` must be a number, got {}",
+                        json_type(other)
+                    )));
+                }
+            },
         }),
         "leave" => Ok(ClientFrame::Leave {
             channel: channel_field(&obj)?,
@@ -344,6 +365,15 @@ pub enum ServerFrame {
     Error {
         code: ErrorCode,
         message: String,
+    },
+    /// Sent to a connection when it joins a channel: who is there and where they are, and,
+    /// when the join asked for them (`since`), the chat messages written after that time.
+    Snapshot {
+        channel: String,
+        members: Vec<String>,
+        positions: Vec<Event>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        messages: Option<Vec<Event>>,
     },
 }
 

@@ -7,18 +7,32 @@ use std::time::Duration;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, DeleteRequest, GlobalSecondaryIndex,
-    KeySchemaElement, KeyType, Projection, ProjectionType, PutRequest, ScalarAttributeType,
-    StreamSpecification, StreamViewType, TimeToLiveSpecification, WriteRequest,
+    KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, PutRequest,
+    ScalarAttributeType, StreamSpecification, StreamViewType, TimeToLiveSpecification,
+    WriteRequest,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::StoreError;
-use crate::items::{ConnectionItem, MemberItem, MessageItem, PositionItem};
+use crate::items::{ConnectionItem, MemberItem, MessageItem, PositionItem, SessionItem};
 use crate::keys;
 
 type Attrs = HashMap<String, AttributeValue>;
 
+/// What [`Store::delete_connection`] removed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Deleted {
+    /// Items deleted (connection and memberships).
+    pub items: usize,
+    /// The connection's user, if its item was there.
+    pub user: Option<String>,
+    /// The channels it was a member of.
+    pub channels: Vec<String>,
+}
+
+/// Most keys one BatchGetItem takes.
+const BATCH_GET_MAX: usize = 100;
 /// Most items one BatchWriteItem takes.
 const BATCH_WRITE_MAX: usize = 25;
 /// Rounds of retrying a batch's unprocessed items before giving up.
@@ -342,11 +356,25 @@ impl Store {
         Ok(items)
     }
 
-    /// Deletes a connection and all its memberships; returns how many items were deleted.
-    pub async fn delete_connection(&self, connection_id: &str) -> Result<usize, StoreError> {
+    /// Deletes a connection and all its memberships; says what was deleted.
+    pub async fn delete_connection(&self, connection_id: &str) -> Result<Deleted, StoreError> {
         let items = self.connection_partition(connection_id).await?;
+        let mut deleted = Deleted::default();
         let mut requests = Vec::with_capacity(items.len());
         for attrs in items {
+            match attrs.get(keys::SK) {
+                Some(AttributeValue::S(sk)) if sk == keys::CONNECTION_SK => {
+                    if let Some(AttributeValue::S(user)) = attrs.get("user") {
+                        deleted.user = Some(user.clone());
+                    }
+                }
+                Some(AttributeValue::S(sk)) => {
+                    if let Some(channel) = sk.strip_prefix(keys::MEMBER_SK_PREFIX) {
+                        deleted.channels.push(channel.to_owned());
+                    }
+                }
+                _ => {}
+            }
             let (Some(pk), Some(sk)) = (attrs.get(keys::PK), attrs.get(keys::SK)) else {
                 continue;
             };
@@ -360,9 +388,145 @@ impl Store {
                 })?;
             requests.push(WriteRequest::builder().delete_request(delete).build());
         }
-        let n = requests.len();
+        deleted.items = requests.len();
         self.batch_write(requests).await?;
-        Ok(n)
+        Ok(deleted)
+    }
+
+    /// Latest positions of `users` in `channel`: one BatchGetItem per 100 keys, each key its own
+    /// partition, so a late joiner's snapshot never reads a hot partition.
+    pub async fn positions_of(
+        &self,
+        channel: &str,
+        users: &[String],
+    ) -> Result<Vec<PositionItem>, StoreError> {
+        let mut found = Vec::new();
+        for chunk in users.chunks(BATCH_GET_MAX) {
+            let keys_and_attributes = chunk
+                .iter()
+                .fold(KeysAndAttributes::builder(), |b, user| {
+                    b.keys(key(keys::position_pk(channel, user), keys::POSITION_SK))
+                })
+                .build()
+                .map_err(|e| StoreError::Dynamo {
+                    op: "BatchGetItem",
+                    message: e.to_string(),
+                })?;
+            let mut pending = Some(keys_and_attributes);
+            let mut round = 0;
+            while let Some(request) = pending.take() {
+                if round > UNPROCESSED_RETRIES {
+                    return Err(StoreError::Unprocessed(request.keys.len()));
+                }
+                if round > 0 {
+                    tokio::time::sleep(Duration::from_millis(25 << round.min(6))).await;
+                }
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(|e| StoreError::dynamo("BatchGetItem", e))?;
+                for attrs in out
+                    .responses
+                    .and_then(|mut r| r.remove(&self.table))
+                    .unwrap_or_default()
+                {
+                    found.push(decode("position", attrs)?);
+                }
+                pending = out
+                    .unprocessed_keys
+                    .and_then(|mut m| m.remove(&self.table))
+                    .filter(|k| !k.keys.is_empty());
+                round += 1;
+            }
+        }
+        Ok(found)
+    }
+
+    /// The most recent chat messages of `channel` written after `since_ms`, oldest first, at
+    /// most `limit` (one Query, newest first, on the channel's history partition).
+    pub async fn messages_since(
+        &self,
+        channel: &str,
+        since_ms: u64,
+        limit: i32,
+    ) -> Result<Vec<MessageItem>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk AND #sk > :since")
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_names("#sk", keys::SK)
+            .expression_attribute_values(":pk", AttributeValue::S(keys::message_pk(channel)))
+            // Sort keys start with the 13-digit ms timestamp; `~` sorts after every id character.
+            .expression_attribute_values(":since", AttributeValue::S(format!("{since_ms:013}#~")))
+            .scan_index_forward(false)
+            .limit(limit)
+            .send()
+            .await
+            .map_err(|e| StoreError::dynamo("Query", e))?;
+        let mut messages: Vec<MessageItem> = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|attrs| decode("message", attrs))
+            .collect::<Result<_, _>>()?;
+        messages.reverse();
+        Ok(messages)
+    }
+
+    pub async fn put_session(&self, item: &SessionItem) -> Result<(), StoreError> {
+        self.put("session", item).await
+    }
+
+    /// Removes and returns a user's saved session (one DeleteItem returning the old item).
+    pub async fn take_session(&self, user: &str) -> Result<Option<SessionItem>, StoreError> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::session_pk(user), keys::SESSION_SK)))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(|e| StoreError::dynamo("DeleteItem", e))?;
+        out.attributes
+            .filter(|a| !a.is_empty())
+            .map(|attrs| decode("session", attrs))
+            .transpose()
+    }
+
+    /// Connections of one sweep shard that connected before `before_ms`, oldest first
+    /// (paginated Query on the index).
+    pub async fn connections_before(
+        &self,
+        shard: u32,
+        before_ms: u64,
+    ) -> Result<Vec<ConnectionItem>, StoreError> {
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(keys::MEMBERS_INDEX)
+            .key_condition_expression("#pk = :pk AND #sk < :before")
+            .expression_attribute_names("#pk", keys::GSI1_PK)
+            .expression_attribute_names("#sk", keys::GSI1_SK)
+            .expression_attribute_values(":pk", AttributeValue::S(keys::sweep_shard_pk(shard)))
+            .expression_attribute_values(":before", AttributeValue::S(format!("{before_ms:013}")))
+            .into_paginator()
+            .items()
+            .send();
+        let mut found = Vec::new();
+        while let Some(attrs) = pages.next().await {
+            found.push(decode(
+                "connection",
+                attrs.map_err(|e| StoreError::dynamo("Query", e))?,
+            )?);
+        }
+        Ok(found)
     }
 
     /// BatchWriteItem in chunks of 25, retrying unprocessed items with backoff.

@@ -10,9 +10,11 @@ use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxy
 use aws_lambda_events::encodings::Body;
 use ripple_common::auth::{self, AuthError};
 use ripple_common::config::Settings;
-use ripple_common::items::{ConnectionItem, Endpoint, MemberItem};
+use ripple_common::items::{ConnectionItem, Endpoint, MemberItem, SessionItem};
 use ripple_common::protocol::{Refusal, validate_channel, validate_user};
 use ripple_common::store::Store;
+
+pub mod metrics;
 
 /// Most channels one connection may join at connect.
 pub const MAX_CHANNELS_AT_CONNECT: usize = 16;
@@ -24,10 +26,20 @@ pub struct ConnectState {
     pub settings: Settings,
 }
 
-/// Handles one `$connect` or `$disconnect` event.
+/// Handles one `$connect` or `$disconnect` event, without a metrics line (`ripple dev`, tests).
 pub async fn handle(
     state: &ConnectState,
     req: ApiGatewayWebsocketProxyRequest,
+) -> ApiGatewayProxyResponse {
+    handle_with_metrics(state, req, &mut std::io::sink()).await
+}
+
+/// Handles one `$connect` or `$disconnect` event and prints its metrics line ([`metrics`]) to
+/// `out` (stdout in Lambda).
+pub async fn handle_with_metrics(
+    state: &ConnectState,
+    req: ApiGatewayWebsocketProxyRequest,
+    out: &mut impl std::io::Write,
 ) -> ApiGatewayProxyResponse {
     let ctx = &req.request_context;
     let Some(connection_id) = ctx.connection_id.clone() else {
@@ -38,7 +50,7 @@ pub async fn handle(
         .as_deref()
         .or(ctx.route_key.as_deref())
         .unwrap_or_default();
-    match event_type {
+    let response = match event_type {
         "CONNECT" | "$connect" => on_connect(state, &req, &connection_id).await,
         "DISCONNECT" | "$disconnect" => on_disconnect(state, &connection_id).await,
         other => {
@@ -48,7 +60,13 @@ pub async fn handle(
             );
             response(400, Some("connect handles only $connect and $disconnect"))
         }
+    };
+    let function = ripple_common::emf::function_name(ripple_common::emf::connect::FUNCTION);
+    let now = ripple_common::now_ms();
+    if let Some(line) = metrics::event_line(&function, now, event_type, response.status_code) {
+        line.emit(out);
     }
+    response
 }
 
 /// The connect request, validated.
@@ -56,6 +74,11 @@ pub async fn handle(
 pub struct ConnectRequest {
     pub user: String,
     pub channels: Vec<String>,
+    /// `?resume=1`: rejoin the channels of this user's last connection, if it closed within the
+    /// resume window.
+    pub resume: bool,
+    /// `?since=MS`: send the chat messages written after this time with each channel's snapshot.
+    pub since: Option<u64>,
     /// The `Sec-WebSocket-Protocol` value to echo (browsers drop a socket whose offered
     /// protocol is not echoed): the token's when it came that way, else the first offered.
     pub protocol: Option<String>,
@@ -131,9 +154,24 @@ pub fn parse_connect(
             format!("at most {MAX_CHANNELS_AT_CONNECT} channels at connect"),
         )));
     }
+    let resume = matches!(
+        req.query_string_parameters.first("resume"),
+        Some("1" | "true")
+    );
+    let since = match req.query_string_parameters.first("since") {
+        None => None,
+        Some(v) => Some(v.parse::<u64>().map_err(|_| {
+            ConnectRefusal::BadRequest(Refusal::new(
+                ripple_common::protocol::ErrorCode::BadRequest,
+                "`since` must be ms since the epoch",
+            ))
+        })?),
+    };
     Ok(ConnectRequest {
         user,
         channels,
+        resume,
+        since,
         protocol,
     })
 }
@@ -177,10 +215,14 @@ async fn on_connect(
         tracing::error!(connection_id, error = %err, "could not store the connection");
         return response(500, None);
     }
-    let members: Vec<MemberItem> = request
-        .channels
+    let (channels, since) = resumed(state, &request).await;
+    let members: Vec<MemberItem> = channels
         .iter()
-        .map(|channel| MemberItem::new(&connection, channel, now))
+        .map(|channel| {
+            let mut member = MemberItem::new(&connection, channel, now);
+            member.since = since;
+            member
+        })
         .collect();
     if let Err(err) = state.store.put_members(&members).await {
         tracing::error!(connection_id, error = %err, "could not store the memberships; undoing the connect");
@@ -191,18 +233,51 @@ async fn on_connect(
     }
     tracing::info!(connection_id, user = %request.user, channels = members.len(), "connected");
     let mut ok = response(200, None);
-    // A token offered in Sec-WebSocket-Protocol must be echoed or browsers drop the socket.
-    if let Some(protocol) = req.headers.get("sec-websocket-protocol") {
-        ok.headers
-            .insert("sec-websocket-protocol", protocol.clone());
+    if let Some(value) = request
+        .protocol
+        .and_then(|p| http::HeaderValue::from_str(&p).ok())
+    {
+        ok.headers.insert("sec-websocket-protocol", value);
     }
     ok
+}
+
+/// The channels to join and the history cursor: the requested ones, plus, with `resume`, those
+/// of the user's last session (whose close time is then the default cursor).
+async fn resumed(state: &ConnectState, request: &ConnectRequest) -> (Vec<String>, Option<u64>) {
+    let mut channels = request.channels.clone();
+    let mut since = request.since;
+    if request.resume {
+        match state.store.take_session(&request.user).await {
+            Ok(Some(session)) if session.expires_at > ripple_common::now_ms() / 1000 => {
+                for channel in session.channels {
+                    if !channels.contains(&channel) && channels.len() < MAX_CHANNELS_AT_CONNECT {
+                        channels.push(channel);
+                    }
+                }
+                since = since.or(Some(session.ended_at));
+            }
+            Ok(_) => {}
+            Err(err) => {
+                tracing::warn!(user = %request.user, error = %err, "could not read the session to resume")
+            }
+        }
+    }
+    (channels, since)
 }
 
 async fn on_disconnect(state: &ConnectState, connection_id: &str) -> ApiGatewayProxyResponse {
     match state.store.delete_connection(connection_id).await {
         Ok(deleted) => {
-            tracing::info!(connection_id, deleted, "disconnected");
+            tracing::info!(connection_id, items = deleted.items, "disconnected");
+            let window = state.settings.resume_window_secs;
+            if let (Some(user), false) = (&deleted.user, deleted.channels.is_empty()) {
+                let session =
+                    SessionItem::new(user, deleted.channels, ripple_common::now_ms(), window);
+                if let Err(err) = state.store.put_session(&session).await {
+                    tracing::warn!(connection_id, error = %err, "could not save the session for resume");
+                }
+            }
             response(200, None)
         }
         Err(err) => {

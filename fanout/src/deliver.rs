@@ -130,6 +130,10 @@ pub struct DeliveryReport {
     pub too_large: u64,
     /// Connections that answered 410.
     pub gone: Vec<String>,
+    /// API Gateway messages billed for the delivered frames (each frame in 32 KB units).
+    pub billed_messages: u64,
+    /// Attempts answered 429, whether retried or given up.
+    pub throttled_answers: u64,
 }
 
 impl DeliveryReport {
@@ -143,6 +147,8 @@ impl DeliveryReport {
         self.failed += other.failed;
         self.too_large += other.too_large;
         self.gone.extend(other.gone);
+        self.billed_messages += other.billed_messages;
+        self.throttled_answers += other.throttled_answers;
     }
 }
 
@@ -201,6 +207,7 @@ async fn deliver_one(
                     pacer.succeeded();
                     report.delivered += 1;
                     report.bytes += frame.bytes.len() as u64;
+                    report.billed_messages += billed_units(frame.bytes.len());
                     report.updates += frame.events as u64;
                     break;
                 }
@@ -216,6 +223,7 @@ async fn deliver_one(
                     if retryable == PostOutcome::Throttled {
                         pacer.throttled();
                         report.throttled += 1;
+                        report.throttled_answers += 1;
                     } else {
                         report.retried += 1;
                     }
@@ -231,6 +239,7 @@ async fn deliver_one(
                 other => {
                     if other == PostOutcome::Throttled {
                         pacer.throttled();
+                        report.throttled_answers += 1;
                     }
                     tracing::warn!(connection_id = %delivery.connection_id, outcome = ?other, attempt, "post given up");
                     report.failed += 1;
@@ -240,6 +249,11 @@ async fn deliver_one(
         }
     }
     report
+}
+
+/// API Gateway bills a WebSocket message per 32 KB started (at least one).
+pub fn billed_units(bytes: usize) -> u64 {
+    bytes.div_ceil(32 * 1024).max(1) as u64
 }
 
 /// Full-jitter exponential backoff: a random wait in `[0, base · 2^(attempt-1)]`.
@@ -273,6 +287,14 @@ mod tests {
             pacer.succeeded();
         }
         assert!(pacer.slowdown().is_zero());
+    }
+
+    #[test]
+    fn a_frame_is_billed_per_32_kb_started() {
+        assert_eq!(billed_units(1), 1);
+        assert_eq!(billed_units(32 * 1024), 1);
+        assert_eq!(billed_units(32 * 1024 + 1), 2);
+        assert_eq!(billed_units(0), 1);
     }
 
     #[test]

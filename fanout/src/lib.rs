@@ -5,6 +5,9 @@
 //! | [`changes`] | stream record → change (welcome, or an event for a channel), position coalescing |
 //! | [`plan`] | who gets what: per-connection frames, sender excluded, split at 32 KB |
 //! | [`deliver`] | posting: bounded concurrency, GCRA pacing, retries, 410 collection |
+//! | [`sweep`] | the scheduled stale-connection sweep |
+//! | [`snapshot`] | the `snapshot` a joiner receives: members, positions, history since a cursor |
+//! | [`metrics`] | the batch's CloudWatch EMF line; [`handle_with_metrics`] is what Lambda runs |
 //!
 //! One invocation: decode records; post `welcome` to new connections; group the rest by channel;
 //! Query each channel's members once (paginated, on the `members_by_channel` index); build one
@@ -15,7 +18,12 @@
 
 pub mod changes;
 pub mod deliver;
+pub mod metrics;
 pub mod plan;
+pub mod snapshot;
+pub mod sweep;
+
+pub use metrics::handle_with_metrics;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -76,6 +84,8 @@ pub struct Report {
     /// Events delivered, summed over recipients.
     pub updates_delivered: u64,
     pub welcomes: u64,
+    /// Snapshots built for joiners.
+    pub snapshots: u64,
     pub delivery: DeliveryReport,
     /// Connections deleted after a 410.
     pub gone_removed: usize,
@@ -83,7 +93,7 @@ pub struct Report {
     pub first_failed: Option<usize>,
 }
 
-/// The Lambda handler.
+/// The Lambda handler, without metrics (see [`handle_with_metrics`]).
 pub async fn handle(state: &FanoutState, event: Event) -> DynamoDbEventResponse {
     process(state, event).await.0
 }
@@ -139,6 +149,40 @@ pub async fn process(state: &FanoutState, event: Event) -> (DynamoDbEventRespons
             }
         }
     }
+    // A joiner's snapshot; one that cannot be read fails from its join record.
+    let now_secs = ripple_common::now_ms() / 1000;
+    let mut snapshots: Vec<(usize, Delivery)> = Vec::new();
+    for (channel, changes) in &by_channel {
+        let Some(list) = members.get(channel) else {
+            continue;
+        };
+        for change in changes {
+            let changes::ChannelEvent::Join(joiner) = &change.kind else {
+                continue;
+            };
+            if report.first_failed.is_some_and(|f| change.index >= f) {
+                break;
+            }
+            match snapshot::build(&state.store, joiner, list, now_secs).await {
+                Ok(frame) => snapshots.push((
+                    change.index,
+                    Delivery {
+                        connection_id: joiner.connection_id.clone(),
+                        url: state.connections.url_for(&joiner.endpoint()),
+                        frames: vec![frame],
+                    },
+                )),
+                Err(err) => {
+                    tracing::error!(%channel, error = %err, "could not build a snapshot");
+                    report.first_failed = Some(
+                        report
+                            .first_failed
+                            .map_or(change.index, |f| f.min(change.index)),
+                    );
+                }
+            }
+        }
+    }
     let cutoff = report.first_failed.unwrap_or(usize::MAX);
 
     // Welcomes go first, so a new connection hears `welcome` before any event.
@@ -167,8 +211,21 @@ pub async fn process(state: &FanoutState, event: Event) -> (DynamoDbEventRespons
     )
     .await;
     report.welcomes = welcome_report.delivered;
+    // Then snapshots, so a joiner has the state before the events that follow it.
+    let snapshot_deliveries: Vec<Delivery> = snapshots
+        .into_iter()
+        .filter(|(index, _)| *index < cutoff)
+        .map(|(_, d)| d)
+        .collect();
+    report.snapshots = snapshot_deliveries.len() as u64;
+    let snapshot_report = deliver::deliver_all(
+        &state.connections,
+        &state.pacer,
+        &state.policy,
+        snapshot_deliveries,
+    )
+    .await;
 
-    let now_secs = ripple_common::now_ms() / 1000;
     let planned = plan::plan(by_channel, &members, cutoff, now_secs, |m| {
         state.connections.url_for(&m.endpoint())
     });
@@ -182,6 +239,7 @@ pub async fn process(state: &FanoutState, event: Event) -> (DynamoDbEventRespons
     )
     .await;
     delivery.absorb(welcome_report);
+    delivery.absorb(snapshot_report);
     report.updates_delivered = delivery.updates;
 
     let mut gone = delivery.gone.clone();

@@ -19,7 +19,11 @@ async fn main() -> Result<(), Error> {
     let state = Arc::new(FanoutState::new(store, connections, &settings));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| {
         let state = Arc::clone(&state);
-        async move { Ok::<_, Error>(fanout::handle(&state, event.payload).await) }
+        async move {
+            let response =
+                fanout::handle_with_metrics(&state, event.payload, &mut std::io::stdout()).await;
+            Ok::<_, Error>(response)
+        }
     }))
     .await
 }

@@ -6,6 +6,7 @@
 //! Publishing faster than the per-connection limit is refused with `rate_limited`.
 
 mod limits;
+pub mod metrics;
 
 use std::sync::Arc;
 
@@ -55,10 +56,20 @@ pub enum Outcome {
     Failed(StoreError),
 }
 
-/// Handles one client frame.
+/// Handles one client frame, without a metrics line (`ripple dev`, tests).
 pub async fn handle(
     state: &IngestState,
     req: ApiGatewayWebsocketProxyRequest,
+) -> ApiGatewayProxyResponse {
+    handle_with_metrics(state, req, &mut std::io::sink()).await
+}
+
+/// Handles one client frame and prints its metrics line ([`metrics`]) to `out` (stdout in
+/// Lambda).
+pub async fn handle_with_metrics(
+    state: &IngestState,
+    req: ApiGatewayWebsocketProxyRequest,
+    out: &mut impl std::io::Write,
 ) -> ApiGatewayProxyResponse {
     let connection_id = req
         .request_context
@@ -74,6 +85,8 @@ pub async fn handle(
         let body = req.body.as_deref().unwrap_or_default();
         ingest_frame(state, &connection_id, body.as_bytes()).await
     };
+    let function = ripple_common::emf::function_name(ripple_common::emf::ingest::FUNCTION);
+    metrics::frame_line(&function, ripple_common::now_ms(), &outcome).emit(out);
     match outcome {
         Outcome::Accepted => response(200, None),
         Outcome::Refused(refusal) => {
@@ -118,16 +131,16 @@ async fn write(
     let store = &state.store;
     let now = ripple_common::now_ms();
     match frame {
-        ClientFrame::Join { channel } => {
+        ClientFrame::Join { channel, since } => {
             let Some(connection) = store.get_connection(connection_id).await? else {
                 return Ok(Some(Refusal::new(
                     ErrorCode::BadRequest,
                     "unknown connection: reconnect",
                 )));
             };
-            store
-                .put_member(&MemberItem::new(&connection, &channel, now))
-                .await?;
+            let mut member = MemberItem::new(&connection, &channel, now);
+            member.since = since;
+            store.put_member(&member).await?;
         }
         ClientFrame::Leave { channel } => {
             if !store.delete_member(connection_id, &channel).await? {

@@ -100,6 +100,7 @@ mod tests {
         assert!(limits.check("c2", &position()).is_ok());
         let join = ClientFrame::Join {
             channel: "a".into(),
+            since: None,
         };
         assert!(limits.check("c1", &join).is_ok(), "joins are not limited");
     }

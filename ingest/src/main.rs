@@ -18,7 +18,12 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| {
             let state = Arc::clone(&state);
-            async move { Ok::<_, Error>(ingest::handle(&state, event.payload).await) }
+            async move {
+                let response =
+                    ingest::handle_with_metrics(&state, event.payload, &mut std::io::stdout())
+                        .await;
+                Ok::<_, Error>(response)
+            }
         },
     ))
     .await

@@ -30,6 +30,25 @@ enum Command {
         #[command(subcommand)]
         command: ripple::bench::BenchCommand,
     },
+    /// Run the stale-connection sweep once against a running stack (`ripple dev` sweeps every
+    /// minute by itself).
+    Sweep(SweepArgs),
+}
+
+#[derive(Args)]
+struct SweepArgs {
+    /// DynamoDB endpoint (the `DynamoDB` URL `ripple dev` prints).
+    #[arg(long)]
+    dynamodb_endpoint: String,
+    /// Table name.
+    #[arg(long, default_value = "ripple")]
+    table: String,
+    /// `@connections` base URL (`ripple dev`: http://127.0.0.1:3001).
+    #[arg(long, default_value = "http://127.0.0.1:3001")]
+    connections_endpoint: String,
+    /// Check connections older than this many seconds.
+    #[arg(long, default_value_t = 600)]
+    check_after_secs: u64,
 }
 
 #[derive(Args)]
@@ -85,6 +104,12 @@ struct DevArgs {
     /// Chat messages one connection may publish per second.
     #[arg(long, default_value_t = ripple_common::config::DEFAULT_MESSAGE_RATE)]
     message_rate: u32,
+    /// Seconds a closed connection's channels are kept for `?resume=1`.
+    #[arg(long, default_value_t = ripple_common::config::DEFAULT_RESUME_WINDOW_SECS)]
+    resume_window_secs: u64,
+    /// Run the stale-connection sweep every N seconds (0: never).
+    #[arg(long, default_value_t = 60)]
+    sweep_secs: u64,
     /// Print a one-line summary of the counters every N seconds.
     #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "5")]
     stats: Option<u64>,
@@ -100,6 +125,10 @@ async fn main() -> anyhow::Result<()> {
         }
         // The benches keep stdout for their results and log to stderr.
         Command::Bench { command } => ripple::bench::run(command).await,
+        Command::Sweep(args) => {
+            ripple_common::telemetry::init_local();
+            sweep(args).await
+        }
     }
 }
 
@@ -125,6 +154,9 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
         jwt_secret: args.jwt_secret,
         position_rate: args.position_rate,
         message_rate: args.message_rate,
+        resume_window: Duration::from_secs(args.resume_window_secs.max(1)),
+        sweep_every: (args.sweep_secs > 0).then(|| Duration::from_secs(args.sweep_secs)),
+        sweep: fanout::sweep::SweepConfig::default(),
     };
     eprintln!("ripple dev: starting (DynamoDB Local, table, gateway, stream trigger)…");
     let server = DevServer::start(opts).await?;
@@ -142,5 +174,27 @@ async fn wait_for_stop() -> anyhow::Result<()> {
         r = tokio::signal::ctrl_c() => r?,
         _ = term.recv() => {}
     }
+    Ok(())
+}
+
+async fn sweep(args: SweepArgs) -> anyhow::Result<()> {
+    use ripple_common::config::{Settings, dynamodb_client, local_sdk_config};
+    let sdk = local_sdk_config();
+    let store = ripple_common::store::Store::new(
+        dynamodb_client(&sdk, Some(&args.dynamodb_endpoint)),
+        args.table.clone(),
+    );
+    let connections =
+        ripple_common::connections::Connections::new(sdk, Some(args.connections_endpoint.clone()));
+    let state = fanout::FanoutState::new(store, connections, &Settings::for_table(args.table));
+    let config = fanout::sweep::SweepConfig {
+        check_after: Duration::from_secs(args.check_after_secs),
+        ..fanout::sweep::SweepConfig::default()
+    };
+    let report = fanout::sweep::sweep(&state, &config, ripple_common::now_ms()).await;
+    println!(
+        "swept: examined {} alive {} deleted {} unknown {} (failed shards {})",
+        report.examined, report.alive, report.deleted, report.unknown, report.failed_shards
+    );
     Ok(())
 }

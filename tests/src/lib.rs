@@ -131,6 +131,43 @@ struct Recorded {
     gone: HashSet<String>,
     faults: ripple::dev::faults::Faults,
     attempts: usize,
+    /// Ids `GET` reports as connected (200); any other id is 410.
+    live: HashSet<String>,
+    deleted: Vec<String>,
+}
+
+/// `GET @connections/{id}`: 200 for ids marked live, else 410.
+async fn connection_info(
+    State(state): State<Arc<Mutex<Recorded>>>,
+    Path(params): Path<HashMap<String, String>>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let live = state
+        .lock()
+        .map(|rec| params.get("id").is_some_and(|id| rec.live.contains(id)))
+        .unwrap_or(false);
+    if live {
+        let body = r#"{"connectedAt":"2026-11-21T22:00:00.000Z","lastActiveAt":"2026-11-21T22:00:00.000Z","identity":{"sourceIp":"127.0.0.1"}}"#;
+        ([("content-type", "application/json")], body).into_response()
+    } else {
+        StatusCode::GONE.into_response()
+    }
+}
+
+/// `DELETE @connections/{id}`: recorded; 204 for live ids, else 410.
+async fn close_connection(
+    State(state): State<Arc<Mutex<Recorded>>>,
+    Path(params): Path<HashMap<String, String>>,
+) -> StatusCode {
+    let (Ok(mut rec), Some(id)) = (state.lock(), params.get("id")) else {
+        return StatusCode::INTERNAL_SERVER_ERROR;
+    };
+    rec.deleted.push(id.clone());
+    if rec.live.remove(id) {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::GONE
+    }
 }
 
 /// A loopback `@connections` server that records posts.
@@ -177,8 +214,18 @@ impl RecordingConnections {
     pub async fn start() -> anyhow::Result<Self> {
         let state: Arc<Mutex<Recorded>> = Arc::default();
         let app = Router::new()
-            .route("/@connections/{id}", post(record_post))
-            .route("/{stage}/@connections/{id}", post(record_post))
+            .route(
+                "/@connections/{id}",
+                post(record_post)
+                    .get(connection_info)
+                    .delete(close_connection),
+            )
+            .route(
+                "/{stage}/@connections/{id}",
+                post(record_post)
+                    .get(connection_info)
+                    .delete(close_connection),
+            )
             .with_state(Arc::clone(&state));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
@@ -207,6 +254,21 @@ impl RecordingConnections {
     /// Every POST received, faulted ones included.
     pub fn attempts(&self) -> usize {
         self.state.lock().map(|rec| rec.attempts).unwrap_or(0)
+    }
+
+    /// `GET` reports `connection_id` as connected.
+    pub fn mark_live(&self, connection_id: &str) {
+        if let Ok(mut rec) = self.state.lock() {
+            rec.live.insert(connection_id.to_owned());
+        }
+    }
+
+    /// Ids `DELETE`d so far.
+    pub fn deleted(&self) -> Vec<String> {
+        self.state
+            .lock()
+            .map(|rec| rec.deleted.clone())
+            .unwrap_or_default()
     }
 
     /// From now on, posts to `connection_id` answer 410 Gone.
@@ -544,4 +606,35 @@ impl WsClient {
     pub async fn close(mut self) {
         let _ = self.ws.close(None).await;
     }
+}
+
+/// A minimal HTTP/1.1 request over a loopback TCP socket (what curl would send); returns the
+/// status and the body. For `ripple dev`'s `@connections` and `/metrics`.
+pub async fn http(method: &str, url: &str, body: Option<&str>) -> anyhow::Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url
+        .strip_prefix("http://")
+        .with_context(|| format!("{url} is not http://"))?;
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let mut stream = tokio::net::TcpStream::connect(host)
+        .await
+        .with_context(|| format!("connecting to {host}"))?;
+    let body = body.unwrap_or("");
+    let req = format!(
+        "{method} /{path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(req.as_bytes()).await?;
+    let mut out = String::new();
+    stream.read_to_string(&mut out).await?;
+    let status = out
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .with_context(|| format!("no HTTP status in {out:?}"))?;
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Ok((status, body))
 }

@@ -136,25 +136,7 @@ async fn a_disconnect_removes_the_connection_and_tells_the_channel() {
 }
 
 async fn http(method: &str, url: &str, body: Option<&str>) -> (u16, String) {
-    // A minimal HTTP/1.1 client over a loopback TCP socket: what curl would send.
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rest = url.strip_prefix("http://").unwrap();
-    let (host, path) = rest.split_once('/').unwrap();
-    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
-    let body = body.unwrap_or("");
-    let req = format!(
-        "{method} /{path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(req.as_bytes()).await.unwrap();
-    let mut out = String::new();
-    stream.read_to_string(&mut out).await.unwrap();
-    let status = out.split(' ').nth(1).unwrap().parse().unwrap();
-    let body = out
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
+    ripple_tests::http(method, url, body).await.unwrap()
 }
 
 fn encode(id: &str) -> String {

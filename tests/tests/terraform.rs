@@ -1515,8 +1515,8 @@ const BREAKAGES: [Breakage; 7] = [
     Breakage {
         what: "an IAM action the code calls, removed",
         file: "modules/ripple/iam.tf",
-        from: r#"actions   = ["dynamodb:Query", "dynamodb:BatchWriteItem"]"#,
-        to: r#"actions   = ["dynamodb:Query"]"#,
+        from: r#"actions   = ["dynamodb:Query", "dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"]"#,
+        to: r#"actions   = ["dynamodb:Query", "dynamodb:BatchGetItem"]"#,
         reported: "aws_lambda_function.fanout: its role does not grant dynamodb:BatchWriteItem",
     },
     Breakage {

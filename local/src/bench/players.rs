@@ -101,7 +101,7 @@ impl Tallies {
                 }
             }
             Ok(ServerFrame::Error { .. }) => Self::add(&self.refused, 1),
-            Ok(ServerFrame::Welcome { .. }) | Err(_) => {}
+            Ok(ServerFrame::Welcome { .. } | ServerFrame::Snapshot { .. }) | Err(_) => {}
         }
     }
 }

@@ -160,11 +160,17 @@ pub fn histogram(latencies: &Latencies, title: &str, subtitle: &str) -> String {
     .enumerate()
     {
         let mx = x(ms as f64 + 0.5).min(LEFT + plot_w);
+        let text = format!("{label} {ms} ms");
+        // About 7 px a character: flip the label left of its line near the right edge.
+        let (tx, anchor) = if mx + 8.0 + 7.0 * text.len() as f64 > LEFT + plot_w {
+            (mx - 4.0, "end")
+        } else {
+            (mx + 4.0, "start")
+        };
         let _ = writeln!(
             s,
-            r#"<line class="marker" x1="{mx:.1}" y1="{TOP}" x2="{mx:.1}" y2="{:.1}" stroke="{colour}" stroke-width="2" stroke-dasharray="6 4"/><text x="{:.1}" y="{:.1}" fill="{colour}" font-weight="bold">{label} {ms} ms</text>"#,
+            r##"<line class="marker" x1="{mx:.1}" y1="{TOP}" x2="{mx:.1}" y2="{:.1}" stroke="{colour}" stroke-width="2" stroke-dasharray="6 4"/><text x="{tx:.1}" y="{:.1}" text-anchor="{anchor}" fill="{colour}" font-weight="bold" stroke="#ffffff" stroke-width="3" paint-order="stroke">{text}</text>"##,
             TOP + plot_h,
-            mx + 4.0,
             TOP + 14.0 + 15.0 * i as f64
         );
     }

@@ -329,7 +329,7 @@ async fn serve_socket(
         let response = ingest::handle(&gw.ingest, event).await;
         match response.body {
             Some(Body::Text(t)) => {
-                gw.metrics.frame_refused();
+                gw.metrics.frame_refused(&t);
                 reply(Outgoing::Text(t));
             }
             _ if response.status_code >= 500 => {

@@ -52,6 +52,11 @@ pub struct DevOptions {
     /// Per-connection publish limits (positions, messages per second).
     pub position_rate: u32,
     pub message_rate: u32,
+    /// How long a closed connection's channels are kept for `?resume=1`.
+    pub resume_window: Duration,
+    /// Run the stale-connection sweep this often (None: never).
+    pub sweep_every: Option<Duration>,
+    pub sweep: fanout::sweep::SweepConfig,
 }
 
 impl Default for DevOptions {
@@ -72,6 +77,9 @@ impl Default for DevOptions {
             jwt_secret: None,
             position_rate: ripple_common::config::DEFAULT_POSITION_RATE,
             message_rate: ripple_common::config::DEFAULT_MESSAGE_RATE,
+            resume_window: Duration::from_secs(ripple_common::config::DEFAULT_RESUME_WINDOW_SECS),
+            sweep_every: Some(Duration::from_secs(60)),
+            sweep: fanout::sweep::SweepConfig::default(),
         }
     }
 }
@@ -142,6 +150,7 @@ impl DevServer {
         settings.jwt_secret = opts.jwt_secret.clone();
         settings.position_rate = opts.position_rate;
         settings.message_rate = opts.message_rate;
+        settings.resume_window_secs = opts.resume_window.as_secs().max(1);
         settings.connections_endpoint = Some(format!("http://{loopback}"));
         let metrics = Metrics::default();
         let gateway = Gateway {
@@ -180,6 +189,21 @@ impl DevServer {
                 tracing::error!(error = %err, "the gateway stopped");
             }
         }));
+        if let Some(every) = opts.sweep_every {
+            let fanout = Arc::clone(&fanout);
+            let config = opts.sweep.clone();
+            let mut stop = watch_rx.clone();
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(every) => {
+                            fanout::sweep::sweep(&fanout, &config, ripple_common::now_ms()).await;
+                        }
+                        _ = stop.changed() => break,
+                    }
+                }
+            }));
+        }
         let mapping_metrics = metrics.clone();
         tasks.push(tokio::spawn(mapping::run(
             reader,
@@ -188,8 +212,9 @@ impl DevServer {
                 let fanout = Arc::clone(&fanout);
                 let metrics = mapping_metrics.clone();
                 async move {
-                    let (response, report) = fanout::process(&fanout, event).await;
-                    metrics.fanout(&report);
+                    let (response, _, batch) =
+                        fanout::metrics::process_measured(&fanout, event).await;
+                    metrics.fanout(&batch);
                     response
                 }
             },

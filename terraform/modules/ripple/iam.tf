@@ -29,7 +29,7 @@ resource "aws_iam_role" "connect" {
 data "aws_iam_policy_document" "connect" {
   statement {
     sid       = "Table"
-    actions   = ["dynamodb:PutItem", "dynamodb:Query", "dynamodb:BatchWriteItem"]
+    actions   = ["dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:BatchWriteItem"]
     resources = local.table_resources
   }
 
@@ -85,7 +85,7 @@ resource "aws_iam_role" "fanout" {
 data "aws_iam_policy_document" "fanout" {
   statement {
     sid       = "Table"
-    actions   = ["dynamodb:Query", "dynamodb:BatchWriteItem"]
+    actions   = ["dynamodb:Query", "dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"]
     resources = local.table_resources
   }
 

@@ -38,6 +38,7 @@ resource "aws_lambda_function" "connect" {
       {
         RIPPLE_TABLE               = aws_dynamodb_table.this.name
         RIPPLE_CONNECTION_TTL_SECS = tostring(var.connection_ttl_seconds)
+        RIPPLE_RESUME_WINDOW_SECS  = tostring(var.resume_window_seconds)
         RUST_LOG                   = var.log_level
       },
       local.jwt_environment,

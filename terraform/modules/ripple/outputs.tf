@@ -44,3 +44,18 @@ output "fanout_failure_queue_url" {
   description = "SQS queue receiving the metadata of stream batches fanout gave up on."
   value       = aws_sqs_queue.fanout_failures.url
 }
+
+output "dashboard_name" {
+  description = "CloudWatch dashboard of the pipeline (CloudWatch console > Dashboards)."
+  value       = aws_cloudwatch_dashboard.this.dashboard_name
+}
+
+output "alarm_names" {
+  description = "CloudWatch alarms by what they watch."
+  value = {
+    fanout_iterator_age     = aws_cloudwatch_metric_alarm.fanout_iterator_age.alarm_name
+    fanout_failed_records   = aws_cloudwatch_metric_alarm.fanout_failed_records.alarm_name
+    fanout_throttled_posts  = aws_cloudwatch_metric_alarm.fanout_throttled_posts.alarm_name
+    fanout_batches_given_up = aws_cloudwatch_metric_alarm.fanout_batches_given_up.alarm_name
+  }
+}

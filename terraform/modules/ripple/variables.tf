@@ -287,3 +287,49 @@ variable "fanout_maximum_record_age_seconds" {
     error_message = "fanout_maximum_record_age_seconds must be -1 or between 60 and 604800."
   }
 }
+
+# --- Observability (observability.tf) ----------------------------------------------------------
+
+variable "alarm_sns_topic_arn" {
+  description = "SNS topic the alarms notify (on alarm and on recovery). null = no notifications; the alarms still show on the dashboard."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.alarm_sns_topic_arn == null || can(regex("^arn:[^:]+:sns:[^:]+:[0-9]{12}:.+$", var.alarm_sns_topic_arn))
+    error_message = "alarm_sns_topic_arn must be null or an SNS topic ARN."
+  }
+}
+
+variable "alarm_iterator_age_ms" {
+  description = "Alarm when the fanout's stream IteratorAge stays above this many milliseconds for 3 minutes (players see updates this late)."
+  type        = number
+  default     = 10000
+
+  validation {
+    condition     = var.alarm_iterator_age_ms >= 1000
+    error_message = "alarm_iterator_age_ms must be at least 1000."
+  }
+}
+
+variable "alarm_throttled_posts_percent" {
+  description = "Alarm when more than this percentage of the fanout's @connections posts are answered 429 in 3 of 5 minutes."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.alarm_throttled_posts_percent > 0 && var.alarm_throttled_posts_percent <= 100
+    error_message = "alarm_throttled_posts_percent must be above 0 and at most 100."
+  }
+}
+
+variable "resume_window_seconds" {
+  description = "RIPPLE_RESUME_WINDOW_SECS: how long after a disconnect `?resume=1` restores the user's channels."
+  type        = number
+  default     = 120
+
+  validation {
+    condition     = var.resume_window_seconds >= 1 && floor(var.resume_window_seconds) == var.resume_window_seconds
+    error_message = "resume_window_seconds must be a positive whole number."
+  }
+}
