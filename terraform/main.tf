@@ -20,6 +20,7 @@ module "ripple" {
   message_ttl_seconds                    = var.message_ttl_seconds
   position_rate                          = var.position_rate
   resume_window_seconds                  = var.resume_window_seconds
+  sweep_interval_minutes                 = var.sweep_interval_minutes
   message_rate                           = var.message_rate
   fanout_max_in_flight                   = var.fanout_max_in_flight
   fanout_posts_per_second                = var.fanout_posts_per_second

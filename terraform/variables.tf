@@ -222,3 +222,9 @@ variable "resume_window_seconds" {
   type        = number
   default     = 120
 }
+
+variable "sweep_interval_minutes" {
+  description = "How often EventBridge runs the stale-connection sweep (fanout with {\"ripple\":\"sweep\"})."
+  type        = number
+  default     = 5
+}

@@ -3,6 +3,7 @@
 //! | module | what it holds |
 //! |---|---|
 //! | [`changes`] | stream record → change (welcome, or an event for a channel), position coalescing |
+//! | [`invocation`] | what an invocation carries: a stream batch or the scheduled sweep |
 //! | [`plan`] | who gets what: per-connection frames, sender excluded, split at 32 KB |
 //! | [`deliver`] | posting: bounded concurrency, GCRA pacing, retries, 410 collection |
 //! | [`sweep`] | the scheduled stale-connection sweep |
@@ -19,6 +20,7 @@
 pub mod changes;
 pub mod deliver;
 pub mod metrics;
+pub mod invocation;
 pub mod plan;
 pub mod snapshot;
 pub mod sweep;

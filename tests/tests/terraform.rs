@@ -1389,12 +1389,217 @@ fn check_root_defaults(cfg: &Config, problems: &mut Vec<String>) -> Result<()> {
 }
 
 // ------------------------------------------------------------------------------------------------
+// Observability: the dashboard and alarms watch metrics the code emits.
+// ------------------------------------------------------------------------------------------------
+
+/// The function package whose `aws_lambda_function.<package>.function_name` `expr` names.
+fn function_named(module: &Module, expr: &Expression) -> Option<&'static str> {
+    let text = render(module.resolve(expr));
+    FUNCTIONS
+        .iter()
+        .map(|f| f.package)
+        .find(|p| text.contains(&format!("aws_lambda_function.{p}.function_name")))
+}
+
+/// Every CloudWatch metric array (`[namespace, metric, dimension, value, …]`) inside `expr`,
+/// following locals.
+fn metric_arrays<'a>(module: &'a Module, expr: &'a Expression, out: &mut Vec<&'a [Expression]>) {
+    let is_string = |e: &Expression| matches!(module.resolve(e), Expression::String(_));
+    match module.resolve(expr) {
+        Expression::Array(items) if items.len() >= 4 && is_string(&items[0]) && is_string(&items[1]) => {
+            out.push(items);
+        }
+        Expression::Array(items) => items.iter().for_each(|e| metric_arrays(module, e, out)),
+        Expression::Object(object) => object.values().for_each(|e| metric_arrays(module, e, out)),
+        Expression::FuncCall(f) => f.args.iter().for_each(|e| metric_arrays(module, e, out)),
+        Expression::Parenthesis(inner) => metric_arrays(module, inner, out),
+        _ => {}
+    }
+}
+
+/// A metric a dashboard or alarm refers to: namespace, name, and dimension → value expression.
+struct Watched<'a> {
+    namespace: String,
+    metric: String,
+    dimensions: Vec<(String, &'a Expression)>,
+}
+
+impl Watched<'_> {
+    fn dimension(&self, name: &str) -> Option<&Expression> {
+        self.dimensions
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| *v)
+    }
+}
+
+fn literal_of(module: &Module, expr: &Expression) -> Option<String> {
+    match module.resolve(expr) {
+        Expression::String(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// The metrics a dashboard body shows.
+fn dashboard_metrics<'a>(module: &'a Module, body: &'a Expression) -> Vec<Watched<'a>> {
+    let mut arrays = Vec::new();
+    metric_arrays(module, body, &mut arrays);
+    arrays
+        .into_iter()
+        .map(|items| {
+            let mut dimensions = Vec::new();
+            let mut rest = items[2..].iter();
+            while let (Some(k), Some(v)) = (rest.next(), rest.next()) {
+                if let Some(k) = literal_of(module, k) {
+                    dimensions.push((k, v));
+                }
+            }
+            Watched {
+                namespace: literal_of(module, &items[0]).unwrap_or_default(),
+                metric: literal_of(module, &items[1]).unwrap_or_default(),
+                dimensions,
+            }
+        })
+        .collect()
+}
+
+/// The metrics an alarm watches (directly, or in its `metric_query` blocks).
+fn alarm_metrics<'a>(module: &'a Module, body: &'a Body) -> Vec<Watched<'a>> {
+    let one = |b: &'a Body| {
+        let namespace = module.literal(b, "namespace")?;
+        let metric = module.literal(b, "metric_name")?;
+        let dimensions = match attr(b, "dimensions").map(|d| module.resolve(d)) {
+            Some(Expression::Object(o)) => o.iter().map(|(k, v)| (key_name(k), v)).collect(),
+            _ => Vec::new(),
+        };
+        Some(Watched {
+            namespace,
+            metric,
+            dimensions,
+        })
+    };
+    let mut out: Vec<Watched<'a>> = one(body).into_iter().collect();
+    for query in sub_blocks(body, "metric_query") {
+        out.extend(sub_blocks(&query.body, "metric").filter_map(|m| one(&m.body)));
+    }
+    out
+}
+
+/// A problem with a `Ripple` metric, or None when the code emits it for the function named.
+fn ripple_metric_problem(module: &Module, w: &Watched) -> Option<String> {
+    let function = w
+        .dimension(ripple_common::emf::FUNCTION_DIMENSION)
+        .and_then(|e| function_named(module, e));
+    match function {
+        None => Some(format!(
+            "Ripple metric {} has no Function dimension naming aws_lambda_function.<package>.function_name",
+            w.metric
+        )),
+        Some(f) if ripple_common::emf::lookup(f, &w.metric).is_none() => Some(format!(
+            "Ripple metric {} of {f}, which the code does not emit (ripple_common::emf::CATALOG)",
+            w.metric
+        )),
+        Some(_) => None,
+    }
+}
+
+/// The dashboard shows every metric the code emits and the fanout's IteratorAge; the alarms
+/// watch iterator age, failed records and throttled posts, notify the optional SNS topic, and
+/// every `Ripple` metric either refers to is one its function emits.
+fn check_observability(cfg: &Config, problems: &mut Vec<String>) -> Result<()> {
+    let module = cfg.ripple()?;
+    let (file, name, dashboard) = module.single_resource("aws_cloudwatch_dashboard")?;
+    let at = format!("terraform/{file}: aws_cloudwatch_dashboard.{name}");
+    let body = attr(&dashboard.body, "dashboard_body")
+        .ok_or_else(|| anyhow!("{at} has no dashboard_body"))?;
+    let shown = dashboard_metrics(module, body);
+    for w in shown.iter().filter(|w| w.namespace == ripple_common::emf::NAMESPACE) {
+        if let Some(p) = ripple_metric_problem(module, w) {
+            problems.push(format!("{at} shows {p}"));
+        }
+    }
+    for spec in ripple_common::emf::CATALOG {
+        let on_it = shown.iter().any(|w| {
+            w.namespace == ripple_common::emf::NAMESPACE
+                && w.metric == spec.name
+                && w.dimension(ripple_common::emf::FUNCTION_DIMENSION)
+                    .and_then(|e| function_named(module, e))
+                    == Some(spec.function)
+        });
+        if !on_it {
+            problems.push(format!(
+                "{at} does not show {}'s metric {}",
+                spec.function, spec.name
+            ));
+        }
+    }
+    let iterator_age = |w: &Watched| {
+        w.namespace == "AWS/Lambda"
+            && w.metric == "IteratorAge"
+            && w.dimension("FunctionName")
+                .and_then(|e| function_named(module, e))
+                == Some("fanout")
+    };
+    if !shown.iter().any(iterator_age) {
+        problems.push(format!("{at} does not show the fanout's IteratorAge"));
+    }
+
+    let alarms = module.resources("aws_cloudwatch_metric_alarm");
+    let mut watched: Vec<(String, String)> = Vec::new();
+    for (file, block) in &alarms {
+        let at = format!(
+            "terraform/{file}: aws_cloudwatch_metric_alarm.{}",
+            label(block, 1)
+        );
+        for w in alarm_metrics(module, &block.body) {
+            if w.namespace == ripple_common::emf::NAMESPACE {
+                if let Some(p) = ripple_metric_problem(module, &w) {
+                    problems.push(format!("{at} watches {p}"));
+                }
+            } else if w.metric == "IteratorAge" && !iterator_age(&w) {
+                problems.push(format!("{at} watches an IteratorAge that is not the fanout's"));
+            }
+            watched.push((w.namespace.clone(), w.metric.clone()));
+        }
+        for key in ["alarm_actions", "ok_actions"] {
+            let notifies = attr(&block.body, key)
+                .is_some_and(|e| mentions(module.resolve(e), "var.alarm_sns_topic_arn"));
+            if !notifies {
+                problems.push(format!("{at}: {key} does not use var.alarm_sns_topic_arn"));
+            }
+        }
+    }
+    for (namespace, metric) in [
+        ("AWS/Lambda", "IteratorAge"),
+        ("Ripple", "FailedRecords"),
+        ("Ripple", "ThrottledPosts"),
+    ] {
+        if !watched.iter().any(|(n, m)| n == namespace && m == metric) {
+            problems.push(format!(
+                "terraform/{}: no alarm watches {namespace} {metric}",
+                module.dir
+            ));
+        }
+    }
+    if !matches!(
+        module.variable_default("alarm_sns_topic_arn"),
+        Some(Expression::Null)
+    ) {
+        problems.push(format!(
+            "terraform/{}: variable alarm_sns_topic_arn must default to null (no notifications)",
+            module.dir
+        ));
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------------------------------------------
 // Running checks.
 // ------------------------------------------------------------------------------------------------
 
 type Check = fn(&Config, &mut Vec<String>) -> Result<()>;
 
-const ALL_CHECKS: [(&str, Check); 8] = [
+const ALL_CHECKS: [(&str, Check); 9] = [
     ("references", check_references),
     ("packages", check_packages),
     ("environment", check_environment),
@@ -1403,6 +1608,7 @@ const ALL_CHECKS: [(&str, Check); 8] = [
     ("stream mapping", check_stream_mapping),
     ("api", check_api),
     ("root defaults", check_root_defaults),
+    ("observability", check_observability),
 ];
 
 /// The problems a check reports; a check that cannot run reports why as a problem.
@@ -1475,6 +1681,11 @@ fn root_configuration_keeps_the_module_defaults() -> Result<()> {
 }
 
 #[test]
+fn the_dashboard_and_alarms_watch_metrics_the_code_emits() -> Result<()> {
+    check_repo(check_observability, "the dashboard and alarms")
+}
+
+#[test]
 fn expected_environment_skips_only_the_derived_connections_endpoint() {
     // GIVEN the fanout's contract, which lists RIPPLE_CONNECTIONS_ENDPOINT as optional
     let fanout = FUNCTIONS.iter().find(|f| f.package == "fanout").copied();
@@ -1497,7 +1708,7 @@ struct Breakage {
     reported: &'static str,
 }
 
-const BREAKAGES: [Breakage; 7] = [
+const BREAKAGES: [Breakage; 9] = [
     Breakage {
         what: "a misspelt resource reference",
         file: "modules/ripple/lambda.tf",
@@ -1548,6 +1759,20 @@ const BREAKAGES: [Breakage; 7] = [
         from: r#"filename      = "${var.lambda_artifacts_dir}/fanout/bootstrap.zip""#,
         to: r#"filename      = "${var.lambda_artifacts_dir}/fan-out/bootstrap.zip""#,
         reported: "but cargo lambda writes",
+    },
+    Breakage {
+        what: "an alarm on a metric the code does not emit",
+        file: "modules/ripple/observability.tf",
+        from: r#"metric_name         = "FailedRecords""#,
+        to: r#"metric_name         = "FailedRecord""#,
+        reported: "watches Ripple metric FailedRecord of fanout, which the code does not emit",
+    },
+    Breakage {
+        what: "a dashboard metric under the wrong function",
+        file: "modules/ripple/observability.tf",
+        from: r#""GoneRemoved", "Function", local.fanout_function_name"#,
+        to: r#""GoneRemoved", "Function", local.ingest_function_name"#,
+        reported: "shows Ripple metric GoneRemoved of ingest, which the code does not emit",
     },
 ];
 

@@ -333,3 +333,14 @@ variable "resume_window_seconds" {
     error_message = "resume_window_seconds must be a positive whole number."
   }
 }
+
+variable "sweep_interval_minutes" {
+  description = "How often EventBridge runs the stale-connection sweep (fanout with {\"ripple\":\"sweep\"})."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.sweep_interval_minutes >= 2 && floor(var.sweep_interval_minutes) == var.sweep_interval_minutes
+    error_message = "sweep_interval_minutes must be a whole number of at least 2 (rate() uses the plural unit)."
+  }
+}
