@@ -17,7 +17,9 @@ pub enum Invocation {
 pub enum InvocationError {
     #[error("a `Records` payload that is not a DynamoDB Streams event: {0}")]
     BadStreamEvent(serde_json::Error),
-    #[error("unrecognised payload: expected DynamoDB Streams `Records` or {{\"ripple\":\"sweep\"}}")]
+    #[error(
+        "unrecognised payload: expected DynamoDB Streams `Records` or {{\"ripple\":\"sweep\"}}"
+    )]
     Unknown,
 }
 
@@ -44,11 +46,23 @@ mod tests {
 
     #[test]
     fn stream_batches_and_sweeps_are_told_apart() {
-        assert!(matches!(classify(json!({"Records": []})), Ok(Invocation::Stream(_))));
-        assert!(matches!(classify(json!({"ripple": "sweep"})), Ok(Invocation::Sweep)));
+        assert!(matches!(
+            classify(json!({"Records": []})),
+            Ok(Invocation::Stream(_))
+        ));
+        assert!(matches!(
+            classify(json!({"ripple": "sweep"})),
+            Ok(Invocation::Sweep)
+        ));
         let scheduled = json!({"version":"0","detail-type":"Scheduled Event","source":"aws.events","detail":{}});
         assert!(matches!(classify(scheduled), Ok(Invocation::Sweep)));
-        assert!(matches!(classify(json!({"hello": 1})), Err(InvocationError::Unknown)));
-        assert!(matches!(classify(json!({"Records": 7})), Err(InvocationError::BadStreamEvent(_))));
+        assert!(matches!(
+            classify(json!({"hello": 1})),
+            Err(InvocationError::Unknown)
+        ));
+        assert!(matches!(
+            classify(json!({"Records": 7})),
+            Err(InvocationError::BadStreamEvent(_))
+        ));
     }
 }

@@ -19,8 +19,8 @@
 
 pub mod changes;
 pub mod deliver;
-pub mod metrics;
 pub mod invocation;
+pub mod metrics;
 pub mod plan;
 pub mod snapshot;
 pub mod sweep;

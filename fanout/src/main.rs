@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
+use fanout::FanoutState;
 use fanout::invocation::{Invocation, classify};
 use fanout::sweep::{SweepConfig, sweep};
-use fanout::FanoutState;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use ripple_common::config::{Settings, aws_sdk_config, dynamodb_client};
 use ripple_common::connections::Connections;
@@ -28,7 +28,8 @@ async fn main() -> Result<(), Error> {
                     Ok::<_, Error>(serde_json::to_value(response)?)
                 }
                 Invocation::Sweep => {
-                    let report = sweep(&state, &SweepConfig::default(), ripple_common::now_ms()).await;
+                    let report =
+                        sweep(&state, &SweepConfig::default(), ripple_common::now_ms()).await;
                     Ok(serde_json::json!({
                         "examined": report.examined,
                         "alive": report.alive,

@@ -28,6 +28,7 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '.
 const RIPPLE_BIN = process.env.RIPPLE_BIN || path.join(ROOT, 'target', 'debug', 'ripple');
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const SCREENSHOT = path.join(ROOT, 'target', 'browser', 'demo.png');
+const RELOAD_SCREENSHOT = path.join(ROOT, 'target', 'browser', 'demo-reload.png');
 const CHANNEL = 'browser-test';
 const READY_TIMEOUT_MS = 120_000;
 const SEE_TIMEOUT_MS = 30_000;
@@ -183,6 +184,31 @@ async function connectionId(page) {
   return id;
 }
 
+async function waitMembers(page, expected, what) {
+  await waitInPage(page, what, (expected) => {
+    const got = [...document.querySelectorAll('#members [data-member]')].map((m) => m.dataset.member).sort();
+    return JSON.stringify(got) === JSON.stringify(expected);
+  }, [...expected].sort());
+}
+
+/** Waits until every text of `texts` is in `page`'s #messages exactly once, in this order. */
+async function expectMessagesOnce(page, texts, what) {
+  await waitInPage(page, what, (texts) => {
+    const got = [...document.querySelectorAll('#messages > *')].map((m) => m.textContent);
+    const idx = [];
+    for (const t of texts) {
+      const hits = got.flatMap((g, i) => (g.includes(t) ? [i] : []));
+      if (hits.length !== 1) return false;
+      idx.push(hits[0]);
+    }
+    return idx.every((v, i) => i === 0 || idx[i - 1] < v);
+  }, texts);
+}
+
+async function waitConnected(page, what) {
+  await waitInPage(page, what, () => document.querySelector('#status')?.dataset.state === 'connected');
+}
+
 async function expectDot(viewer, user, expected, what) {
   await waitInPage(viewer, what, ({ user, x, y, tol }) => {
     const d = document.querySelector(`[data-user="${CSS.escape(user)}"]`);
@@ -229,15 +255,19 @@ describe('ripple dev /demo in Chromium', () => {
       offLoopback.push(url.href);
       return route.abort('blockedbyclient');
     });
-    for (const user of ['alice', 'bob']) {
-      const page = pages[user] = await context.newPage();
-      page.on('pageerror', (e) => pageErrors.push(`${user}: ${e.message}`));
-      page.on('console', (m) => { if (m.type() === 'error') pageErrors.push(`${user} console: ${m.text()}`); });
-      const url = `${ripple.base}/demo?user=${user}&channel=${CHANNEL}`;
-      const res = await page.goto(url);
-      assert.equal(res?.status(), 200, `GET ${url}`);
-    }
+    for (const user of ['alice', 'bob']) pages[user] = await openDemo(user, CHANNEL);
   });
+
+  /** Opens the demo as `user` in `channel` in a new page of the browser (sharing its storage). */
+  async function openDemo(user, channel) {
+    const page = await context.newPage();
+    page.on('pageerror', (e) => pageErrors.push(`${user}@${channel}: ${e.message}`));
+    page.on('console', (m) => { if (m.type() === 'error') pageErrors.push(`${user}@${channel} console: ${m.text()}`); });
+    const url = `${ripple.base}/demo?user=${encodeURIComponent(user)}&channel=${encodeURIComponent(channel)}`;
+    const res = await page.goto(url);
+    assert.equal(res?.status(), 200, `GET ${url}`);
+    return page;
+  }
 
   after(async () => {
     try {
@@ -353,5 +383,107 @@ describe('ripple dev /demo in Chromium', () => {
       () => document.querySelector('#status')?.dataset.state === 'connected');
     const last = await moveAcross(pages.alice, [[100, 350], [60, 370], [33, 381]]);
     await expectDot(pages.bob, 'alice', last, `alice's dot at ${JSON.stringify(last)} after her reload`);
+  });
+  // ---- snapshot on join: members, positions, chat history since the newest stored message -----
+
+  describe('snapshot on join, in a fresh channel', () => {
+    const channel = `reload-${randomBytes(4).toString('hex')}`;
+    const p = {};
+    const said = [`alice was here (${randomBytes(3).toString('hex')})`];
+    let aliceAt;
+
+    before(async () => {
+      p.alice = await openDemo('alice', channel);
+      await waitConnected(p.alice, `alice connected in ${channel}`);
+      p.bob = await openDemo('bob', channel);
+      await waitConnected(p.bob, `bob connected in ${channel}`);
+    });
+
+    after(async () => {
+      for (const page of Object.values(p)) await page.close().catch(() => {});
+    });
+
+    test('alice and bob see each other in the member list', async () => {
+      // bob from the snapshot of his join, alice from bob's `join` event
+      await waitMembers(p.bob, ['alice', 'bob'], "alice and bob in bob's member list");
+      await waitMembers(p.alice, ['alice', 'bob'], "alice and bob in alice's member list");
+    });
+
+    test('alice writes and moves; bob sees both live', async () => {
+      await p.alice.locator('#chat-input').fill(said[0]);
+      await p.alice.locator('#chat-send').click();
+      aliceAt = await moveAcross(p.alice, [[80, 60], [200, 150], [333, 222], [377, 244]]);
+      await expectMessagesOnce(p.bob, said, "alice's message on bob's page");
+      await expectDot(p.bob, 'alice', aliceAt, `alice's dot at ${JSON.stringify(aliceAt)} on bob's page`);
+    });
+
+    test("bob reloads: alice's dot, the members and the chat are back before she moves again", async () => {
+      const before = await connectionId(p.bob);
+      await p.bob.reload();
+      await waitInPage(p.bob, 'bob connected again with a new connection', (before) => {
+        const s = document.querySelector('#status');
+        return s?.dataset.state === 'connected' && !!s.dataset.connectionId && s.dataset.connectionId !== before;
+      }, before);
+      // alice does not move: her dot can only come from the snapshot
+      await expectDot(p.bob, 'alice', aliceAt, `alice's dot at ${JSON.stringify(aliceAt)} after bob's reload`);
+      await waitMembers(p.bob, ['alice', 'bob'], "alice and bob in bob's member list after his reload");
+      await expectMessagesOnce(p.bob, said, "alice's message, once, on bob's page after his reload");
+      const label = await p.bob.locator('#messages > *', { hasText: said[0] }).getAttribute('data-from');
+      assert.equal(label, 'alice', 'the message is from alice');
+      assert.equal(await p.bob.locator('#board [data-user]').count(), 1, "one remote dot (alice's) on bob's board");
+      await waitInPage(p.bob, 'the snapshot in the log', () =>
+        [...document.querySelectorAll('#log li')].some((l) => /snapshot of .*2 members, 1 position/.test(l.textContent)));
+      // alice saw bob leave and come back, and still lists him
+      await waitMembers(p.alice, ['alice', 'bob'], "bob back in alice's member list after his reload");
+
+      await mkdir(path.dirname(RELOAD_SCREENSHOT), { recursive: true });
+      await p.bob.screenshot({ path: RELOAD_SCREENSHOT, fullPage: true });
+      console.log(`screenshot of bob's page after his reload: ${RELOAD_SCREENSHOT}`);
+    });
+
+    test("a late joiner, carol, sees alice's dot, everyone, and the chat so far at once", async () => {
+      p.carol = await openDemo('carol', channel);
+      await waitConnected(p.carol, `carol connected in ${channel}`);
+      await expectDot(p.carol, 'alice', aliceAt, `alice's dot at ${JSON.stringify(aliceAt)} on carol's page`);
+      await waitMembers(p.carol, ['alice', 'bob', 'carol'], "alice, bob and carol in carol's member list");
+      // nothing stored for carol: she connected with since=0 and got the whole history
+      await expectMessagesOnce(p.carol, said, "alice's message in carol's history");
+      // and the others list her (her `join` event)
+      await waitMembers(p.alice, ['alice', 'bob', 'carol'], "carol in alice's member list");
+      await waitMembers(p.bob, ['alice', 'bob', 'carol'], "carol in bob's member list");
+    });
+
+    test('what was written while bob was away comes with his next snapshot, once', async () => {
+      const url = p.bob.url();
+      await p.bob.goto('about:blank');
+      await waitMembers(p.alice, ['alice', 'carol'], "bob gone from alice's member list");
+      await waitInPage(p.alice, "bob's dot gone from alice's board", () => !document.querySelector('[data-user="bob"]'));
+      said.push(`written while bob was away (${randomBytes(3).toString('hex')})`);
+      await p.alice.locator('#chat-input').fill(said[1]);
+      await p.alice.locator('#chat-input').press('Enter');
+      await expectMessagesOnce(p.carol, said, "both of alice's messages on carol's page");
+      await p.bob.goto(url);
+      await waitConnected(p.bob, 'bob connected after coming back');
+      // the first from bob's storage, the second from the history since it
+      await expectMessagesOnce(p.bob, said, "both of alice's messages, once each, on bob's page");
+      await waitMembers(p.bob, ['alice', 'bob', 'carol'], "everyone in bob's member list when he is back");
+      await waitMembers(p.alice, ['alice', 'bob', 'carol'], "bob back in alice's member list");
+    });
+
+    test('carol leaves: the others drop her', async () => {
+      await p.carol.close();
+      delete p.carol;
+      await waitMembers(p.alice, ['alice', 'bob'], "carol gone from alice's member list");
+      await waitMembers(p.bob, ['alice', 'bob'], "carol gone from bob's member list");
+    });
+
+    test('no script errors, no error banners', async () => {
+      for (const [user, page] of Object.entries(p)) {
+        assert.equal(await page.locator('#error.shown').count(), 0,
+          `${user}'s page shows an error: ${JSON.stringify(await pageState(page))}`);
+      }
+      assert.deepEqual(pageErrors, [], 'no script errors in the pages');
+      assert.deepEqual(offLoopback, [], 'no page request left 127.0.0.1');
+    });
   });
 });

@@ -251,3 +251,69 @@ async fn members_past_their_ttl_are_skipped_even_before_dynamodb_deletes_them() 
     assert!(!server.events("c-bob").is_empty());
     assert!(server.raw_frames("c-carol").is_empty());
 }
+
+/// A Lambda-shaped INSERT record of a chat message.
+fn message_record(seq: u64, id: &str, text: &str) -> serde_json::Value {
+    let ts = 1_795_000_000_000u64 + seq;
+    json!({
+        "eventID": format!("e{seq}"), "eventName": "INSERT", "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb", "awsRegion": "us-east-1",
+        "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/ripple/stream/2026-11-21T22:00:00.000",
+        "dynamodb": {
+            "ApproximateCreationDateTime": 1_795_000_000u64,
+            "Keys": {"pk": {"S": "msg#arena"}, "sk": {"S": format!("{ts:013}#{id}")}},
+            "NewImage": {
+                "pk": {"S": "msg#arena"}, "sk": {"S": format!("{ts:013}#{id}")}, "kind": {"S": "message"},
+                "channel": {"S": "arena"}, "user": {"S": "bob"}, "sender": {"S": "c-bob"},
+                "id": {"S": id}, "text": {"S": text}, "ts": {"N": ts.to_string()},
+                "expires_at": {"N": "4000000000"}
+            },
+            "SequenceNumber": format!("{}", 500_000_000_000_000_000_000u128 + u128::from(seq)),
+            "SizeBytes": 4200, "StreamViewType": "NEW_AND_OLD_IMAGES"
+        }
+    })
+}
+
+#[tokio::test]
+async fn a_big_batch_is_split_into_frames_of_at_most_32_kb_in_order() {
+    // GIVEN alice and bob in arena, and a batch of 20 chat messages of 4,000 bytes from bob
+    let table = TestTable::new().await.unwrap();
+    let server = RecordingConnections::start().await.unwrap();
+    seed(&table, "c-alice", "alice", &["arena"]).await;
+    seed(&table, "c-bob", "bob", &["arena"]).await;
+    let records: Vec<_> = (0..20)
+        .map(|i| {
+            message_record(
+                i,
+                &format!("m{i:02}"),
+                &format!("{i:02}{}", "x".repeat(3998)),
+            )
+        })
+        .collect();
+    let event: aws_lambda_events::dynamodb::Event =
+        serde_json::from_value(json!({ "Records": records })).unwrap();
+
+    // WHEN fanout handles it
+    fanout::process(&fanout_state(&table, &server), event).await;
+
+    // THEN alice gets it in as few frames as fit under 32 KB (one billed message each)
+    let frames = server.raw_frames("c-alice");
+    assert!(
+        frames.iter().all(|f| f.len() <= 32 * 1024),
+        "sizes {:?}",
+        frames.iter().map(|f| f.len()).collect::<Vec<_>>()
+    );
+    let total: usize = frames.iter().map(|f| f.len()).sum();
+    assert_eq!(
+        frames.len(),
+        total.div_ceil(32 * 1024),
+        "no more frames than the bytes need"
+    );
+    // AND every message arrives once, in the order bob sent them
+    let ids: Vec<_> = server
+        .events("c-alice")
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids, (0..20).map(|i| format!("m{i:02}")).collect::<Vec<_>>());
+}

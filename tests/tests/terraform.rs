@@ -1406,7 +1406,9 @@ fn function_named(module: &Module, expr: &Expression) -> Option<&'static str> {
 fn metric_arrays<'a>(module: &'a Module, expr: &'a Expression, out: &mut Vec<&'a [Expression]>) {
     let is_string = |e: &Expression| matches!(module.resolve(e), Expression::String(_));
     match module.resolve(expr) {
-        Expression::Array(items) if items.len() >= 4 && is_string(&items[0]) && is_string(&items[1]) => {
+        Expression::Array(items)
+            if items.len() >= 4 && is_string(&items[0]) && is_string(&items[1]) =>
+        {
             out.push(items);
         }
         Expression::Array(items) => items.iter().for_each(|e| metric_arrays(module, e, out)),
@@ -1513,7 +1515,10 @@ fn check_observability(cfg: &Config, problems: &mut Vec<String>) -> Result<()> {
     let body = attr(&dashboard.body, "dashboard_body")
         .ok_or_else(|| anyhow!("{at} has no dashboard_body"))?;
     let shown = dashboard_metrics(module, body);
-    for w in shown.iter().filter(|w| w.namespace == ripple_common::emf::NAMESPACE) {
+    for w in shown
+        .iter()
+        .filter(|w| w.namespace == ripple_common::emf::NAMESPACE)
+    {
         if let Some(p) = ripple_metric_problem(module, w) {
             problems.push(format!("{at} shows {p}"));
         }
@@ -1557,7 +1562,9 @@ fn check_observability(cfg: &Config, problems: &mut Vec<String>) -> Result<()> {
                     problems.push(format!("{at} watches {p}"));
                 }
             } else if w.metric == "IteratorAge" && !iterator_age(&w) {
-                problems.push(format!("{at} watches an IteratorAge that is not the fanout's"));
+                problems.push(format!(
+                    "{at} watches an IteratorAge that is not the fanout's"
+                ));
             }
             watched.push((w.namespace.clone(), w.metric.clone()));
         }
