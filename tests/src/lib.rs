@@ -638,3 +638,43 @@ pub async fn http(method: &str, url: &str, body: Option<&str>) -> anyhow::Result
         .unwrap_or_default();
     Ok((status, body))
 }
+
+/// What API Gateway knows of a test connection (loopback, stage `local`).
+pub fn ws_context(connection_id: &str) -> ripple::apigw::WsContext {
+    ripple::apigw::WsContext {
+        connection_id: connection_id.into(),
+        domain: "127.0.0.1:1".into(),
+        stage: "local".into(),
+        connected_at: ripple_common::now_ms(),
+        source_ip: "127.0.0.1".into(),
+        user_agent: None,
+    }
+}
+
+/// Stores a connection and its memberships as `connect` would, without going through it.
+pub async fn seed(
+    table: &TestTable,
+    connection_id: &str,
+    user: &str,
+    channels: &[&str],
+) -> anyhow::Result<()> {
+    use ripple_common::items::{ConnectionItem, Endpoint, MemberItem};
+    let endpoint = Endpoint {
+        domain: "abc.execute-api.us-east-1.amazonaws.com".into(),
+        stage: "prod".into(),
+    };
+    let conn = ConnectionItem::new(
+        connection_id,
+        user,
+        &endpoint,
+        1_795_000_000_000,
+        4_000_000_000,
+    );
+    table.store.put_connection(&conn).await?;
+    let members: Vec<MemberItem> = channels
+        .iter()
+        .map(|c| MemberItem::new(&conn, c, 1))
+        .collect();
+    table.store.put_members(&members).await?;
+    Ok(())
+}

@@ -12,20 +12,9 @@ use aws_lambda_events::dynamodb::Event;
 use connect::ConnectState;
 use fanout::FanoutState;
 use ingest::IngestState;
-use ripple::apigw::{WsContext, connect_event, message_event};
+use ripple::apigw::{connect_event, message_event};
 use ripple::dev::faults::FaultSpec;
-use ripple_tests::{RecordingConnections, TestTable};
-
-fn ctx(id: &str) -> WsContext {
-    WsContext {
-        connection_id: id.into(),
-        domain: "127.0.0.1:1".into(),
-        stage: "local".into(),
-        connected_at: ripple_common::now_ms(),
-        source_ip: "127.0.0.1".into(),
-        user_agent: None,
-    }
-}
+use ripple_tests::{RecordingConnections, TestTable, ws_context as ctx};
 
 /// (connection id, user, channels, gone?)
 const PLAYERS: [(&str, &str, &[&str], bool); 10] = [

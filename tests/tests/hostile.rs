@@ -7,9 +7,9 @@
 use aws_lambda_events::encodings::Body;
 use connect::ConnectState;
 use ingest::IngestState;
-use ripple::apigw::{WsContext, connect_event, message_event};
+use ripple::apigw::{connect_event, message_event};
 use ripple::dev::DevOptions;
-use ripple_tests::{TestTable, WsClient, start_dev};
+use ripple_tests::{TestTable, WsClient, start_dev, ws_context as ctx};
 
 fn deep(n: usize) -> String {
     format!(
@@ -210,17 +210,6 @@ fn hostile_frames() -> Vec<(&'static str, String, &'static str)> {
             "not_member",
         ),
     ]
-}
-
-fn ctx(id: &str) -> WsContext {
-    WsContext {
-        connection_id: id.into(),
-        domain: "127.0.0.1:1".into(),
-        stage: "local".into(),
-        connected_at: ripple_common::now_ms(),
-        source_ip: "127.0.0.1".into(),
-        user_agent: None,
-    }
 }
 
 #[tokio::test]

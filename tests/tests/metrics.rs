@@ -13,11 +13,13 @@ use aws_lambda_events::encodings::Body;
 use connect::ConnectState;
 use fanout::FanoutState;
 use ingest::IngestState;
-use ripple::apigw::{WsContext, connect_event, disconnect_event, message_event};
+use ripple::apigw::{connect_event, disconnect_event, message_event};
 use ripple::dev::DevOptions;
 use ripple_common::emf;
-use ripple_common::items::{ConnectionItem, Endpoint, MemberItem};
-use ripple_tests::{FaultyDynamo, RecordingConnections, TestTable, WsClient, fixture, start_dev};
+use ripple_tests::{
+    FaultyDynamo, RecordingConnections, TestTable, WsClient, fixture, seed, start_dev,
+    ws_context as ctx,
+};
 use serde_json::Value;
 use tracing::Instrument;
 
@@ -119,36 +121,15 @@ fn total(lines: &[Emf], name: &str) -> f64 {
 // fanout: a replayed batch.
 // ------------------------------------------------------------------------------------------------
 
-/// Stores a connection and its memberships as `connect` would.
-async fn seed(table: &TestTable, connection_id: &str, user: &str, channels: &[&str]) {
-    let endpoint = Endpoint {
-        domain: "abc.execute-api.us-east-1.amazonaws.com".into(),
-        stage: "prod".into(),
-    };
-    let conn = ConnectionItem::new(
-        connection_id,
-        user,
-        &endpoint,
-        1_795_000_000_000,
-        4_000_000_000,
-    );
-    table.store.put_connection(&conn).await.unwrap();
-    let members: Vec<MemberItem> = channels
-        .iter()
-        .map(|c| MemberItem::new(&conn, c, 1))
-        .collect();
-    table.store.put_members(&members).await.unwrap();
-}
-
 const SEEDED: [&str; 5] = ["c-alice", "c-bob", "c-erin", "c-carol", "c-frank"];
 
 /// alice, bob and erin in arena (erin's connection gone), carol and frank in lobby.
 async fn two_channels(table: &TestTable, server: &RecordingConnections) {
-    seed(table, "c-alice", "alice", &["arena"]).await;
-    seed(table, "c-bob", "bob", &["arena"]).await;
-    seed(table, "c-erin", "erin", &["arena"]).await;
-    seed(table, "c-carol", "carol", &["lobby"]).await;
-    seed(table, "c-frank", "frank", &["lobby"]).await;
+    seed(table, "c-alice", "alice", &["arena"]).await.unwrap();
+    seed(table, "c-bob", "bob", &["arena"]).await.unwrap();
+    seed(table, "c-erin", "erin", &["arena"]).await.unwrap();
+    seed(table, "c-carol", "carol", &["lobby"]).await.unwrap();
+    seed(table, "c-frank", "frank", &["lobby"]).await.unwrap();
     server.mark_gone("c-erin");
 }
 
@@ -269,8 +250,8 @@ async fn a_batch_that_fails_from_a_record_reports_a_failed_record_and_the_lag_of
     // GIVEN bob and alice in arena, and DynamoDB failing for channel `broken` (record 1)
     let table = TestTable::new().await.unwrap();
     let server = RecordingConnections::start().await.unwrap();
-    seed(&table, "c-alice", "alice", &["arena"]).await;
-    seed(&table, "c-bob", "bob", &["arena"]).await;
+    seed(&table, "c-alice", "alice", &["arena"]).await.unwrap();
+    seed(&table, "c-bob", "bob", &["arena"]).await.unwrap();
     let faulty = FaultyDynamo::start(&table.endpoint, "chan#broken")
         .await
         .unwrap();
@@ -297,17 +278,6 @@ async fn a_batch_that_fails_from_a_record_reports_a_failed_record_and_the_lag_of
 // ------------------------------------------------------------------------------------------------
 // ingest and connect.
 // ------------------------------------------------------------------------------------------------
-
-fn ctx(id: &str) -> WsContext {
-    WsContext {
-        connection_id: id.into(),
-        domain: "127.0.0.1:1".into(),
-        stage: "local".into(),
-        connected_at: ripple_common::now_ms(),
-        source_ip: "127.0.0.1".into(),
-        user_agent: None,
-    }
-}
 
 fn query(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs

@@ -8,20 +8,9 @@ use aws_lambda_events::encodings::Body;
 use connect::ConnectState;
 use fanout::FanoutState;
 use ingest::IngestState;
-use ripple::apigw::{WsContext, connect_event, disconnect_event, message_event};
-use ripple_tests::{RecordingConnections, TestTable};
+use ripple::apigw::{connect_event, disconnect_event, message_event};
+use ripple_tests::{RecordingConnections, TestTable, ws_context as ctx};
 use serde_json::{Value, json};
-
-fn ctx(connection_id: &str) -> WsContext {
-    WsContext {
-        connection_id: connection_id.into(),
-        domain: "127.0.0.1:3001".into(),
-        stage: "local".into(),
-        connected_at: ripple_common::now_ms(),
-        source_ip: "127.0.0.1".into(),
-        user_agent: Some("test".into()),
-    }
-}
 
 struct Stack {
     table: TestTable,

@@ -5,29 +5,8 @@
 
 use fanout::FanoutState;
 use ripple_common::items::{ConnectionItem, Endpoint, MemberItem};
-use ripple_tests::{FaultyDynamo, RecordingConnections, TestTable, fixture};
+use ripple_tests::{FaultyDynamo, RecordingConnections, TestTable, fixture, seed};
 use serde_json::json;
-
-/// Stores a connection and its memberships as `connect` would.
-async fn seed(table: &TestTable, connection_id: &str, user: &str, channels: &[&str]) {
-    let endpoint = Endpoint {
-        domain: "abc.execute-api.us-east-1.amazonaws.com".into(),
-        stage: "prod".into(),
-    };
-    let conn = ConnectionItem::new(
-        connection_id,
-        user,
-        &endpoint,
-        1_795_000_000_000,
-        4_000_000_000,
-    );
-    table.store.put_connection(&conn).await.unwrap();
-    let members: Vec<MemberItem> = channels
-        .iter()
-        .map(|c| MemberItem::new(&conn, c, 1))
-        .collect();
-    table.store.put_members(&members).await.unwrap();
-}
 
 fn fanout_state(table: &TestTable, server: &RecordingConnections) -> FanoutState {
     FanoutState::new(table.store.clone(), server.client(), &table.settings)
@@ -38,11 +17,11 @@ async fn a_batch_reaches_each_member_once_without_its_own_events_and_stays_in_it
     // GIVEN alice, bob and erin in arena (erin's connection is gone), carol and frank in lobby
     let table = TestTable::new().await.unwrap();
     let server = RecordingConnections::start().await.unwrap();
-    seed(&table, "c-alice", "alice", &["arena"]).await;
-    seed(&table, "c-bob", "bob", &["arena"]).await;
-    seed(&table, "c-erin", "erin", &["arena"]).await;
-    seed(&table, "c-carol", "carol", &["lobby"]).await;
-    seed(&table, "c-frank", "frank", &["lobby"]).await;
+    seed(&table, "c-alice", "alice", &["arena"]).await.unwrap();
+    seed(&table, "c-bob", "bob", &["arena"]).await.unwrap();
+    seed(&table, "c-erin", "erin", &["arena"]).await.unwrap();
+    seed(&table, "c-carol", "carol", &["lobby"]).await.unwrap();
+    seed(&table, "c-frank", "frank", &["lobby"]).await.unwrap();
     server.mark_gone("c-erin");
     let event = fixture("stream-two-channels.json", &[]).unwrap();
 
@@ -93,8 +72,8 @@ async fn a_channel_whose_members_cannot_be_read_fails_from_its_first_record() {
     // for which DynamoDB answers 500 InternalServerError (through a loopback proxy)
     let table = TestTable::new().await.unwrap();
     let server = RecordingConnections::start().await.unwrap();
-    seed(&table, "c-alice", "alice", &["arena"]).await;
-    seed(&table, "c-bob", "bob", &["arena"]).await;
+    seed(&table, "c-alice", "alice", &["arena"]).await.unwrap();
+    seed(&table, "c-bob", "bob", &["arena"]).await.unwrap();
     let faulty = FaultyDynamo::start(&table.endpoint, "chan#broken")
         .await
         .unwrap();
@@ -124,7 +103,7 @@ async fn a_new_connection_gets_welcome_and_odd_records_are_skipped_not_failed() 
     // with an unknown event name, and a message to arena where nina is a member
     let table = TestTable::new().await.unwrap();
     let server = RecordingConnections::start().await.unwrap();
-    seed(&table, "c-new", "nina", &["arena"]).await;
+    seed(&table, "c-new", "nina", &["arena"]).await.unwrap();
     let event = fixture("stream-welcome-and-oddities.json", &[]).unwrap();
 
     // WHEN fanout handles it
@@ -149,8 +128,8 @@ async fn when_lambda_resends_the_tail_each_event_reaches_each_member_once() {
     // GIVEN the batch whose second record's channel cannot be read, handled once
     let table = TestTable::new().await.unwrap();
     let server = RecordingConnections::start().await.unwrap();
-    seed(&table, "c-alice", "alice", &["arena"]).await;
-    seed(&table, "c-bob", "bob", &["arena"]).await;
+    seed(&table, "c-alice", "alice", &["arena"]).await.unwrap();
+    seed(&table, "c-bob", "bob", &["arena"]).await.unwrap();
     let faulty = FaultyDynamo::start(&table.endpoint, "chan#broken")
         .await
         .unwrap();
@@ -188,8 +167,8 @@ async fn a_batch_delivered_twice_gives_only_duplicates_a_client_can_drop_by_seq_
     // GIVEN a batch handled once (as when Lambda retries a whole batch after a timeout)
     let table = TestTable::new().await.unwrap();
     let server = RecordingConnections::start().await.unwrap();
-    seed(&table, "c-alice", "alice", &["arena"]).await;
-    seed(&table, "c-bob", "bob", &["arena"]).await;
+    seed(&table, "c-alice", "alice", &["arena"]).await.unwrap();
+    seed(&table, "c-bob", "bob", &["arena"]).await.unwrap();
     let state = fanout_state(&table, &server);
     let event = fixture("stream-two-channels.json", &[]).unwrap();
     fanout::process(&state, event.clone()).await;
@@ -229,7 +208,7 @@ async fn members_past_their_ttl_are_skipped_even_before_dynamodb_deletes_them() 
     // GIVEN bob in arena, and carol whose membership expired an hour ago but still exists
     let table = TestTable::new().await.unwrap();
     let server = RecordingConnections::start().await.unwrap();
-    seed(&table, "c-bob", "bob", &["arena"]).await;
+    seed(&table, "c-bob", "bob", &["arena"]).await.unwrap();
     let endpoint = Endpoint {
         domain: "x".into(),
         stage: "prod".into(),
@@ -279,8 +258,8 @@ async fn a_big_batch_is_split_into_frames_of_at_most_32_kb_in_order() {
     // GIVEN alice and bob in arena, and a batch of 20 chat messages of 4,000 bytes from bob
     let table = TestTable::new().await.unwrap();
     let server = RecordingConnections::start().await.unwrap();
-    seed(&table, "c-alice", "alice", &["arena"]).await;
-    seed(&table, "c-bob", "bob", &["arena"]).await;
+    seed(&table, "c-alice", "alice", &["arena"]).await.unwrap();
+    seed(&table, "c-bob", "bob", &["arena"]).await.unwrap();
     let records: Vec<_> = (0..20)
         .map(|i| {
             message_record(

@@ -1,0 +1,494 @@
+// Browser end-to-end test of the demo page served by `ripple dev` at /demo.
+//
+// Starts `target/debug/ripple dev --port 0` (build it first: `cargo build -p ripple`), opens the
+// demo as `alice` and `bob` in one channel in Debian's Chromium (driven by playwright-core, no
+// downloaded browsers), and checks that mouse moves and chat messages cross from one page to the
+// other. Everything stays on 127.0.0.1. Run with `bash scripts/browser-test.sh` or
+// `node --test tests/browser/`.
+//
+// Environment:
+//   RIPPLE_TEST_DYNAMODB_ENDPOINT  use this DynamoDB (with a fresh table) instead of letting
+//                                  `ripple dev` start DynamoDB Local itself
+//   RIPPLE_BIN                     the ripple binary (default target/debug/ripple)
+//   CHROMIUM_PATH                  the browser (default /usr/bin/chromium)
+
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { randomBytes } from 'node:crypto';
+import { chromium } from 'playwright-core';
+import { readFileSync } from 'node:fs';
+const OLD_HTML = readFileSync('/tmp/demo.old.html', 'utf8');
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const RIPPLE_BIN = process.env.RIPPLE_BIN || path.join(ROOT, 'target', 'debug', 'ripple');
+const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+const SCREENSHOT = path.join('/tmp', 'mut-demo.png');
+const RELOAD_SCREENSHOT = path.join('/tmp', 'mut-demo-reload.png');
+const CHANNEL = 'browser-test';
+const READY_TIMEOUT_MS = 120_000;
+const SEE_TIMEOUT_MS = 30_000;
+const TOLERANCE_PX = 2;
+
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--disable-quic',
+  '--no-first-run',
+  '--no-default-browser-check',
+  '--disable-default-apps',
+  '--disable-extensions',
+  // belt and braces: no proxy, and no name resolves to anything but loopback
+  '--no-proxy-server',
+  '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost',
+];
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// ---- ripple dev ---------------------------------------------------------------------------------
+
+/** Starts `ripple dev --port 0` and resolves with { child, base, stderr() } once it is ready. */
+async function startRipple() {
+  if (!existsSync(RIPPLE_BIN)) {
+    throw new Error(`${RIPPLE_BIN} not found: build it first with \`cargo build -p ripple\``);
+  }
+  const args = ['dev', '--port', '0', '--host', '127.0.0.1'];
+  if (process.env.RIPPLE_TEST_DYNAMODB_ENDPOINT) {
+    args.push('--dynamodb-endpoint', process.env.RIPPLE_TEST_DYNAMODB_ENDPOINT,
+      '--table', `demo-${randomBytes(6).toString('hex')}`);
+  }
+  // Its own process group, so that a last-resort SIGKILL also takes DynamoDB Local with it.
+  const child = spawn(RIPPLE_BIN, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  let out = '', err = '';
+  const MAX = 256 * 1024;
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (d) => { err = (err + d).slice(-MAX); });
+  child.stdout.setEncoding('utf8');
+  const stderr = () => err;
+  const describeFailure = (why) =>
+    `ripple dev (${RIPPLE_BIN} ${args.join(' ')}) ${why}\n` +
+    `--- stdout ---\n${out || '(empty)'}\n--- stderr ---\n${err || '(empty)'}`;
+
+  const base = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => finish(new Error(describeFailure(
+      `printed no ready line within ${READY_TIMEOUT_MS / 1000} s`))), READY_TIMEOUT_MS);
+    const onData = (d) => {
+      out = (out + d).slice(-MAX);
+      const m = out.match(/ripple dev ready: ws:\/\/([^/\s]+)\//);
+      if (m) finish(null, `http://${m[1]}`);
+    };
+    const onExit = (code, signal) =>
+      finish(new Error(describeFailure(`exited before it was ready (code ${code}, signal ${signal})`)));
+    const onError = (e) => finish(new Error(describeFailure(`could not be started: ${e.message}`)));
+    function finish(e, v) {
+      clearTimeout(timer);
+      child.stdout.off('data', onData);
+      child.off('exit', onExit);
+      child.off('error', onError);
+      // keep draining stdout so the child never blocks on a full pipe
+      child.stdout.on('data', (d) => { out = (out + d).slice(-MAX); });
+      if (e) reject(e); else resolve(v);
+    }
+    child.stdout.on('data', onData);
+    child.once('exit', onExit);
+    child.once('error', onError);
+  }).catch(async (e) => { await stopRipple(child); throw e; });
+
+  const host = new URL(base).hostname;
+  if (host !== '127.0.0.1') {
+    await stopRipple(child);
+    throw new Error(`ripple dev listens on ${host}, not 127.0.0.1; refusing to go on`);
+  }
+  return { child, base, stderr };
+}
+
+/** SIGINT, then SIGKILL (to the whole process group) if it has not exited within 5 s. */
+async function stopRipple(child) {
+  if (!child || child.pid === undefined) return;
+  const exited = child.exitCode !== null || child.signalCode !== null
+    ? Promise.resolve()
+    : once(child, 'exit');
+  if (child.exitCode === null && child.signalCode === null) {
+    try { child.kill('SIGINT'); } catch { /* already gone */ }
+  }
+  const inTime = await Promise.race([exited.then(() => true), sleep(5000).then(() => false)]);
+  if (!inTime) {
+    console.error('ripple dev did not exit within 5 s of SIGINT; sending SIGKILL');
+    killGroup(child.pid);
+    await Promise.race([exited, sleep(5000)]);
+  }
+  // Anything of its group still alive (e.g. DynamoDB Local it started) is left over: say so, and end it.
+  try {
+    process.kill(-child.pid, 0);
+    console.error(`processes of ripple dev's group ${child.pid} outlived it; sending them SIGKILL`);
+    killGroup(child.pid);
+  } catch { /* none left */ }
+}
+
+function killGroup(pid) {
+  try { process.kill(-pid, 'SIGKILL'); } catch { /* gone */ }
+}
+
+// ---- page helpers -------------------------------------------------------------------------------
+
+/** The page's state, for failure messages. */
+async function pageState(page) {
+  return page.evaluate(() => ({
+    status: document.querySelector('#status')?.textContent,
+    error: document.querySelector('#error.shown')?.textContent ?? null,
+    dots: [...document.querySelectorAll('#board [data-user]')].map((d) =>
+      ({ user: d.dataset.user, x: d.dataset.x, y: d.dataset.y, seq: d.dataset.seq })),
+    members: [...document.querySelectorAll('#members [data-member]')].map((m) => m.dataset.member),
+    messages: [...document.querySelectorAll('#messages > *')].map((m) => m.textContent),
+    log: [...document.querySelectorAll('#log li')].slice(-15).map((l) => l.textContent),
+  })).catch((e) => ({ unavailable: e.message }));
+}
+
+/** Waits (polling) until `fn(arg)` is truthy in the page, or fails with the page's state. */
+async function waitInPage(page, what, fn, arg) {
+  try {
+    await page.waitForFunction(fn, arg, { timeout: SEE_TIMEOUT_MS, polling: 100 });
+  } catch (e) {
+    const state = await pageState(page);
+    throw new Error(`${what}: not seen within ${SEE_TIMEOUT_MS / 1000} s (${e.message.split('\n')[0]})\n` +
+      `page state: ${JSON.stringify(state, null, 2)}`);
+  }
+}
+
+/**
+ * Moves the mouse over `page`'s board along a path of board points; returns the last point, in
+ * board coordinates (what the page sends).
+ */
+async function moveAcross(page, points) {
+  const box = await page.locator('#board').boundingBox();
+  assert.ok(box && box.width > 0 && box.height > 0, 'the board has a size');
+  for (const [x, y] of points) {
+    await page.mouse.move(box.x + x * box.width / 600, box.y + y * box.height / 400, { steps: 4 });
+    await sleep(40);
+  }
+  const [x, y] = points[points.length - 1];
+  return { x, y };
+}
+
+async function connectionId(page) {
+  const id = await page.locator('#status').getAttribute('data-connection-id');
+  assert.ok(id, 'the page knows its connection id');
+  return id;
+}
+
+async function waitMembers(page, expected, what) {
+  await waitInPage(page, what, (expected) => {
+    const got = [...document.querySelectorAll('#members [data-member]')].map((m) => m.dataset.member).sort();
+    return JSON.stringify(got) === JSON.stringify(expected);
+  }, [...expected].sort());
+}
+
+/** Waits until every text of `texts` is in `page`'s #messages exactly once, in this order. */
+async function expectMessagesOnce(page, texts, what) {
+  await waitInPage(page, what, (texts) => {
+    const got = [...document.querySelectorAll('#messages > *')].map((m) => m.textContent);
+    const idx = [];
+    for (const t of texts) {
+      const hits = got.flatMap((g, i) => (g.includes(t) ? [i] : []));
+      if (hits.length !== 1) return false;
+      idx.push(hits[0]);
+    }
+    return idx.every((v, i) => i === 0 || idx[i - 1] < v);
+  }, texts);
+}
+
+async function waitConnected(page, what) {
+  await waitInPage(page, what, () => document.querySelector('#status')?.dataset.state === 'connected');
+}
+
+async function expectDot(viewer, user, expected, what) {
+  await waitInPage(viewer, what, ({ user, x, y, tol }) => {
+    const d = document.querySelector(`[data-user="${CSS.escape(user)}"]`);
+    return !!d && Math.abs(Number(d.dataset.x) - x) <= tol && Math.abs(Number(d.dataset.y) - y) <= tol;
+  }, { user, ...expected, tol: TOLERANCE_PX });
+}
+
+// ---- the test -----------------------------------------------------------------------------------
+
+describe('ripple dev /demo in Chromium', () => {
+  let ripple, context, userDataDir;
+  const pages = {};
+  const pageErrors = [];
+  const offLoopback = [];
+
+  const cleanupOnSignal = (sig) => { if (ripple) killGroup(ripple.child.pid); process.exit(sig === 'SIGINT' ? 130 : 143); };
+  const cleanupOnExit = () => {
+    if (ripple && ripple.child.exitCode === null && ripple.child.signalCode === null) killGroup(ripple.child.pid);
+  };
+
+  before(async () => {
+    process.once('SIGINT', cleanupOnSignal);
+    process.once('SIGTERM', cleanupOnSignal);
+    process.once('exit', cleanupOnExit);
+
+    ripple = await startRipple();
+    console.log(`ripple dev at ${ripple.base}`);
+
+    assert.ok(existsSync(CHROMIUM), `${CHROMIUM} not found (apt-get install chromium)`);
+    userDataDir = await mkdtemp(path.join(tmpdir(), 'ripple-browser-'));
+    context = await chromium.launchPersistentContext(userDataDir, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: CHROMIUM_ARGS,
+      viewport: { width: 1120, height: 780 },
+      timeout: 60_000,
+    });
+    // Page traffic may only go to 127.0.0.1.
+    await context.route('**/*', (route) => {
+      const url = new URL(route.request().url());
+      if (url.hostname === '127.0.0.1' && url.pathname === '/demo') {
+        return route.fulfill({ status: 200, contentType: 'text/html', body: OLD_HTML });
+      }
+      if (url.hostname === '127.0.0.1' || url.protocol === 'data:' || url.protocol === 'about:') {
+        return route.continue();
+      }
+      offLoopback.push(url.href);
+      return route.abort('blockedbyclient');
+    });
+    for (const user of ['alice', 'bob']) pages[user] = await openDemo(user, CHANNEL);
+  });
+
+  /** Opens the demo as `user` in `channel` in a new page of the browser (sharing its storage). */
+  async function openDemo(user, channel) {
+    const page = await context.newPage();
+    page.on('pageerror', (e) => pageErrors.push(`${user}@${channel}: ${e.message}`));
+    page.on('console', (m) => { if (m.type() === 'error') pageErrors.push(`${user}@${channel} console: ${m.text()}`); });
+    const url = `${ripple.base}/demo?user=${encodeURIComponent(user)}&channel=${encodeURIComponent(channel)}`;
+    const res = await page.goto(url);
+    assert.equal(res?.status(), 200, `GET ${url}`);
+    return page;
+  }
+
+  after(async () => {
+    try {
+      if (context) await context.close().catch((e) => console.error(`closing the browser: ${e.message}`));
+    } finally {
+      if (userDataDir) await rm(userDataDir, { recursive: true, force: true }).catch(() => {});
+      if (ripple) await stopRipple(ripple.child);
+      process.off('SIGINT', cleanupOnSignal);
+      process.off('SIGTERM', cleanupOnSignal);
+    }
+  });
+
+  test('both pages connect', async () => {
+    for (const user of ['alice', 'bob']) {
+      await waitInPage(pages[user], `${user} connected`, () => {
+        const s = document.querySelector('#status');
+        return !!s && s.dataset.state === 'connected' && /\bconnected\b/.test(s.textContent);
+      });
+      assert.match(await pages[user].locator('#status').textContent(), new RegExp(`connected as ${user}`));
+    }
+  });
+
+  test("bob sees alice's dot follow her mouse", async () => {
+    const last = await moveAcross(pages.alice,
+      [[40, 40], [120, 80], [200, 130], [280, 170], [360, 220], [430, 260], [470, 290], [455, 305]]);
+    // alice draws her own dot where the mouse is
+    const own = await pages.alice.locator('#me').evaluate((d) => ({ x: Number(d.dataset.x), y: Number(d.dataset.y) }));
+    assert.deepEqual(own, last, "alice's own dot sits under her mouse");
+    await expectDot(pages.bob, 'alice', last, `alice's dot at ${JSON.stringify(last)} on bob's page`);
+    await waitInPage(pages.bob, 'alice in bob\'s member list',
+      () => !!document.querySelector('#members [data-member="alice"]'));
+  });
+
+  test("alice sees bob's dot follow his mouse", async () => {
+    const last = await moveAcross(pages.bob,
+      [[560, 360], [500, 320], [420, 280], [330, 230], [240, 180], [170, 140], [135, 115]]);
+    await expectDot(pages.alice, 'bob', last, `bob's dot at ${JSON.stringify(last)} on alice's page`);
+    await waitInPage(pages.alice, 'bob in alice\'s member list',
+      () => !!document.querySelector('#members [data-member="bob"]'));
+  });
+
+  test('chat: alice writes, bob reads, in order', async () => {
+    const texts = [`hello bob, it is alice (${randomBytes(3).toString('hex')})`, 'second message, sent with Enter'];
+    const a = pages.alice;
+    await a.locator('#chat-input').fill(texts[0]);
+    await a.locator('#chat-send').click();
+    await a.locator('#chat-input').fill(texts[1]);
+    await a.locator('#chat-input').press('Enter');
+    // alice lists what she sent
+    await waitInPage(a, 'alice lists her own messages', (texts) => {
+      const got = [...document.querySelectorAll('#messages > *')].map((m) => m.textContent);
+      return texts.every((t) => got.some((g) => g.includes(t)));
+    }, texts);
+    // bob receives both, in the order sent
+    await waitInPage(pages.bob, "alice's messages on bob's page", (texts) => {
+      const got = [...document.querySelectorAll('#messages > *')].map((m) => m.textContent);
+      const idx = texts.map((t) => got.findIndex((g) => g.includes(t)));
+      return idx.every((i) => i >= 0) && idx[0] < idx[1];
+    }, texts);
+    const fromAlice = await pages.bob.locator('#messages > *', { hasText: texts[0] }).textContent();
+    assert.match(fromAlice, /alice/, 'the message is labeled with its sender');
+  });
+
+  test('screenshot, and nothing went wrong in the pages', async () => {
+    await mkdir(path.dirname(SCREENSHOT), { recursive: true });
+    await pages.bob.screenshot({ path: SCREENSHOT, fullPage: true });
+    console.log(`screenshot of bob's page: ${SCREENSHOT}`);
+    for (const user of ['alice', 'bob']) {
+      const shownError = await pages[user].locator('#error.shown').count();
+      assert.equal(shownError, 0, `${user}'s page shows an error: ${JSON.stringify(await pageState(pages[user]))}`);
+    }
+    assert.deepEqual(pageErrors, [], 'no script errors in the pages');
+    assert.deepEqual(offLoopback, [], 'no page request left 127.0.0.1');
+  });
+
+  test('an error frame from the server is shown', async () => {
+    const id = await connectionId(pages.bob);
+    const res = await fetch(`${ripple.base}/@connections/${encodeURIComponent(id)}`, {
+      method: 'POST',
+      body: JSON.stringify({ type: 'error', code: 'rate_limited', message: 'slow down (browser test)' }),
+    });
+    assert.equal(res.status, 200, `POST /@connections/${id}`);
+    await waitInPage(pages.bob, 'the error banner', () => {
+      const e = document.querySelector('#error.shown');
+      return !!e && e.textContent.includes('rate_limited') && e.textContent.includes('slow down (browser test)');
+    });
+    await pages.bob.locator('#error-close').click();
+    assert.equal(await pages.bob.locator('#error.shown').count(), 0, 'the banner can be dismissed');
+  });
+
+  test('bob is disconnected by the server: alice sees him leave, his page reconnects', async () => {
+    const before = await connectionId(pages.bob);
+    const res = await fetch(`${ripple.base}/@connections/${encodeURIComponent(before)}`, { method: 'DELETE' });
+    assert.equal(res.status, 204, `DELETE /@connections/${before}`);
+    await waitInPage(pages.alice, 'bob leaving on alice\'s page', () =>
+      [...document.querySelectorAll('#log li')].some((l) => l.textContent.includes('bob left')) &&
+      !document.querySelector('#members [data-member="bob"]') && !document.querySelector('[data-user="bob"]'));
+    await waitInPage(pages.bob, 'bob reconnected with a new connection id', (before) => {
+      const s = document.querySelector('#status');
+      return s.dataset.state === 'connected' && !!s.dataset.connectionId && s.dataset.connectionId !== before;
+    }, before);
+    await waitInPage(pages.alice, 'bob joining again on alice\'s page', () =>
+      [...document.querySelectorAll('#log li')].some((l) => l.textContent.includes('bob joined')) &&
+      !!document.querySelector('#members [data-member="bob"]'));
+    // positions still flow after the reconnect (seq kept increasing)
+    const last = await moveAcross(pages.bob, [[300, 300], [330, 320], [352, 333]]);
+    await expectDot(pages.alice, 'bob', last, `bob's dot at ${JSON.stringify(last)} after his reconnect`);
+  });
+
+  test("alice reloads her page: bob still follows her dot", async () => {
+    await pages.alice.reload();
+    await waitInPage(pages.alice, 'alice connected after the reload',
+      () => document.querySelector('#status')?.dataset.state === 'connected');
+    const last = await moveAcross(pages.alice, [[100, 350], [60, 370], [33, 381]]);
+    await expectDot(pages.bob, 'alice', last, `alice's dot at ${JSON.stringify(last)} after her reload`);
+  });
+  // ---- snapshot on join: members, positions, chat history since the newest stored message -----
+
+  describe('snapshot on join, in a fresh channel', () => {
+    const channel = `reload-${randomBytes(4).toString('hex')}`;
+    const p = {};
+    const said = [`alice was here (${randomBytes(3).toString('hex')})`];
+    let aliceAt;
+
+    before(async () => {
+      p.alice = await openDemo('alice', channel);
+      await waitConnected(p.alice, `alice connected in ${channel}`);
+      p.bob = await openDemo('bob', channel);
+      await waitConnected(p.bob, `bob connected in ${channel}`);
+    });
+
+    after(async () => {
+      for (const page of Object.values(p)) await page.close().catch(() => {});
+    });
+
+    test('alice and bob see each other in the member list', async () => {
+      // bob from the snapshot of his join, alice from bob's `join` event
+      await waitMembers(p.bob, ['alice', 'bob'], "alice and bob in bob's member list");
+      await waitMembers(p.alice, ['alice', 'bob'], "alice and bob in alice's member list");
+    });
+
+    test('alice writes and moves; bob sees both live', async () => {
+      await p.alice.locator('#chat-input').fill(said[0]);
+      await p.alice.locator('#chat-send').click();
+      aliceAt = await moveAcross(p.alice, [[80, 60], [200, 150], [333, 222], [377, 244]]);
+      await expectMessagesOnce(p.bob, said, "alice's message on bob's page");
+      await expectDot(p.bob, 'alice', aliceAt, `alice's dot at ${JSON.stringify(aliceAt)} on bob's page`);
+    });
+
+    test("bob reloads: alice's dot, the members and the chat are back before she moves again", async () => {
+      const before = await connectionId(p.bob);
+      await p.bob.reload();
+      await waitInPage(p.bob, 'bob connected again with a new connection', (before) => {
+        const s = document.querySelector('#status');
+        return s?.dataset.state === 'connected' && !!s.dataset.connectionId && s.dataset.connectionId !== before;
+      }, before);
+      // alice does not move: her dot can only come from the snapshot
+      await expectDot(p.bob, 'alice', aliceAt, `alice's dot at ${JSON.stringify(aliceAt)} after bob's reload`);
+      await waitMembers(p.bob, ['alice', 'bob'], "alice and bob in bob's member list after his reload");
+      await expectMessagesOnce(p.bob, said, "alice's message, once, on bob's page after his reload");
+      const label = await p.bob.locator('#messages > *', { hasText: said[0] }).getAttribute('data-from');
+      assert.equal(label, 'alice', 'the message is from alice');
+      assert.equal(await p.bob.locator('#board [data-user]').count(), 1, "one remote dot (alice's) on bob's board");
+      await waitInPage(p.bob, 'the snapshot in the log', () =>
+        [...document.querySelectorAll('#log li')].some((l) => /snapshot of .*2 members, 1 position/.test(l.textContent)));
+      // alice saw bob leave and come back, and still lists him
+      await waitMembers(p.alice, ['alice', 'bob'], "bob back in alice's member list after his reload");
+
+      await mkdir(path.dirname(RELOAD_SCREENSHOT), { recursive: true });
+      await p.bob.screenshot({ path: RELOAD_SCREENSHOT, fullPage: true });
+      console.log(`screenshot of bob's page after his reload: ${RELOAD_SCREENSHOT}`);
+    });
+
+    test("a late joiner, carol, sees alice's dot, everyone, and the chat so far at once", async () => {
+      p.carol = await openDemo('carol', channel);
+      await waitConnected(p.carol, `carol connected in ${channel}`);
+      await expectDot(p.carol, 'alice', aliceAt, `alice's dot at ${JSON.stringify(aliceAt)} on carol's page`);
+      await waitMembers(p.carol, ['alice', 'bob', 'carol'], "alice, bob and carol in carol's member list");
+      // nothing stored for carol: she connected with since=0 and got the whole history
+      await expectMessagesOnce(p.carol, said, "alice's message in carol's history");
+      // and the others list her (her `join` event)
+      await waitMembers(p.alice, ['alice', 'bob', 'carol'], "carol in alice's member list");
+      await waitMembers(p.bob, ['alice', 'bob', 'carol'], "carol in bob's member list");
+    });
+
+    test('what was written while bob was away comes with his next snapshot, once', async () => {
+      const url = p.bob.url();
+      await p.bob.goto('about:blank');
+      await waitMembers(p.alice, ['alice', 'carol'], "bob gone from alice's member list");
+      await waitInPage(p.alice, "bob's dot gone from alice's board", () => !document.querySelector('[data-user="bob"]'));
+      said.push(`written while bob was away (${randomBytes(3).toString('hex')})`);
+      await p.alice.locator('#chat-input').fill(said[1]);
+      await p.alice.locator('#chat-input').press('Enter');
+      await expectMessagesOnce(p.carol, said, "both of alice's messages on carol's page");
+      await p.bob.goto(url);
+      await waitConnected(p.bob, 'bob connected after coming back');
+      // the first from bob's storage, the second from the history since it
+      await expectMessagesOnce(p.bob, said, "both of alice's messages, once each, on bob's page");
+      await waitMembers(p.bob, ['alice', 'bob', 'carol'], "everyone in bob's member list when he is back");
+      await waitMembers(p.alice, ['alice', 'bob', 'carol'], "bob back in alice's member list");
+    });
+
+    test('carol leaves: the others drop her', async () => {
+      await p.carol.close();
+      delete p.carol;
+      await waitMembers(p.alice, ['alice', 'bob'], "carol gone from alice's member list");
+      await waitMembers(p.bob, ['alice', 'bob'], "carol gone from bob's member list");
+    });
+
+    test('no script errors, no error banners', async () => {
+      for (const [user, page] of Object.entries(p)) {
+        assert.equal(await page.locator('#error.shown').count(), 0,
+          `${user}'s page shows an error: ${JSON.stringify(await pageState(page))}`);
+      }
+      assert.deepEqual(pageErrors, [], 'no script errors in the pages');
+      assert.deepEqual(offLoopback, [], 'no page request left 127.0.0.1');
+    });
+  });
+});
