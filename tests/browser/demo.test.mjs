@@ -390,7 +390,7 @@ describe('ripple dev /demo in Chromium', () => {
     const channel = `reload-${randomBytes(4).toString('hex')}`;
     const p = {};
     const said = [`alice was here (${randomBytes(3).toString('hex')})`];
-    let aliceAt;
+    let aliceAt, bobAt;
 
     before(async () => {
       p.alice = await openDemo('alice', channel);
@@ -468,6 +468,23 @@ describe('ripple dev /demo in Chromium', () => {
       await expectMessagesOnce(p.bob, said, "both of alice's messages, once each, on bob's page");
       await waitMembers(p.bob, ['alice', 'bob', 'carol'], "everyone in bob's member list when he is back");
       await waitMembers(p.alice, ['alice', 'bob', 'carol'], "bob back in alice's member list");
+      bobAt = await moveAcross(p.bob, [[500, 100], [520, 90], [541, 77]]);
+      await expectDot(p.alice, 'bob', bobAt, `bob's dot at ${JSON.stringify(bobAt)} on alice's page`);
+    });
+
+    test('a second tab of bob opens and closes: bob stays listed (join/leave are per connection)', async () => {
+      const tab = await openDemo('bob', channel);
+      await waitConnected(tab, "bob's second tab connected");
+      await waitInPage(p.alice, "the second tab's join on alice's page", () =>
+        [...document.querySelectorAll('#log li')].filter((l) => l.textContent.includes('bob joined')).length >= 2);
+      await tab.close();
+      await waitInPage(p.alice, "the second tab's leave on alice's page", () =>
+        [...document.querySelectorAll('#log li')].some((l) => l.textContent.includes('bob left') &&
+          l.textContent.includes('still connected elsewhere')));
+      for (const [user, page] of [['alice', p.alice], ['carol', p.carol]]) {
+        await waitMembers(page, ['alice', 'bob', 'carol'], `bob still in ${user}'s member list`);
+        await expectDot(page, 'bob', bobAt, `bob's dot still on ${user}'s page`);
+      }
     });
 
     test('carol leaves: the others drop her', async () => {

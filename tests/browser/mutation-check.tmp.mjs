@@ -24,7 +24,7 @@ import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { chromium } from 'playwright-core';
 import { readFileSync } from 'node:fs';
-const OLD_HTML = readFileSync('/tmp/demo.old.html', 'utf8');
+const OLD_HTML = readFileSync(process.env.MUT_HTML, 'utf8');
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const RIPPLE_BIN = process.env.RIPPLE_BIN || path.join(ROOT, 'target', 'debug', 'ripple');
@@ -33,7 +33,7 @@ const SCREENSHOT = path.join('/tmp', 'mut-demo.png');
 const RELOAD_SCREENSHOT = path.join('/tmp', 'mut-demo-reload.png');
 const CHANNEL = 'browser-test';
 const READY_TIMEOUT_MS = 120_000;
-const SEE_TIMEOUT_MS = 30_000;
+const SEE_TIMEOUT_MS = 8_000;
 const TOLERANCE_PX = 2;
 
 const CHROMIUM_ARGS = [
@@ -44,6 +44,7 @@ const CHROMIUM_ARGS = [
   '--disable-component-update',
   '--disable-sync',
   '--disable-quic',
+  '--disable-features=LocalNetworkAccessChecks,PrivateNetworkAccessSendPreflights,PrivateNetworkAccessRespectPreflightResults',
   '--no-first-run',
   '--no-default-browser-check',
   '--disable-default-apps',
@@ -395,7 +396,7 @@ describe('ripple dev /demo in Chromium', () => {
     const channel = `reload-${randomBytes(4).toString('hex')}`;
     const p = {};
     const said = [`alice was here (${randomBytes(3).toString('hex')})`];
-    let aliceAt;
+    let aliceAt, bobAt;
 
     before(async () => {
       p.alice = await openDemo('alice', channel);
@@ -473,6 +474,23 @@ describe('ripple dev /demo in Chromium', () => {
       await expectMessagesOnce(p.bob, said, "both of alice's messages, once each, on bob's page");
       await waitMembers(p.bob, ['alice', 'bob', 'carol'], "everyone in bob's member list when he is back");
       await waitMembers(p.alice, ['alice', 'bob', 'carol'], "bob back in alice's member list");
+      bobAt = await moveAcross(p.bob, [[500, 100], [520, 90], [541, 77]]);
+      await expectDot(p.alice, 'bob', bobAt, `bob's dot at ${JSON.stringify(bobAt)} on alice's page`);
+    });
+
+    test('a second tab of bob opens and closes: bob stays listed (join/leave are per connection)', async () => {
+      const tab = await openDemo('bob', channel);
+      await waitConnected(tab, "bob's second tab connected");
+      await waitInPage(p.alice, "the second tab's join on alice's page", () =>
+        [...document.querySelectorAll('#log li')].filter((l) => l.textContent.includes('bob joined')).length >= 2);
+      await tab.close();
+      await waitInPage(p.alice, "the second tab's leave on alice's page", () =>
+        [...document.querySelectorAll('#log li')].some((l) => l.textContent.includes('bob left') &&
+          l.textContent.includes('still connected elsewhere')));
+      for (const [user, page] of [['alice', p.alice], ['carol', p.carol]]) {
+        await waitMembers(page, ['alice', 'bob', 'carol'], `bob still in ${user}'s member list`);
+        await expectDot(page, 'bob', bobAt, `bob's dot still on ${user}'s page`);
+      }
     });
 
     test('carol leaves: the others drop her', async () => {

@@ -71,8 +71,8 @@ pub fn is_message(j: usize, ratio: f64) -> bool {
     ((j + 1) as f64 * ratio).floor() > (j as f64 * ratio).floor()
 }
 
-/// Builds the batch: record `k` goes to channel `k mod channels`; within a channel the `j`-th
-/// record comes from member `j mod senders`. Timestamps are `base_ts + k` ms.
+/// Builds the batch and decodes it as the Lambda runtime does (from the JSON bytes), so what is
+/// held in memory is what a real invocation holds.
 pub fn build(
     layout: &Layout,
     records: usize,
@@ -81,6 +81,21 @@ pub fn build(
     base_ts: u64,
     table: &str,
 ) -> anyhow::Result<Event> {
+    let json = build_json(layout, records, message_ratio, senders, base_ts, table)?;
+    serde_json::from_slice(&json)
+        .context("decoding the synthetic batch as Lambda's dynamodb::Event")
+}
+
+/// The batch as the JSON Lambda delivers: record `k` goes to channel `k mod channels`; within a
+/// channel the `j`-th record comes from member `j mod senders`. Timestamps are `base_ts + k` ms.
+pub fn build_json(
+    layout: &Layout,
+    records: usize,
+    message_ratio: f64,
+    senders: usize,
+    base_ts: u64,
+    table: &str,
+) -> anyhow::Result<Vec<u8>> {
     let arn = format!(
         "arn:aws:dynamodb:us-east-1:123456789012:table/{table}/stream/2026-01-01T00:00:00.000"
     );
@@ -91,7 +106,8 @@ pub fn build(
         .iter()
         .map(|c| vec![0; c.members.len()])
         .collect();
-    let mut out = Vec::with_capacity(records);
+    let mut out = Vec::with_capacity(records * 1024);
+    out.extend_from_slice(br#"{"Records":["#);
     for k in 0..records {
         let c = k % channels;
         let (Some(channel), Some(j), Some(seqs)) = (
@@ -114,10 +130,13 @@ pub fn build(
             position_record(&channel.name, member, *seq, ts)?
         };
         *j += 1;
-        out.push(envelope(k, record, &arn));
+        if k > 0 {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut out, &envelope(k, record, &arn))?;
     }
-    serde_json::from_value(json!({ "Records": out }))
-        .context("decoding the synthetic batch as Lambda's dynamodb::Event")
+    out.extend_from_slice(b"]}");
+    Ok(out)
 }
 
 /// The `dynamodb` part of a record and its event name.

@@ -36,6 +36,10 @@ pub struct FanoutArgs {
     /// Posts in flight at once, for Ripple and for the ceiling.
     #[arg(long, default_value_t = DEFAULT_MAX_IN_FLIGHT)]
     pub max_in_flight: usize,
+    /// Size of the ceiling's frames in bytes (default: one position update, ~150 bytes). Set it
+    /// to Ripple's mean frame size to compare posting the same bytes.
+    #[arg(long, default_value_t = 0)]
+    pub ceiling_frame_bytes: usize,
     /// Print exactly one JSON line (stdout) instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -199,6 +203,10 @@ async fn run_child(
         .args(["--base-ts", &base_ts.to_string()])
         .args(["--posts", &posts.to_string()])
         .args(["--max-in-flight", &args.max_in_flight.to_string()])
+        .args([
+            "--ceiling-frame-bytes",
+            &args.ceiling_frame_bytes.to_string(),
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

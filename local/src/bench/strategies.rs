@@ -5,7 +5,8 @@
 //! - **naive**: what the public samples do, per record: read the channel's members, then post
 //!   that one event as its own frame to every member but the sender, all at once, unbounded;
 //! - **ceiling**: a plain concurrent HTTP client (`Connections::post`, 64 in flight, no DynamoDB)
-//!   posting as many small one-event frames as Ripple posted, as fast as it can.
+//!   posting as many small one-event frames as Ripple posted, as fast as it can
+//!   (`--ceiling-frame-bytes` makes them bigger, e.g. the size of Ripple's frames).
 //!
 //! Each strategy first runs once untimed, as a warm Lambda instance would have (SDK clients built,
 //! keep-alive connections to DynamoDB and `@connections` open): all of Ripple's batch, the naive
@@ -81,6 +82,9 @@ pub struct RunArgs {
     /// Ceiling only: how many frames to post.
     #[arg(long, default_value_t = 0)]
     pub posts: u64,
+    /// Ceiling only: frame size in bytes (0: one position update).
+    #[arg(long, default_value_t = 0)]
+    pub ceiling_frame_bytes: usize,
     #[arg(long, default_value_t = DEFAULT_MAX_IN_FLIGHT)]
     pub max_in_flight: usize,
 }
@@ -124,14 +128,15 @@ async fn measure(args: &RunArgs) -> anyhow::Result<RunOutput> {
     };
     match args.strategy {
         Strategy::Ripple => {
-            let event = build_event(args, &layout)?;
-            out.records = event.records.len();
             let mut settings = Settings::for_table(args.table.clone());
             settings.posts_per_second = UNPACED_POSTS_PER_SECOND;
             settings.max_in_flight = args.max_in_flight;
             let state = FanoutState::new(store, connections, &settings);
-            let _ = fanout::process(&state, event.clone()).await;
+            // Like two invocations of one instance: each gets its own copy of the batch.
+            let _ = fanout::process(&state, build_event(args, &layout)?).await;
             warm_and_wait().await?;
+            let event = build_event(args, &layout)?;
+            out.records = event.records.len();
             let started = Instant::now();
             let (response, report) = fanout::process(&state, event).await;
             out.wall_seconds = started.elapsed().as_secs_f64();
@@ -164,18 +169,13 @@ async fn measure(args: &RunArgs) -> anyhow::Result<RunOutput> {
         }
         Strategy::Ceiling => {
             let url = &args.connections_url;
-            let in_flight = args.max_in_flight;
-            ceiling(
-                &connections,
-                url,
-                &layout,
-                args.posts.min(CEILING_WARM_POSTS),
-                in_flight,
-            )
-            .await;
+            let (in_flight, bytes) = (args.max_in_flight, args.ceiling_frame_bytes);
+            let warm = args.posts.min(CEILING_WARM_POSTS);
+            ceiling(&connections, url, &layout, warm, in_flight, bytes).await;
             warm_and_wait().await?;
             let started = Instant::now();
-            let (ok, failed) = ceiling(&connections, url, &layout, args.posts, in_flight).await;
+            let (ok, failed) =
+                ceiling(&connections, url, &layout, args.posts, in_flight, bytes).await;
             out.wall_seconds = started.elapsed().as_secs_f64();
             out.updates_delivered = ok;
             out.posts_ok = ok;
@@ -253,37 +253,42 @@ async fn naive(
     Ok((ok, failed))
 }
 
-/// A small one-event frame, the size of one position update.
-fn small_frame() -> Vec<u8> {
+/// An `events` frame of position updates: one (a small frame), or as many as reach `bytes`.
+pub fn ceiling_frame(bytes: usize) -> Vec<u8> {
+    let event = WireEvent::Position {
+        channel: "bench-0".into(),
+        user: "u0-0".into(),
+        x: 12.5,
+        y: -3.25,
+        z: 0.0,
+        seq: 42,
+        data: None,
+        ts: 1_795_000_000_000,
+    };
+    let one = serde_json::to_vec(&event).map_or(100, |e| e.len() + 1);
+    let count = bytes.div_ceil(one).max(1);
     ServerFrame::Events {
-        events: vec![WireEvent::Position {
-            channel: "bench-0".into(),
-            user: "u0-0".into(),
-            x: 12.5,
-            y: -3.25,
-            z: 0.0,
-            seq: 42,
-            data: None,
-            ts: 1_795_000_000_000,
-        }],
+        events: vec![event; count],
     }
     .to_json()
     .into_bytes()
 }
 
-/// Posts `posts` small frames over the layout's connections, `max_in_flight` at a time.
+/// Posts `posts` frames (of about `frame_bytes`; 0: one event) over the layout's connections,
+/// `max_in_flight` at a time.
 async fn ceiling(
     connections: &Connections,
     url: &str,
     layout: &Layout,
     posts: u64,
     max_in_flight: usize,
+    frame_bytes: usize,
 ) -> (u64, u64) {
     let ids: Vec<&str> = layout.connection_ids().collect();
     if ids.is_empty() {
         return (0, 0);
     }
-    let frame = small_frame();
+    let frame = ceiling_frame(frame_bytes);
     let posts: Vec<_> = (0..posts)
         .map(|i| {
             let id = ids[(i % ids.len() as u64) as usize];
