@@ -13,6 +13,9 @@ RIPPLE=target/release/ripple
 OUT=target/bench
 mkdir -p "$OUT" docs/bench
 
+# The machine may be shared: record how busy it was.
+cut -d' ' -f1-3 /proc/loadavg >"$OUT/loadavg-before"
+
 log "bench fanout: 1 channel × 50 members, 100 position records"
 "$RIPPLE" bench fanout --channels 1 --members 50 --records 100 --message-ratio 0 --json >"$OUT/fanout-50x100.json"
 
@@ -21,6 +24,8 @@ log "bench fanout: 10 channels × 100 members, 1,000 records (10% chat)"
 
 log "bench e2e: 20 players in 2 channels at 10 Hz for 10 s"
 "$RIPPLE" bench e2e --players 20 --channels 2 --hz 10 --seconds 10 --json --histogram docs/bench/latency.svg >"$OUT/e2e.json"
+
+cut -d' ' -f1-3 /proc/loadavg >"$OUT/loadavg-after"
 
 log "results (Markdown)"
 python3 - "$OUT" <<'PY'
@@ -40,8 +45,11 @@ def cpu():
 def n(x, d=0):
     return f"{x:,.{d}f}"
 
+loadavg = lambda name: open(os.path.join(out, name)).read().split()
+before, after = loadavg("loadavg-before"), loadavg("loadavg-after")
 print(f"Measured on {os.cpu_count()} cores ({cpu()}), {platform.system()} {platform.release()}, "
-      f"{subprocess.run(['rustc', '--version'], capture_output=True, text=True).stdout.strip()}.\n")
+      f"{subprocess.run(['rustc', '--version'], capture_output=True, text=True).stdout.strip()}; "
+      f"load average (1/5/15 min) {'/'.join(before)} before the runs, {'/'.join(after)} after.\n")
 print("**`ripple bench fanout`**: one stream batch, fanned out three ways against DynamoDB Local and a loopback `@connections` server.\n")
 print("| batch | strategy | recipients | updates delivered | posts | billed messages | messages / update | wall (s) | posts/s | deliveries/s | peak RSS (MB) |")
 print("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
@@ -68,9 +76,9 @@ d = est["dynamodb"]
 lam = est["lambda"]
 print(f"**`ripple bench e2e`**: {e2e['players']} players in {e2e['channels']} channels at {e2e['hz']:g} Hz "
       f"for {e2e['seconds']:g} s (after {e2e['warmup_seconds']:g} s warm-up), real WebSockets against `ripple dev`.\n")
-print("| sent | delivered | p50 | p95 | p99 | messages / update | DynamoDB writes (WRU) | DynamoDB reads (RRU) | ingest / fanout handler | cost per million delivered updates |")
-print("|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
-print(f"| {n(e2e['sent'])} | {n(e2e['delivered'])} | {lat['p50']} ms | {lat['p95']} ms | {lat['p99']} ms | "
+print("| sent | delivered | final positions missed | p50 | p95 | p99 | messages / update | DynamoDB writes (WRU) | DynamoDB reads (RRU) | ingest / fanout handler | cost per million delivered updates |")
+print("|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+print(f"| {n(e2e['sent'])} | {n(e2e['delivered'])} | {e2e['final_positions_missed']} | {lat['p50']} ms | {lat['p95']} ms | {lat['p99']} ms | "
       f"{e2e['messages_per_update']:.3f} | {n(d['write_requests'])} ({n(d['write_units'])}) | "
       f"{n(d['read_requests'])} ({n(d['read_units'], 1)}) | {lam['ingest_ms']:.2f} / {lam['fanout_ms']:.2f} ms | "
       f"${est['per_million_delivered_usd']:.2f} |")

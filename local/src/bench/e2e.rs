@@ -20,7 +20,7 @@ use super::calibrate::{HandlerTimes, handler_times};
 use super::cost::Prices;
 use super::estimate::{ClientCounts, Estimate, ItemSizes, ServerCounts, estimate};
 use super::latency::Latencies;
-use super::players::{Player, Schedule, Tallies};
+use super::players::{Player, Schedule, Tallies, user_of};
 use super::report::{round, text_table, thousands};
 use super::{note, svg, unique_table_name};
 use crate::dev::{DevOptions, DevServer};
@@ -130,6 +130,9 @@ pub struct E2eResults {
     pub expected: u64,
     /// Frames carrying measured updates.
     pub frames: u64,
+    /// (receiver, sender) pairs in a channel where the receiver did not end with the sender's
+    /// last position: lost updates (coalescing never causes this). Should be 0.
+    pub final_positions_missed: u64,
     /// `frames / delivered`.
     pub messages_per_update: f64,
     pub latency_ms: LatencySummary,
@@ -302,14 +305,16 @@ async fn drive(args: &E2eArgs, server: &DevServer) -> anyhow::Result<(E2eResults
         ));
     }
     let mut players = Vec::with_capacity(tasks.len());
+    let mut last_seqs = Vec::with_capacity(tasks.len());
     let mut expected = 0;
     for task in tasks {
-        let (player, sent) = task.await.context("a player task failed")?;
+        let (player, (sent, last_seq)) = task.await.context("a player task failed")?;
         let channel_size = sizes
             .get(player.index % args.channels)
             .copied()
             .unwrap_or(1);
         expected += sent * channel_size.saturating_sub(1);
+        last_seqs.push((player.index, last_seq));
         players.push(player);
     }
     let drain_started = Instant::now();
@@ -334,6 +339,18 @@ async fn drive(args: &E2eArgs, server: &DevServer) -> anyhow::Result<(E2eResults
         ));
     }
     let latencies = tallies.latencies();
+    // Every receiver must end with every peer's last position (coalescing may skip others).
+    let mut final_missed = 0;
+    for (receiver, _) in &last_seqs {
+        for (sender, last) in &last_seqs {
+            let same_channel = receiver % args.channels == sender % args.channels;
+            if let (true, true, Some(last)) = (same_channel, receiver != sender, last)
+                && tallies.latest_seen(*receiver, &user_of(*sender)) != Some(*last)
+            {
+                final_missed += 1;
+            }
+        }
+    }
     let sent = Tallies::get(&tallies.sent_measured);
     let delivered = Tallies::get(&tallies.delivered_measured);
     let frames = Tallies::get(&tallies.frames_measured);
@@ -385,7 +402,7 @@ async fn drive(args: &E2eArgs, server: &DevServer) -> anyhow::Result<(E2eResults
         domain: server.addr.to_string(),
         stage: "local".into(),
     };
-    let item_bytes = ItemSizes::sample(&channel, "p0000", &connection_id, &endpoint);
+    let item_bytes = ItemSizes::sample(&channel, &user_of(0), &connection_id, &endpoint);
     let client = ClientCounts {
         sent: Tallies::get(&tallies.sent_total),
         delivered: Tallies::get(&tallies.delivered_total),
@@ -411,6 +428,7 @@ async fn drive(args: &E2eArgs, server: &DevServer) -> anyhow::Result<(E2eResults
         delivered,
         expected,
         frames,
+        final_positions_missed: final_missed,
         messages_per_update: round(
             if delivered > 0 {
                 frames as f64 / delivered as f64
@@ -480,6 +498,13 @@ pub fn render(r: &E2eResults) -> String {
             ),
         ],
         vec!["refused publishes".to_owned(), thousands(r.refused)],
+        vec![
+            "final positions missed".to_owned(),
+            format!(
+                "{} (receivers without a peer's last position; coalescing skips only intermediate ones)",
+                thousands(r.final_positions_missed)
+            ),
+        ],
         vec![
             "DynamoDB writes".to_owned(),
             format!(

@@ -150,9 +150,10 @@ async fn run_strategies(
             peak_rss_mb: out.peak_rss_mb,
         });
         note(&format!(
-            "bench fanout: {} done: {} posts in {:.4} s, peak RSS {:.1} MB",
+            "bench fanout: {} done: {} posts (mean {} bytes) in {:.4} s, peak RSS {:.1} MB",
             strategy.name(),
             result.posts,
+            tally.bytes / tally.posts.max(1),
             result.wall_seconds,
             result.peak_rss_mb
         ));

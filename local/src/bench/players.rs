@@ -5,6 +5,7 @@
 //! Warm-up positions use `seq` 1, 2, …; measured ones start at [`MEASURE_SEQ_BASE`], so a
 //! receiver knows which updates to time without any coordination.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -47,6 +48,8 @@ pub struct Tallies {
     /// `error` frames received (refused publishes).
     pub refused: AtomicU64,
     pub latencies: Mutex<Latencies>,
+    /// Highest measured `seq` each receiver (player index) got from each sender (user).
+    pub latest: Mutex<HashMap<(usize, String), u64>>,
 }
 
 impl Tallies {
@@ -68,8 +71,16 @@ impl Tallies {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
-    /// Accounts for one frame received at `received_ms`.
-    fn frame(&self, text: &str, received_ms: u64) {
+    /// The highest measured `seq` `receiver` got from `user`.
+    pub fn latest_seen(&self, receiver: usize, user: &str) -> Option<u64> {
+        self.latest
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&(receiver, user.to_owned())).copied())
+    }
+
+    /// Accounts for one frame received by player `receiver` at `received_ms`.
+    fn frame(&self, receiver: usize, text: &str, received_ms: u64) {
         Self::add(&self.frames_total, 1);
         Self::add(&self.bytes_out, text.len() as u64);
         Self::add(&self.messages_out, apigw_messages(text.len() as u64));
@@ -79,10 +90,14 @@ impl Tallies {
                 let mut delivered = 0;
                 for event in events {
                     match event {
-                        Event::Position { seq, ts, .. } => {
+                        Event::Position { seq, ts, user, .. } => {
                             delivered += 1;
                             if seq >= MEASURE_SEQ_BASE {
                                 measured.push(received_ms.saturating_sub(ts));
+                                if let Ok(mut latest) = self.latest.lock() {
+                                    let slot = latest.entry((receiver, user)).or_insert(seq);
+                                    *slot = (*slot).max(seq);
+                                }
                             }
                         }
                         Event::Message { .. } => delivered += 1,
@@ -104,6 +119,11 @@ impl Tallies {
             Ok(ServerFrame::Welcome { .. } | ServerFrame::Snapshot { .. }) | Err(_) => {}
         }
     }
+}
+
+/// The user id of player `index`.
+pub fn user_of(index: usize) -> String {
+    format!("p{index:04}")
 }
 
 /// When a player sends.
@@ -145,7 +165,7 @@ impl Player {
         channel: &str,
         tallies: Arc<Tallies>,
     ) -> anyhow::Result<Self> {
-        let url = format!("{ws_url}/?user=p{index:04}&channel={channel}");
+        let url = format!("{ws_url}/?user={}&channel={channel}", user_of(index));
         let (ws, _) = tokio_tungstenite::connect_async(url.as_str())
             .await
             .with_context(|| format!("connecting to {url}"))?;
@@ -153,7 +173,7 @@ impl Player {
         let welcome = tokio::time::timeout(WELCOME_WAIT, async {
             while let Some(msg) = stream.next().await {
                 if let Message::Text(text) = msg? {
-                    tallies.frame(&text, ripple_common::now_ms());
+                    tallies.frame(index, &text, ripple_common::now_ms());
                     return anyhow::Ok(serde_json::from_str::<ServerFrame>(&text)?);
                 }
             }
@@ -164,7 +184,7 @@ impl Player {
         let ServerFrame::Welcome { connection_id, .. } = welcome else {
             anyhow::bail!("player {index}: the first frame was not welcome");
         };
-        let reader = tokio::spawn(read(stream, tallies));
+        let reader = tokio::spawn(read(stream, index, tallies));
         Ok(Self {
             index,
             channel: channel.to_owned(),
@@ -174,8 +194,14 @@ impl Player {
         })
     }
 
-    /// Sends positions on `schedule`; returns how many measured positions were sent.
-    pub async fn play(&mut self, schedule: Schedule, tallies: &Tallies) -> u64 {
+    /// The player's user id.
+    pub fn user(&self) -> String {
+        user_of(self.index)
+    }
+
+    /// Sends positions on `schedule`; returns how many measured positions were sent and the last
+    /// measured `seq` (`None` if none).
+    pub async fn play(&mut self, schedule: Schedule, tallies: &Tallies) -> (u64, Option<u64>) {
         let mut ticks = tokio::time::interval_at(schedule.first, schedule.period);
         ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let (mut warm_seq, mut seq) = (0u64, MEASURE_SEQ_BASE);
@@ -210,7 +236,7 @@ impl Player {
                 measured_sent += 1;
             }
         }
-        measured_sent
+        (measured_sent, (measured_sent > 0).then_some(seq))
     }
 
     /// Closes the socket and stops reading.
@@ -226,11 +252,11 @@ impl Player {
     }
 }
 
-async fn read(mut stream: SplitStream<Ws>, tallies: Arc<Tallies>) {
+async fn read(mut stream: SplitStream<Ws>, index: usize, tallies: Arc<Tallies>) {
     while let Some(msg) = stream.next().await {
         let received_ms = ripple_common::now_ms();
         match msg {
-            Ok(Message::Text(text)) => tallies.frame(&text, received_ms),
+            Ok(Message::Text(text)) => tallies.frame(index, &text, received_ms),
             Ok(Message::Close(_)) | Err(_) => break,
             Ok(_) => {}
         }
@@ -253,15 +279,19 @@ mod tests {
             MEASURE_SEQ_BASE + 1
         );
         // WHEN received 25 ms after the write
-        tallies.frame(&frame, 1025);
+        tallies.frame(7, &frame, 1025);
         // THEN two updates were delivered, one measured at 25 ms, in one billed message
         assert_eq!(Tallies::get(&tallies.delivered_total), 2);
         assert_eq!(Tallies::get(&tallies.delivered_measured), 1);
         assert_eq!(Tallies::get(&tallies.frames_measured), 1);
         assert_eq!(Tallies::get(&tallies.messages_out), 1);
         assert_eq!(tallies.latencies().percentile(50.0), Some(25));
+        // AND receiver 7 has seen b's measured seq, and none of a's
+        assert_eq!(tallies.latest_seen(7, "b"), Some(MEASURE_SEQ_BASE + 1));
+        assert_eq!(tallies.latest_seen(7, "a"), None);
         // AND an error frame counts as refused, not delivered
         tallies.frame(
+            7,
             r#"{"type":"error","code":"rate_limited","message":"slow down"}"#,
             1030,
         );
