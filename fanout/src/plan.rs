@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use ripple_common::items::MemberItem;
 use ripple_common::protocol::{MAX_FRAME_BYTES, pack_events};
 
-use crate::changes::{ChannelChange, coalesce};
+use crate::changes::{ChannelChange, ChannelEvent, coalesce};
 use crate::deliver::Delivery;
 
 /// The deliveries of one invocation.
@@ -43,11 +43,26 @@ pub fn plan(
     let mut serialized: Vec<(String, Vec<Encoded>)> = Vec::new();
     let mut events = 0;
     for (channel, changes) in by_channel {
-        if !members.contains_key(&channel) {
+        let Some(list) = members.get(&channel) else {
             continue;
-        }
-        let changes: Vec<ChannelChange> =
-            changes.into_iter().filter(|c| c.index < cutoff).collect();
+        };
+        // Presence is per user: a connection joining or leaving while another connection of the
+        // same user stays in the channel (a second tab, a reload) changes nothing for the others.
+        let still_there = |user: &str, connection_id: &str| {
+            list.iter().any(|m| {
+                m.user == user && m.connection_id != connection_id && m.expires_at > now_secs
+            })
+        };
+        let changes: Vec<ChannelChange> = changes
+            .into_iter()
+            .filter(|c| c.index < cutoff)
+            .filter(|c| match &c.kind {
+                ChannelEvent::Join(m) | ChannelEvent::Leave(m) => {
+                    !still_there(&m.user, &m.connection_id)
+                }
+                _ => true,
+            })
+            .collect();
         let encoded: Vec<Encoded> = coalesce(changes)
             .into_iter()
             .filter_map(|c| {

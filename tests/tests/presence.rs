@@ -304,3 +304,56 @@ async fn the_sweep_deletes_dead_connections_keeps_live_ones_and_announces_leave(
     left.sort();
     assert_eq!(left, ["dead-20m", "dead-3h"]);
 }
+
+#[tokio::test]
+async fn presence_is_per_user_a_second_tab_coming_and_going_is_not_news() {
+    // GIVEN alice and bob in arena
+    let server = start_dev(DevOptions::default()).await.unwrap();
+    let mut alice = WsClient::connect(&url(&server, "user=alice&channel=arena"))
+        .await
+        .unwrap();
+    let bob = WsClient::connect(&url(&server, "user=bob&channel=arena"))
+        .await
+        .unwrap();
+    alice
+        .wait_for_event(|e| e["type"] == "join" && e["user"] == "bob")
+        .await
+        .unwrap();
+
+    // WHEN bob opens a second tab, it closes, and then his first tab closes
+    let tab = WsClient::connect(&url(&server, "user=bob&channel=arena"))
+        .await
+        .unwrap();
+    tab.close().await;
+    // a marker from carol orders what alice sees after the tab's records were fanned out
+    let mut carol = WsClient::connect(&url(&server, "user=carol&channel=arena"))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    carol
+        .send(r#"{"action":"message","channel":"arena","text":"marker"}"#)
+        .await
+        .unwrap();
+    alice
+        .wait_for_event(|e| e["text"] == "marker")
+        .await
+        .unwrap();
+    // THEN alice heard neither a second join nor a leave of bob
+    let bob_presence: Vec<_> = alice
+        .seen_events()
+        .into_iter()
+        .filter(|e| e["user"] == "bob")
+        .collect();
+    assert_eq!(
+        bob_presence,
+        [json!({"type":"join","channel":"arena","user":"bob"})]
+    );
+
+    // WHEN bob's last connection closes THEN alice hears that he left
+    bob.close().await;
+    alice
+        .wait_for_event(|e| e["type"] == "leave" && e["user"] == "bob")
+        .await
+        .unwrap();
+    server.shutdown().await;
+}
