@@ -227,20 +227,11 @@ impl RecordingConnections {
                     .delete(close_connection),
             )
             .with_state(Arc::clone(&state));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let url = format!("http://{}", listener.local_addr()?);
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.await;
-                })
-                .await;
-        });
+        let (url, shutdown) = serve_on_loopback(app).await?;
         Ok(Self {
             url,
             state,
-            _shutdown: Arc::new(tx),
+            _shutdown: shutdown,
         })
     }
 
@@ -414,20 +405,11 @@ impl FaultyDynamo {
             .build_http(),
         };
         let app = Router::new().fallback(proxy).with_state(state);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let endpoint = format!("http://{}", listener.local_addr()?);
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.await;
-                })
-                .await;
-        });
+        let (endpoint, shutdown) = serve_on_loopback(app).await?;
         Ok(Self {
             endpoint,
             failing,
-            _shutdown: Arc::new(tx),
+            _shutdown: shutdown,
         })
     }
 
@@ -677,4 +659,21 @@ pub async fn seed(
         .collect();
     table.store.put_members(&members).await?;
     Ok(())
+}
+
+/// Serves `app` on a free loopback port until the returned sender (and its clones) are dropped.
+async fn serve_on_loopback(
+    app: Router,
+) -> anyhow::Result<(String, Arc<tokio::sync::oneshot::Sender<()>>)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = rx.await;
+            })
+            .await;
+    });
+    Ok((url, Arc::new(tx)))
 }
