@@ -63,12 +63,13 @@ for f in fanouts:
               f"{n(r['posts_per_sec'])} | {n(r['deliveries_per_sec'])} | {r['peak_rss_mb']:.1f} |")
         batch = ""
 print()
-print("| batch | Ripple vs naive (deliveries/s) | Ripple vs ceiling (posts/s) |")
-print("|---|--:|--:|")
+print("| batch | Ripple vs naive (deliveries/s) | Ripple vs ceiling (posts/s) | one members Query (ms) | timed rounds (median shown) |")
+print("|---|--:|--:|--:|--:|")
 for f in fanouts:
     s = f["scenario"]
     print(f"| {s['channels']} × {s['members']} members, {n(s['records'])} records | "
-          f"{f['ripple_vs_naive_deliveries']:.1f}× | {f['ripple_vs_ceiling_posts']*100:.0f}% |")
+          f"{f['ripple_vs_naive_deliveries']:.1f}× | {f['ripple_vs_ceiling_posts']*100:.0f}% | "
+          f"{s['member_query_ms']:.2f} | {s['rounds']} |")
 print()
 lat = e2e["latency_ms"]
 est = e2e["estimate"]

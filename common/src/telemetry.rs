@@ -54,6 +54,8 @@ pub fn init_local() {
         .with_env_filter(filter())
         .with_target(false)
         .compact()
+        // stdout carries results (the ready line, `--json` reports); logs go to stderr.
+        .with_writer(std::io::stderr)
         .try_init();
 }
 

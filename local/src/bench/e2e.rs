@@ -13,15 +13,15 @@ use anyhow::Context;
 use clap::Args;
 use futures::StreamExt;
 use ripple_common::items::Endpoint;
-use serde::Serialize;
 use tokio::time::Instant;
 
 use super::calibrate::{HandlerTimes, handler_times};
 use super::cost::Prices;
-use super::estimate::{ClientCounts, Estimate, ItemSizes, ServerCounts, estimate};
+use super::e2e_report::{E2eResults, LatencySummary, render};
+use super::estimate::{ClientCounts, ItemSizes, ServerCounts, estimate};
 use super::latency::Latencies;
 use super::players::{Player, Schedule, Tallies, user_of};
-use super::report::{round, text_table, thousands};
+use super::report::{round, thousands};
 use super::{note, svg, unique_table_name};
 use crate::dev::{DevOptions, DevServer};
 
@@ -49,9 +49,10 @@ pub struct E2eArgs {
     /// Measured seconds of play.
     #[arg(long, default_value_t = 10.0)]
     pub seconds: f64,
-    /// Unmeasured seconds of play first (warms DynamoDB Local's JIT). Latency and
-    /// messages_per_update count only measured updates; the cost counts the whole run.
-    #[arg(long, default_value_t = 2.0)]
+    /// Unmeasured seconds of play first: DynamoDB Local's JIT needs about 8 s on two cores before
+    /// the pipeline keeps up. Latency and messages_per_update count only measured updates; the
+    /// cost counts the whole run.
+    #[arg(long, default_value_t = 10.0)]
     pub warmup: f64,
     /// Write the latency histogram as SVG here (default path when given without one).
     #[arg(long, value_name = "PATH", num_args = 0..=1, default_missing_value = "target/bench/latency.svg")]
@@ -92,59 +93,6 @@ impl E2eArgs {
     }
 }
 
-/// Latency percentiles of the measured updates, in ms.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct LatencySummary {
-    pub p50: Option<u64>,
-    pub p95: Option<u64>,
-    pub p99: Option<u64>,
-    pub max: Option<u64>,
-    pub mean: Option<f64>,
-}
-
-impl From<&Latencies> for LatencySummary {
-    fn from(l: &Latencies) -> Self {
-        Self {
-            p50: l.percentile(50.0),
-            p95: l.percentile(95.0),
-            p99: l.percentile(99.0),
-            max: l.max(),
-            mean: l.mean().map(|m| round(m, 2)),
-        }
-    }
-}
-
-/// Everything `ripple bench e2e --json` prints, on one line.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct E2eResults {
-    pub players: usize,
-    pub channels: usize,
-    pub hz: f64,
-    pub seconds: f64,
-    pub warmup_seconds: f64,
-    /// Measured positions sent.
-    pub sent: u64,
-    /// Measured updates delivered, summed over receivers.
-    pub delivered: u64,
-    /// `sent × (channel size − 1)`: what delivery without coalescing would be.
-    pub expected: u64,
-    /// Frames carrying measured updates.
-    pub frames: u64,
-    /// (receiver, sender) pairs in a channel where the receiver did not end with the sender's
-    /// last position: lost updates (coalescing never causes this). Should be 0.
-    pub final_positions_missed: u64,
-    /// `frames / delivered`.
-    pub messages_per_update: f64,
-    pub latency_ms: LatencySummary,
-    /// Publishes refused with an `error` frame.
-    pub refused: u64,
-    pub server: ServerCounts,
-    pub client: ClientCounts,
-    pub item_bytes: ItemSizes,
-    pub estimate: Estimate,
-    pub histogram: Option<String>,
-}
-
 /// Runs the bench and prints the results.
 pub async fn run(args: E2eArgs) -> anyhow::Result<()> {
     args.validate()?;
@@ -160,6 +108,9 @@ pub async fn run(args: E2eArgs) -> anyhow::Result<()> {
         port: 0,
         dynamodb_endpoint: args.dynamodb_endpoint.clone(),
         table: unique_table_name("ripple-bench-e2e"),
+        // The bench measures the pipeline, not the per-connection publish limit.
+        position_rate: ripple_common::config::DEFAULT_POSITION_RATE
+            .max((args.hz * 2.0).ceil() as u32),
         ..DevOptions::default()
     })
     .await
@@ -186,8 +137,8 @@ fn write_histogram(path: &PathBuf, latencies: &Latencies, args: &E2eArgs) -> any
         latencies,
         "Ripple end to end: write → receive latency",
         &format!(
-            "ripple bench e2e: {} players in {} channels at {} Hz for {} s, ripple dev on loopback with DynamoDB Local",
-            args.players, args.channels, args.hz, args.seconds
+            "ripple bench e2e: {} players in {} channels at {} Hz for {} s (after {} s warm-up), ripple dev on loopback with DynamoDB Local",
+            args.players, args.channels, args.hz, args.seconds, args.warmup
         ),
     );
     std::fs::write(path, svg).with_context(|| format!("writing {}", path.display()))?;
@@ -224,133 +175,23 @@ fn progress(line: &str) {
     let _ = err.flush();
 }
 
+/// One player after the run: who, and the last measured `seq` it sent.
+struct Played {
+    player: Player,
+    last_seq: Option<u64>,
+}
+
 async fn drive(args: &E2eArgs, server: &DevServer) -> anyhow::Result<(E2eResults, Latencies)> {
     let tallies = Arc::new(Tallies::default());
-    let ws_url = server.ws_url();
-    note(&format!(
-        "bench e2e: connecting {} players to {ws_url} in {} channels",
-        args.players, args.channels
-    ));
     let connected_at = Instant::now();
-    let connects: Vec<_> = (0..args.players)
-        .map(|i| {
-            let (url, channel, tallies) =
-                (ws_url.clone(), args.channel_of(i), Arc::clone(&tallies));
-            async move { Player::connect(&url, i, &channel, tallies).await }
-        })
-        .collect();
-    let results: Vec<anyhow::Result<Player>> = futures::stream::iter(connects)
-        .buffer_unordered(CONNECTS_IN_FLIGHT)
-        .collect()
-        .await;
-    let mut players = Vec::with_capacity(args.players);
-    let mut failure = None;
-    for r in results {
-        match r {
-            Ok(p) => players.push(p),
-            Err(e) => failure = Some(e),
-        }
-    }
-    if let Some(err) = failure {
-        close_all(players).await;
-        return Err(err.context("connecting the players"));
-    }
+    let players = connect_players(args, &server.ws_url(), &tallies).await?;
     // Let the join announcements settle before anyone moves.
     tokio::time::sleep(Duration::from_millis(500)).await;
+    let (played, expected) = play(args, players, &tallies).await?;
+    drain(&tallies, expected).await;
 
-    let period = Duration::from_secs_f64(1.0 / args.hz);
-    let start = Instant::now() + Duration::from_millis(100);
-    let measure_from = start + Duration::from_secs_f64(args.warmup);
-    let end = measure_from + Duration::from_secs_f64(args.seconds);
-    let n = players.len().max(1) as u32;
-    let mut sizes = vec![0u64; args.channels];
-    for p in &players {
-        if let Some(s) = sizes.get_mut(p.index % args.channels) {
-            *s += 1;
-        }
-    }
-    let tasks: Vec<_> = players
-        .into_iter()
-        .enumerate()
-        .map(|(i, mut player)| {
-            let schedule = Schedule {
-                first: start + period * (i as u32 % n) / n,
-                measure_from,
-                end,
-                period,
-            };
-            let tallies = Arc::clone(&tallies);
-            tokio::spawn(async move {
-                let sent = player.play(schedule, &tallies).await;
-                (player, sent)
-            })
-        })
-        .collect();
-
-    // Progress while playing, then while draining.
-    let total = (end - start).as_secs_f64();
-    while tasks.iter().any(|t| !t.is_finished()) {
-        tokio::time::sleep(PROGRESS_EVERY).await;
-        let elapsed = start.elapsed().as_secs_f64().min(total);
-        let phase = if Instant::now() < measure_from {
-            "warm-up"
-        } else {
-            "measuring"
-        };
-        progress(&format!(
-            "[bench e2e] {phase} {elapsed:5.1}/{total:.1} s  sent {}  delivered {}  p50 {}",
-            thousands(Tallies::get(&tallies.sent_measured)),
-            thousands(Tallies::get(&tallies.delivered_measured)),
-            tallies.p50().map_or("–".to_owned(), |p| format!("{p} ms"))
-        ));
-    }
-    let mut players = Vec::with_capacity(tasks.len());
-    let mut last_seqs = Vec::with_capacity(tasks.len());
-    let mut expected = 0;
-    for task in tasks {
-        let (player, (sent, last_seq)) = task.await.context("a player task failed")?;
-        let channel_size = sizes
-            .get(player.index % args.channels)
-            .copied()
-            .unwrap_or(1);
-        expected += sent * channel_size.saturating_sub(1);
-        last_seqs.push((player.index, last_seq));
-        players.push(player);
-    }
-    let drain_started = Instant::now();
-    let mut last = Tallies::get(&tallies.delivered_measured);
-    let mut quiet_since = Instant::now();
-    while drain_started.elapsed() < MAX_DRAIN {
-        tokio::time::sleep(PROGRESS_EVERY).await;
-        let now = Tallies::get(&tallies.delivered_measured);
-        if now != last {
-            last = now;
-            quiet_since = Instant::now();
-        } else if quiet_since.elapsed() >= QUIET || now >= expected {
-            break;
-        }
-        progress(&format!(
-            "[bench e2e] draining {:4.1} s  sent {}  delivered {}/{}  p50 {}",
-            drain_started.elapsed().as_secs_f64(),
-            thousands(Tallies::get(&tallies.sent_measured)),
-            thousands(now),
-            thousands(expected),
-            tallies.p50().map_or("–".to_owned(), |p| format!("{p} ms"))
-        ));
-    }
     let latencies = tallies.latencies();
-    // Every receiver must end with every peer's last position (coalescing may skip others).
-    let mut final_missed = 0;
-    for (receiver, _) in &last_seqs {
-        for (sender, last) in &last_seqs {
-            let same_channel = receiver % args.channels == sender % args.channels;
-            if let (true, true, Some(last)) = (same_channel, receiver != sender, last)
-                && tallies.latest_seen(*receiver, &user_of(*sender)) != Some(*last)
-            {
-                final_missed += 1;
-            }
-        }
-    }
+    let final_missed = final_positions_missed(args, &played, &tallies);
     let sent = Tallies::get(&tallies.sent_measured);
     let delivered = Tallies::get(&tallies.delivered_measured);
     let frames = Tallies::get(&tallies.frames_measured);
@@ -365,11 +206,11 @@ async fn drive(args: &E2eArgs, server: &DevServer) -> anyhow::Result<(E2eResults
     let _ = writeln!(std::io::stderr());
 
     // Close, and wait for ripple dev to run every $disconnect.
-    let connections = players.len() as u64;
-    let sample = players
+    let connections = played.len() as u64;
+    let sample = played
         .first()
-        .map(|p| (p.channel.clone(), p.connection_id.clone()));
-    close_all(players).await;
+        .map(|p| (p.player.channel.clone(), p.player.connection_id.clone()));
+    close_all(played.into_iter().map(|p| p.player).collect()).await;
     let connection_minutes = connected_at.elapsed().as_secs_f64() / 60.0 * connections as f64;
     let closing = Instant::now();
     while server_counts(server).disconnects < connections
@@ -448,149 +289,155 @@ async fn drive(args: &E2eArgs, server: &DevServer) -> anyhow::Result<(E2eResults
     Ok((results, latencies))
 }
 
-async fn close_all(players: Vec<Player>) {
-    futures::future::join_all(players.into_iter().map(Player::close)).await;
-}
-
-fn ms(v: Option<u64>) -> String {
-    v.map_or("–".to_owned(), |v| format!("{v} ms"))
-}
-
-/// The readable report.
-pub fn render(r: &E2eResults) -> String {
-    let e = &r.estimate;
-    let d = &e.dynamodb;
-    let l = &e.lambda;
-    let mut out = format!(
-        "ripple bench e2e: {} players in {} channel(s) at {} Hz for {} s (after {} s warm-up), ripple dev on loopback\n\n",
-        r.players, r.channels, r.hz, r.seconds, r.warmup_seconds
-    );
-    let rows = vec![
-        vec![
-            "sent".to_owned(),
-            format!("{} positions", thousands(r.sent)),
-        ],
-        vec![
-            "delivered".to_owned(),
-            format!(
-                "{} updates (without coalescing: {})",
-                thousands(r.delivered),
-                thousands(r.expected)
-            ),
-        ],
-        vec![
-            "latency write→receive".to_owned(),
-            format!(
-                "p50 {}  p95 {}  p99 {}  max {}",
-                ms(r.latency_ms.p50),
-                ms(r.latency_ms.p95),
-                ms(r.latency_ms.p99),
-                ms(r.latency_ms.max)
-            ),
-        ],
-        vec![
-            "messages_per_update".to_owned(),
-            format!(
-                "{:.4} ({} frames for {} updates)",
-                r.messages_per_update,
-                thousands(r.frames),
-                thousands(r.delivered)
-            ),
-        ],
-        vec!["refused publishes".to_owned(), thousands(r.refused)],
-        vec![
-            "final positions missed".to_owned(),
-            format!(
-                "{} (receivers without a peer's last position; coalescing skips only intermediate ones)",
-                thousands(r.final_positions_missed)
-            ),
-        ],
-        vec![
-            "DynamoDB writes".to_owned(),
-            format!(
-                "{} requests, {} WRU ({} positions, {} on connect, {} on disconnect)",
-                thousands(d.write_requests),
-                thousands(d.write_units.round() as u64),
-                thousands(d.position_writes),
-                thousands(d.connect_writes),
-                thousands(d.disconnect_writes)
-            ),
-        ],
-        vec![
-            "DynamoDB reads".to_owned(),
-            format!(
-                "{} requests, {} RRU ({} membership GetItem, ~{} fanout Query, {} on disconnect)",
-                thousands(d.read_requests),
-                thousands(d.read_units.round() as u64),
-                thousands(d.member_reads),
-                thousands(d.fanout_queries),
-                thousands(d.disconnect_queries)
-            ),
-        ],
-        vec![
-            "Lambda".to_owned(),
-            format!(
-                "{} ingest, {} connect, {} fanout invocations ({:.1} records/batch); {:.2} ms ingest, {:.2} ms fanout each (measured)",
-                thousands(l.ingest_invocations),
-                thousands(l.connect_invocations),
-                thousands(l.fanout_invocations),
-                l.avg_records_per_batch,
-                l.ingest_ms,
-                l.fanout_ms
-            ),
-        ],
-        vec![
-            "cost per million delivered".to_owned(),
-            e.per_million_delivered_usd
-                .map_or("–".to_owned(), |c| format!("${c:.4}")),
-        ],
-    ];
-    let key_width = rows
-        .iter()
-        .map(|r| r.first().map_or(0, |k| k.chars().count()))
-        .max()
-        .unwrap_or(0);
-    for row in &rows {
-        if let [key, value] = row.as_slice() {
-            out.push_str(&format!("  {key:<key_width$}  {value}\n"));
-        }
-    }
-    out.push_str("\n  the bill for this run (whole run, over ");
-    out.push_str(&thousands(r.client.delivered));
-    out.push_str(" delivered updates):\n");
-    let lines: Vec<Vec<String>> = e
-        .lines
-        .iter()
-        .map(|c| {
-            vec![
-                c.item.to_owned(),
-                format!("{:.3}", c.quantity),
-                c.unit.to_owned(),
-                format!("${:.8}", c.usd),
-                e.per_million_delivered_usd.map_or("–".to_owned(), |_| {
-                    format!("${:.4}", c.usd / r.client.delivered.max(1) as f64 * 1e6)
-                }),
-            ]
+/// Connects every player (a few at a time) and waits for each one's `welcome`.
+async fn connect_players(
+    args: &E2eArgs,
+    ws_url: &str,
+    tallies: &Arc<Tallies>,
+) -> anyhow::Result<Vec<Player>> {
+    note(&format!(
+        "bench e2e: connecting {} players to {ws_url} in {} channels",
+        args.players, args.channels
+    ));
+    let connects: Vec<_> = (0..args.players)
+        .map(|i| {
+            let (url, channel, tallies) =
+                (ws_url.to_owned(), args.channel_of(i), Arc::clone(tallies));
+            async move { Player::connect(&url, i, &channel, tallies).await }
         })
         .collect();
-    for line in text_table(
-        &["item", "quantity", "unit", "cost", "per M updates"],
-        &lines,
-    )
-    .lines()
-    {
-        out.push_str("    ");
-        out.push_str(line);
-        out.push('\n');
+    let results: Vec<anyhow::Result<Player>> = futures::stream::iter(connects)
+        .buffer_unordered(CONNECTS_IN_FLIGHT)
+        .collect()
+        .await;
+    let mut players = Vec::with_capacity(args.players);
+    let mut failure = None;
+    for r in results {
+        match r {
+            Ok(p) => players.push(p),
+            Err(e) => failure = Some(e),
+        }
     }
-    out.push_str("\n  assumptions:\n");
-    for a in &e.assumptions {
-        out.push_str("    - ");
-        out.push_str(a);
-        out.push('\n');
+    if let Some(err) = failure {
+        close_all(players).await;
+        return Err(err.context("connecting the players"));
     }
-    if let Some(h) = &r.histogram {
-        out.push_str(&format!("\n  histogram: {h}\n"));
+    Ok(players)
+}
+
+/// Plays the warm-up and the measured seconds, with the progress line. Returns the players and
+/// the measured updates delivery would make without coalescing: `sent × (channel size − 1)`.
+async fn play(
+    args: &E2eArgs,
+    players: Vec<Player>,
+    tallies: &Arc<Tallies>,
+) -> anyhow::Result<(Vec<Played>, u64)> {
+    let period = Duration::from_secs_f64(1.0 / args.hz);
+    let start = Instant::now() + Duration::from_millis(100);
+    let measure_from = start + Duration::from_secs_f64(args.warmup);
+    let end = measure_from + Duration::from_secs_f64(args.seconds);
+    let n = players.len().max(1) as u32;
+    let mut sizes = vec![0u64; args.channels];
+    for p in &players {
+        if let Some(s) = sizes.get_mut(p.index % args.channels) {
+            *s += 1;
+        }
     }
-    out
+    let tasks: Vec<_> = players
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut player)| {
+            let schedule = Schedule {
+                first: start + period * (i as u32 % n) / n,
+                measure_from,
+                end,
+                period,
+            };
+            let tallies = Arc::clone(tallies);
+            tokio::spawn(async move {
+                let sent = player.play(schedule, &tallies).await;
+                (player, sent)
+            })
+        })
+        .collect();
+
+    let total = (end - start).as_secs_f64();
+    while tasks.iter().any(|t| !t.is_finished()) {
+        tokio::time::sleep(PROGRESS_EVERY).await;
+        let elapsed = start.elapsed().as_secs_f64().min(total);
+        let line = if Instant::now() < measure_from {
+            format!(
+                "[bench e2e] warm-up {elapsed:5.1}/{total:.1} s  sent {}  delivered {} (not measured)",
+                thousands(Tallies::get(&tallies.sent_total)),
+                thousands(Tallies::get(&tallies.delivered_total)),
+            )
+        } else {
+            format!(
+                "[bench e2e] measuring {elapsed:5.1}/{total:.1} s  sent {}  delivered {}  p50 {}",
+                thousands(Tallies::get(&tallies.sent_measured)),
+                thousands(Tallies::get(&tallies.delivered_measured)),
+                tallies.p50().map_or("–".to_owned(), |p| format!("{p} ms"))
+            )
+        };
+        progress(&line);
+    }
+    let mut played = Vec::with_capacity(tasks.len());
+    let mut expected = 0;
+    for task in tasks {
+        let (player, (sent, last_seq)) = task.await.context("a player task failed")?;
+        let channel_size = sizes
+            .get(player.index % args.channels)
+            .copied()
+            .unwrap_or(1);
+        expected += sent * channel_size.saturating_sub(1);
+        played.push(Played { player, last_seq });
+    }
+    Ok((played, expected))
+}
+
+/// Waits until nothing new arrives for [`QUIET`], everything expected has, or [`MAX_DRAIN`].
+async fn drain(tallies: &Tallies, expected: u64) {
+    let started = Instant::now();
+    let mut last = Tallies::get(&tallies.delivered_measured);
+    let mut quiet_since = Instant::now();
+    while started.elapsed() < MAX_DRAIN {
+        tokio::time::sleep(PROGRESS_EVERY).await;
+        let now = Tallies::get(&tallies.delivered_measured);
+        if now != last {
+            last = now;
+            quiet_since = Instant::now();
+        } else if quiet_since.elapsed() >= QUIET || now >= expected {
+            break;
+        }
+        progress(&format!(
+            "[bench e2e] draining {:4.1} s  sent {}  delivered {}/{}  p50 {}",
+            started.elapsed().as_secs_f64(),
+            thousands(Tallies::get(&tallies.sent_measured)),
+            thousands(now),
+            thousands(expected),
+            tallies.p50().map_or("–".to_owned(), |p| format!("{p} ms"))
+        ));
+    }
+}
+
+/// (receiver, sender) pairs of a channel where the receiver did not end with the sender's last
+/// measured position: coalescing may skip intermediate positions, never the last one.
+fn final_positions_missed(args: &E2eArgs, played: &[Played], tallies: &Tallies) -> u64 {
+    let mut missed = 0;
+    for receiver in played {
+        for sender in played {
+            let (r, s) = (receiver.player.index, sender.player.index);
+            let same_channel = r % args.channels == s % args.channels;
+            if let (true, true, Some(last)) = (same_channel, r != s, sender.last_seq)
+                && tallies.latest_seen(r, &user_of(s)) != Some(last)
+            {
+                missed += 1;
+            }
+        }
+    }
+    missed
+}
+
+async fn close_all(players: Vec<Player>) {
+    futures::future::join_all(players.into_iter().map(Player::close)).await;
 }

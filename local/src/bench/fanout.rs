@@ -14,9 +14,11 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use super::batch::Scenario;
 use super::layout::{self, Layout};
-use super::report::{FanoutResults, Measured, ScenarioSummary, StrategyResult, render};
+use super::report::{
+    FanoutResults, Measured, ScenarioSummary, StrategyResult, median, render, round,
+};
 use super::sink::{Sink, Tally};
-use super::strategies::{RunOutput, Strategy, WARM_LINE};
+use super::strategies::{DEFAULT_ROUNDS, RunOutput, Strategy, WARM_LINE};
 use super::{note, unique_table_name};
 use crate::dynamodb_local::DynamoDbLocal;
 
@@ -40,6 +42,9 @@ pub struct FanoutArgs {
     /// to Ripple's mean frame size to compare posting the same bytes.
     #[arg(long, default_value_t = 0)]
     pub ceiling_frame_bytes: usize,
+    /// Timed rounds per strategy after its warm-up; the median wall time is reported.
+    #[arg(long, default_value_t = DEFAULT_ROUNDS)]
+    pub rounds: usize,
     /// Print exactly one JSON line (stdout) instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -52,6 +57,7 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<()> {
         args.max_in_flight >= 1,
         "--max-in-flight must be at least 1"
     );
+    anyhow::ensure!((1..=100).contains(&args.rounds), "--rounds must be 1-100");
     let (local, endpoint) = match &args.dynamodb_endpoint {
         Some(url) => (None, url.clone()),
         None => {
@@ -94,13 +100,21 @@ async fn run_on(args: &FanoutArgs, endpoint: &str) -> anyhow::Result<FanoutResul
     ));
     let outcome = async {
         layout::seed(&store, &layout).await?;
+        let mut query_seconds = Vec::new();
         for channel in &layout.channels {
             for _ in 0..WARM_QUERIES_PER_CHANNEL {
+                let started = std::time::Instant::now();
                 store.channel_members(&channel.name).await?;
+                query_seconds.push(started.elapsed().as_secs_f64());
             }
         }
+        let query_ms = median(&query_seconds) * 1000.0;
+        note(&format!(
+            "bench fanout: one channel's members Query takes {query_ms:.2} ms here (median of {})",
+            query_seconds.len()
+        ));
         let sink = Sink::start().await?;
-        let outcome = run_strategies(args, endpoint, &table, &sink).await;
+        let outcome = run_strategies(args, endpoint, &table, &sink, query_ms).await;
         sink.stop().await;
         outcome
     }
@@ -122,6 +136,7 @@ async fn run_strategies(
     endpoint: &str,
     table: &str,
     sink: &Sink,
+    member_query_ms: f64,
 ) -> anyhow::Result<FanoutResults> {
     let base_ts = ripple_common::now_ms();
     let mut results = Vec::with_capacity(3);
@@ -130,8 +145,15 @@ async fn run_strategies(
         note(&format!("bench fanout: running {} …", strategy.name()));
         let (out, tally) =
             run_child(args, strategy, endpoint, table, sink, base_ts, ripple_posts).await?;
+        // Every round posts the same: report one round's worth.
+        let rounds = out.walls.len().max(1) as u64;
+        let (posts, bytes, billed) = (
+            tally.posts / rounds,
+            tally.bytes / rounds,
+            tally.messages_billed / rounds,
+        );
         if strategy == Strategy::Ripple {
-            ripple_posts = tally.posts;
+            ripple_posts = posts;
         }
         if out.posts_failed > 0 {
             note(&format!(
@@ -144,17 +166,23 @@ async fn run_strategies(
             records: out.records,
             recipients: tally.recipients.len(),
             updates_delivered: out.updates_delivered,
-            posts: tally.posts,
-            messages_billed: tally.messages_billed,
-            wall_seconds: out.wall_seconds,
+            posts,
+            messages_billed: billed,
+            wall_seconds: median(&out.walls),
             peak_rss_mb: out.peak_rss_mb,
         });
         note(&format!(
-            "bench fanout: {} done: {} posts (mean {} bytes) in {:.4} s, peak RSS {:.1} MB",
+            "bench fanout: {} done: {} posts (mean {} bytes), median {:.4} s of {} rounds ({}), peak RSS {:.1} MB",
             strategy.name(),
             result.posts,
-            tally.bytes / tally.posts.max(1),
+            bytes / posts.max(1),
             result.wall_seconds,
+            rounds,
+            out.walls
+                .iter()
+                .map(|w| format!("{w:.4}"))
+                .collect::<Vec<_>>()
+                .join(" "),
             result.peak_rss_mb
         ));
         results.push(result);
@@ -173,6 +201,8 @@ async fn run_strategies(
         message_ratio: s.message_ratio,
         users: s.senders(),
         max_in_flight: args.max_in_flight,
+        rounds: args.rounds,
+        member_query_ms: round(member_query_ms, 2),
     };
     Ok(FanoutResults::new(summary, ripple, naive, ceiling))
 }
@@ -208,6 +238,7 @@ async fn run_child(
             "--ceiling-frame-bytes",
             &args.ceiling_frame_bytes.to_string(),
         ])
+        .args(["--rounds", &args.rounds.to_string()])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

@@ -14,7 +14,8 @@
 //! | [`layout`] | channels and member connections, seeded as `connect` writes them |
 //! | [`sink`] | the loopback `@connections` server counting posts, bytes and billed messages per strategy |
 //! | [`report`] | `bench fanout` results: derived fields, ratios, targets, the text table |
-//! | [`e2e`] | `bench e2e`: `ripple dev` in-process, the run, the progress line, the report |
+//! | [`e2e`] | `bench e2e`: `ripple dev` in-process, the run and its progress line |
+//! | [`e2e_report`] | `bench e2e` results: the JSON line and the readable report |
 //! | [`players`] | simulated players: WebSocket clients sending positions and timing what they receive |
 //! | [`calibrate`] | measuring the ingest and fanout handlers' time per invocation, for the Lambda cost |
 //! | [`estimate`] | `bench e2e`'s DynamoDB, Lambda and cost estimate from the counters |
@@ -28,6 +29,7 @@ pub mod batch;
 pub mod calibrate;
 pub mod cost;
 pub mod e2e;
+pub mod e2e_report;
 pub mod estimate;
 pub mod fanout;
 pub mod latency;

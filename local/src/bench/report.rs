@@ -38,6 +38,17 @@ pub fn ratio(a: f64, b: f64) -> f64 {
     if b > 0.0 { a / b } else { 0.0 }
 }
 
+/// The median (the mean of the middle two for an even count; 0 for none).
+pub fn median(values: &[f64]) -> f64 {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
 /// Rounds to `digits` decimals (the JSON stays readable).
 pub fn round(x: f64, digits: i32) -> f64 {
     let scale = 10f64.powi(digits);
@@ -73,6 +84,10 @@ pub struct ScenarioSummary {
     pub message_ratio: f64,
     pub users: usize,
     pub max_in_flight: usize,
+    /// Timed rounds per strategy; wall times are their median.
+    pub rounds: usize,
+    /// Median time of one channel's members Query on this DynamoDB, measured before the runs.
+    pub member_query_ms: f64,
 }
 
 /// Everything `ripple bench fanout --json` prints, on one line.
@@ -204,13 +219,14 @@ pub fn text_table(header: &[&str], rows: &[Vec<String>]) -> String {
 pub fn render(r: &FanoutResults) -> String {
     let s = &r.scenario;
     let mut out = format!(
-        "ripple bench fanout: {} channel(s) × {} members, {} records ({:.0}% chat, {} sender(s) per channel), {} posts in flight\n\n",
+        "ripple bench fanout: {} channel(s) × {} members, {} records ({:.0}% chat, {} sender(s) per channel), {} posts in flight, median of {} rounds\n\n",
         s.channels,
         s.members,
         thousands(s.records as u64),
         s.message_ratio * 100.0,
         s.users,
-        s.max_in_flight
+        s.max_in_flight,
+        s.rounds
     );
     let header = [
         "strategy",
@@ -249,6 +265,10 @@ pub fn render(r: &FanoutResults) -> String {
     .collect();
     out.push_str(&text_table(&header, &rows));
     out.push_str(&format!(
+        "\none channel's members Query: {:.2} ms (median, measured before the runs)\n",
+        s.member_query_ms
+    ));
+    out.push_str(&format!(
         "\nripple vs naive deliveries/s: {:.1}×    ripple vs ceiling posts/s: {:.0}%\n\ntargets (reported, not asserted):\n",
         r.ripple_vs_naive_deliveries,
         r.ripple_vs_ceiling_posts * 100.0
@@ -279,6 +299,14 @@ mod tests {
             wall_seconds: wall,
             peak_rss_mb: 20.04,
         }
+    }
+
+    #[test]
+    fn the_median_takes_the_middle_of_the_rounds() {
+        // GIVEN wall times with an outlier WHEN the median is taken THEN the outlier is ignored
+        assert_eq!(median(&[0.9, 0.01, 0.02]), 0.02);
+        assert_eq!(median(&[0.04, 0.01, 0.02, 0.03]), 0.025);
+        assert_eq!(median(&[]), 0.0);
     }
 
     #[test]

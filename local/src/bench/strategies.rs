@@ -12,7 +12,7 @@
 //! keep-alive connections to DynamoDB and `@connections` open): all of Ripple's batch, the naive
 //! fan-out's first record of each channel, 128 of the ceiling's posts. The child then prints
 //! [`WARM_LINE`] and waits for a line on stdin, so the parent can tell warm-up posts from measured
-//! ones, and runs timed.
+//! ones, and runs timed, `--rounds` times (each round the same batch, freshly decoded for Ripple).
 
 use std::time::Instant;
 
@@ -36,6 +36,8 @@ use super::rss::peak_rss_mb;
 /// caps the measurement.
 pub const UNPACED_POSTS_PER_SECOND: u32 = 1_000_000;
 
+/// Timed rounds per strategy; the median is reported.
+pub const DEFAULT_ROUNDS: usize = 5;
 /// What the child prints once warm; it then waits for a line on stdin.
 pub const WARM_LINE: &str = "warm";
 /// Posts the ceiling makes to warm up, at most.
@@ -87,9 +89,12 @@ pub struct RunArgs {
     pub ceiling_frame_bytes: usize,
     #[arg(long, default_value_t = DEFAULT_MAX_IN_FLIGHT)]
     pub max_in_flight: usize,
+    /// Timed rounds after the warm-up.
+    #[arg(long, default_value_t = DEFAULT_ROUNDS)]
+    pub rounds: usize,
 }
 
-/// What the child prints, as one JSON line on stdout.
+/// What the child prints, as one JSON line on stdout (counts are per round, except the posts).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunOutput {
     pub strategy: Strategy,
@@ -97,7 +102,8 @@ pub struct RunOutput {
     pub updates_delivered: u64,
     pub posts_ok: u64,
     pub posts_failed: u64,
-    pub wall_seconds: f64,
+    /// Wall time of each timed round, in seconds.
+    pub walls: Vec<f64>,
     pub peak_rss_mb: f64,
 }
 
@@ -117,13 +123,14 @@ async fn measure(args: &RunArgs) -> anyhow::Result<RunOutput> {
         dynamodb_client(&sdk, Some(&args.dynamodb_endpoint)),
         args.table.clone(),
     );
+    let rounds = args.rounds.max(1);
     let mut out = RunOutput {
         strategy: args.strategy,
         records: 0,
         updates_delivered: 0,
         posts_ok: 0,
         posts_failed: 0,
-        wall_seconds: 0.0,
+        walls: Vec::with_capacity(rounds),
         peak_rss_mb: 0.0,
     };
     match args.strategy {
@@ -132,21 +139,23 @@ async fn measure(args: &RunArgs) -> anyhow::Result<RunOutput> {
             settings.posts_per_second = UNPACED_POSTS_PER_SECOND;
             settings.max_in_flight = args.max_in_flight;
             let state = FanoutState::new(store, connections, &settings);
-            // Like two invocations of one instance: each gets its own copy of the batch.
+            // Like successive invocations of one instance: each gets its own copy of the batch.
             let _ = fanout::process(&state, build_event(args, &layout)?).await;
             warm_and_wait().await?;
-            let event = build_event(args, &layout)?;
-            out.records = event.records.len();
-            let started = Instant::now();
-            let (response, report) = fanout::process(&state, event).await;
-            out.wall_seconds = started.elapsed().as_secs_f64();
-            anyhow::ensure!(
-                response.batch_item_failures.is_empty(),
-                "fanout reported batchItemFailures: {report:?}"
-            );
-            out.updates_delivered = report.updates_delivered;
-            out.posts_ok = report.delivery.delivered;
-            out.posts_failed = report.delivery.failed + report.delivery.gone.len() as u64;
+            for _ in 0..rounds {
+                let event = build_event(args, &layout)?;
+                out.records = event.records.len();
+                let started = Instant::now();
+                let (response, report) = fanout::process(&state, event).await;
+                out.walls.push(started.elapsed().as_secs_f64());
+                anyhow::ensure!(
+                    response.batch_item_failures.is_empty(),
+                    "fanout reported batchItemFailures: {report:?}"
+                );
+                out.updates_delivered = report.updates_delivered;
+                out.posts_ok += report.delivery.delivered;
+                out.posts_failed += report.delivery.failed + report.delivery.gone.len() as u64;
+            }
         }
         Strategy::Naive => {
             let event = build_event(args, &layout)?;
@@ -160,12 +169,14 @@ async fn measure(args: &RunArgs) -> anyhow::Result<RunOutput> {
                 .collect();
             naive(&store, &connections, &warm).await?;
             warm_and_wait().await?;
-            let started = Instant::now();
-            let (ok, failed) = naive(&store, &connections, &event).await?;
-            out.wall_seconds = started.elapsed().as_secs_f64();
-            out.updates_delivered = ok;
-            out.posts_ok = ok;
-            out.posts_failed = failed;
+            for _ in 0..rounds {
+                let started = Instant::now();
+                let (ok, failed) = naive(&store, &connections, &event).await?;
+                out.walls.push(started.elapsed().as_secs_f64());
+                out.updates_delivered = ok;
+                out.posts_ok += ok;
+                out.posts_failed += failed;
+            }
         }
         Strategy::Ceiling => {
             let url = &args.connections_url;
@@ -173,13 +184,15 @@ async fn measure(args: &RunArgs) -> anyhow::Result<RunOutput> {
             let warm = args.posts.min(CEILING_WARM_POSTS);
             ceiling(&connections, url, &layout, warm, in_flight, bytes).await;
             warm_and_wait().await?;
-            let started = Instant::now();
-            let (ok, failed) =
-                ceiling(&connections, url, &layout, args.posts, in_flight, bytes).await;
-            out.wall_seconds = started.elapsed().as_secs_f64();
-            out.updates_delivered = ok;
-            out.posts_ok = ok;
-            out.posts_failed = failed;
+            for _ in 0..rounds {
+                let started = Instant::now();
+                let (ok, failed) =
+                    ceiling(&connections, url, &layout, args.posts, in_flight, bytes).await;
+                out.walls.push(started.elapsed().as_secs_f64());
+                out.updates_delivered = ok;
+                out.posts_ok += ok;
+                out.posts_failed += failed;
+            }
         }
     }
     out.peak_rss_mb = peak_rss_mb().unwrap_or(0.0);

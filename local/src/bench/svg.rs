@@ -61,7 +61,7 @@ pub fn histogram(latencies: &Latencies, title: &str, subtitle: &str) -> String {
         }
     }
     let tallest = bars.iter().copied().max().unwrap_or(0).max(1) as f64;
-    let y_step = nice_step(tallest / 4.0);
+    let y_step = nice_step(tallest / 5.0);
     let y_max = (tallest / y_step).ceil() * y_step;
     let x = |ms: f64| LEFT + ms / span * plot_w;
     let y = |n: f64| TOP + plot_h - n / y_max * plot_h;
