@@ -19,6 +19,9 @@ cut -d' ' -f1-3 /proc/loadavg >"$OUT/loadavg-before"
 log "bench fanout: 1 channel × 50 members, 100 position records"
 "$RIPPLE" bench fanout --channels 1 --members 50 --records 100 --message-ratio 0 --json >"$OUT/fanout-50x100.json"
 
+log "bench fanout: the same batch with a warm instance's 1 s member cache (RIPPLE_MEMBER_CACHE_MS=1000)"
+"$RIPPLE" bench fanout --channels 1 --members 50 --records 100 --message-ratio 0 --member-cache-ms 1000 --json >"$OUT/fanout-50x100-cached.json"
+
 log "bench fanout: 10 channels × 100 members, 1,000 records (10% chat)"
 "$RIPPLE" bench fanout --channels 10 --members 100 --records 1000 --message-ratio 0.1 --json >"$OUT/fanout-100x1000.json"
 
@@ -33,7 +36,8 @@ import json, os, platform, subprocess, sys
 
 out = sys.argv[1]
 load = lambda name: json.loads(open(os.path.join(out, name)).read().strip().splitlines()[-1])
-fanouts = [load("fanout-50x100.json"), load("fanout-100x1000.json")]
+fanouts = [load("fanout-50x100.json"), load("fanout-50x100-cached.json"), load("fanout-100x1000.json")]
+cached = {id(fanouts[1])}
 e2e = load("e2e.json")
 
 def cpu():
@@ -55,7 +59,7 @@ print("| batch | strategy | recipients | updates delivered | posts | billed mess
 print("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
 for f in fanouts:
     s = f["scenario"]
-    batch = f"{s['channels']} × {s['members']} members, {n(s['records'])} records ({s['message_ratio']*100:.0f}% chat)"
+    batch = f"{s['channels']} × {s['members']} members, {n(s['records'])} records ({s['message_ratio']*100:.0f}% chat)" + (", 1 s member cache" if id(f) in cached else "")
     for name in ("ripple", "naive", "ceiling"):
         r = f[name]
         print(f"| {batch} | {name} | {n(r['recipients'])} | {n(r['updates_delivered'])} | {n(r['posts'])} | "
@@ -67,7 +71,7 @@ print("| batch | Ripple vs naive (deliveries/s) | Ripple vs ceiling (posts/s) | 
 print("|---|--:|--:|--:|--:|")
 for f in fanouts:
     s = f["scenario"]
-    print(f"| {s['channels']} × {s['members']} members, {n(s['records'])} records | "
+    print(f"| {s['channels']} × {s['members']} members, {n(s['records'])} records{', 1 s member cache' if id(f) in cached else ''} | "
           f"{f['ripple_vs_naive_deliveries']:.1f}× | {f['ripple_vs_ceiling_posts']*100:.0f}% | "
           f"{s['member_query_ms']:.2f} | {s['rounds']} |")
 print()

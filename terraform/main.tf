@@ -24,6 +24,7 @@ module "ripple" {
   message_rate                           = var.message_rate
   fanout_max_in_flight                   = var.fanout_max_in_flight
   fanout_posts_per_second                = var.fanout_posts_per_second
+  fanout_member_cache_ms                 = var.fanout_member_cache_ms
   enable_jwt_auth                        = var.enable_jwt_auth
   jwt_secret_ssm_parameter_name          = var.jwt_secret_ssm_parameter_name
   deletion_protection                    = var.deletion_protection

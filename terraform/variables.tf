@@ -228,3 +228,9 @@ variable "sweep_interval_minutes" {
   type        = number
   default     = 5
 }
+
+variable "fanout_member_cache_ms" {
+  description = "RIPPLE_MEMBER_CACHE_MS: how long a warm fanout instance reuses a channel's member list (0 = off, at most 1000)."
+  type        = number
+  default     = 0
+}

@@ -43,6 +43,8 @@ pub struct Settings {
     pub position_rate: u32,
     pub message_rate: u32,
     pub resume_window_secs: u64,
+    /// Fanout's member cache, in ms (0: off; at most 1,000).
+    pub member_cache_ms: u64,
 }
 
 impl Settings {
@@ -60,6 +62,7 @@ impl Settings {
             position_rate: DEFAULT_POSITION_RATE,
             message_rate: DEFAULT_MESSAGE_RATE,
             resume_window_secs: DEFAULT_RESUME_WINDOW_SECS,
+            member_cache_ms: 0,
         }
     }
 
@@ -111,6 +114,15 @@ impl Settings {
         }
         if let Some(n) = number(ENV_RESUME_WINDOW_SECS, SECS)? {
             s.resume_window_secs = n;
+        }
+        if let Some(v) = get(ENV_MEMBER_CACHE_MS) {
+            s.member_cache_ms = v.trim().parse::<u64>().ok().filter(|ms| *ms <= 1_000).ok_or(
+                ConfigError::Invalid {
+                    name: ENV_MEMBER_CACHE_MS,
+                    value: v,
+                    hint: "milliseconds from 0 (off) to 1000",
+                },
+            )?;
         }
         const RATE: &str = "a positive number per second per connection";
         if let Some(n) = number(ENV_POSITION_RATE, RATE)? {

@@ -27,6 +27,7 @@ pub const ENV_MESSAGE_TTL_SECS: &str = "RIPPLE_MESSAGE_TTL_SECS";
 pub const ENV_CONNECTIONS_ENDPOINT: &str = "RIPPLE_CONNECTIONS_ENDPOINT";
 pub const ENV_MAX_IN_FLIGHT: &str = "RIPPLE_MAX_IN_FLIGHT";
 pub const ENV_POSTS_PER_SECOND: &str = "RIPPLE_POSTS_PER_SECOND";
+pub const ENV_MEMBER_CACHE_MS: &str = "RIPPLE_MEMBER_CACHE_MS";
 pub const ENV_RESUME_WINDOW_SECS: &str = "RIPPLE_RESUME_WINDOW_SECS";
 pub const ENV_POSITION_RATE: &str = "RIPPLE_POSITION_RATE";
 pub const ENV_MESSAGE_RATE: &str = "RIPPLE_MESSAGE_RATE";
@@ -77,6 +78,7 @@ pub const FANOUT: FunctionSpec = FunctionSpec {
         ENV_CONNECTIONS_ENDPOINT,
         ENV_MAX_IN_FLIGHT,
         ENV_POSTS_PER_SECOND,
+        ENV_MEMBER_CACHE_MS,
         ENV_RUST_LOG,
     ],
     table_actions: &[

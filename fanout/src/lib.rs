@@ -2,6 +2,7 @@
 //!
 //! | module | what it holds |
 //! |---|---|
+//! | [`cache`] | the optional short-lived member cache of a warm instance |
 //! | [`changes`] | stream record → change (welcome, or an event for a channel), position coalescing |
 //! | [`invocation`] | what an invocation carries: a stream batch or the scheduled sweep |
 //! | [`plan`] | who gets what: per-connection frames, sender excluded, split at 32 KB |
@@ -17,6 +18,7 @@
 //! the earliest record of that channel is reported in `batchItemFailures` and nothing from it on is
 //! posted, so Lambda's resend of the tail posts those events once.
 
+pub mod cache;
 pub mod changes;
 pub mod deliver;
 pub mod invocation;
@@ -52,6 +54,7 @@ pub struct FanoutState {
     pub store: Store,
     pub connections: Connections,
     pub pacer: Arc<Pacer>,
+    pub member_cache: Option<Arc<cache::MemberCache>>,
     pub policy: PostPolicy,
 }
 
@@ -68,6 +71,10 @@ impl FanoutState {
                 settings.posts_per_second,
                 settings.max_in_flight,
             )),
+            member_cache: cache::MemberCache::new(std::time::Duration::from_millis(
+                settings.member_cache_ms,
+            ))
+            .map(Arc::new),
             policy,
         }
     }
@@ -124,8 +131,17 @@ pub async fn process(state: &FanoutState, event: Event) -> (DynamoDbEventRespons
     // Futures are collected before they are streamed: a closure inside the stream type would make
     // the handler's future not provably `Send` for every lifetime (rust-lang/rust#102211).
     let queries: Vec<_> = by_channel
-        .keys()
-        .map(|channel| members_of(&state.store, channel.clone()))
+        .iter()
+        .map(|(channel, changes)| {
+            // Joins and leaves change the list: never serve those channels from the cache.
+            let fresh = changes.iter().any(|c| {
+                matches!(
+                    c.kind,
+                    changes::ChannelEvent::Join(_) | changes::ChannelEvent::Leave(_)
+                )
+            });
+            members_of(state, channel.clone(), fresh)
+        })
         .collect();
     let lookups: Vec<(String, Result<Vec<MemberItem>, StoreError>)> =
         futures::stream::iter(queries)
@@ -273,10 +289,18 @@ pub async fn process(state: &FanoutState, event: Event) -> (DynamoDbEventRespons
 }
 
 async fn members_of(
-    store: &Store,
+    state: &FanoutState,
     channel: String,
+    fresh: bool,
 ) -> (String, Result<Vec<MemberItem>, StoreError>) {
-    let members = store.channel_members(&channel).await;
+    let cache = state.member_cache.as_deref();
+    if let Some(members) = cache.filter(|_| !fresh).and_then(|c| c.get(&channel)) {
+        return (channel, Ok(members));
+    }
+    let members = state.store.channel_members(&channel).await;
+    if let (Some(cache), Ok(list)) = (cache, &members) {
+        cache.put(&channel, list);
+    }
     (channel, members)
 }
 

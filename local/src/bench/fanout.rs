@@ -38,6 +38,9 @@ pub struct FanoutArgs {
     /// Posts in flight at once, for Ripple and for the ceiling.
     #[arg(long, default_value_t = DEFAULT_MAX_IN_FLIGHT)]
     pub max_in_flight: usize,
+    /// Ripple's member cache in ms (`RIPPLE_MEMBER_CACHE_MS`; 0: off, as deployed by default).
+    #[arg(long, default_value_t = 0)]
+    pub member_cache_ms: u64,
     /// Size of the ceiling's frames in bytes (default: one position update, ~150 bytes). Set it
     /// to Ripple's mean frame size to compare posting the same bytes.
     #[arg(long, default_value_t = 0)]
@@ -234,6 +237,7 @@ async fn run_child(
         .args(["--base-ts", &base_ts.to_string()])
         .args(["--posts", &posts.to_string()])
         .args(["--max-in-flight", &args.max_in_flight.to_string()])
+        .args(["--member-cache-ms", &args.member_cache_ms.to_string()])
         .args([
             "--ceiling-frame-bytes",
             &args.ceiling_frame_bytes.to_string(),

@@ -89,6 +89,9 @@ pub struct RunArgs {
     pub ceiling_frame_bytes: usize,
     #[arg(long, default_value_t = DEFAULT_MAX_IN_FLIGHT)]
     pub max_in_flight: usize,
+    /// Ripple only: member cache in ms (0: off).
+    #[arg(long, default_value_t = 0)]
+    pub member_cache_ms: u64,
     /// Timed rounds after the warm-up.
     #[arg(long, default_value_t = DEFAULT_ROUNDS)]
     pub rounds: usize,
@@ -138,6 +141,7 @@ async fn measure(args: &RunArgs) -> anyhow::Result<RunOutput> {
             let mut settings = Settings::for_table(args.table.clone());
             settings.posts_per_second = UNPACED_POSTS_PER_SECOND;
             settings.max_in_flight = args.max_in_flight;
+            settings.member_cache_ms = args.member_cache_ms.min(1_000);
             let state = FanoutState::new(store, connections, &settings);
             // Like successive invocations of one instance: each gets its own copy of the batch.
             let _ = fanout::process(&state, build_event(args, &layout)?).await;

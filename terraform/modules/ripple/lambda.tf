@@ -109,6 +109,7 @@ resource "aws_lambda_function" "fanout" {
       RIPPLE_TABLE            = aws_dynamodb_table.this.name
       RIPPLE_MAX_IN_FLIGHT    = tostring(var.fanout_max_in_flight)
       RIPPLE_POSTS_PER_SECOND = tostring(var.fanout_posts_per_second)
+      RIPPLE_MEMBER_CACHE_MS  = tostring(var.fanout_member_cache_ms)
       RUST_LOG                = var.log_level
     }
   }

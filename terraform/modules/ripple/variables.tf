@@ -344,3 +344,14 @@ variable "sweep_interval_minutes" {
     error_message = "sweep_interval_minutes must be a whole number of at least 2 (rate() uses the plural unit)."
   }
 }
+
+variable "fanout_member_cache_ms" {
+  description = "RIPPLE_MEMBER_CACHE_MS: how long a warm fanout instance reuses a channel's member list (0 = off, at most 1000)."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.fanout_member_cache_ms >= 0 && var.fanout_member_cache_ms <= 1000 && floor(var.fanout_member_cache_ms) == var.fanout_member_cache_ms
+    error_message = "fanout_member_cache_ms must be a whole number from 0 to 1000."
+  }
+}
