@@ -116,13 +116,16 @@ impl Settings {
             s.resume_window_secs = n;
         }
         if let Some(v) = get(ENV_MEMBER_CACHE_MS) {
-            s.member_cache_ms = v.trim().parse::<u64>().ok().filter(|ms| *ms <= 1_000).ok_or(
-                ConfigError::Invalid {
+            s.member_cache_ms = v
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|ms| *ms <= 1_000)
+                .ok_or(ConfigError::Invalid {
                     name: ENV_MEMBER_CACHE_MS,
                     value: v,
                     hint: "milliseconds from 0 (off) to 1000",
-                },
-            )?;
+                })?;
         }
         const RATE: &str = "a positive number per second per connection";
         if let Some(n) = number(ENV_POSITION_RATE, RATE)? {
