@@ -419,6 +419,12 @@ impl FaultyDynamo {
             .store(false, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// The outage is back: fail matching requests again.
+    pub fn break_again(&self) {
+        self.failing
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// A store on the same table, reached through this proxy.
     pub fn store(&self, table: &TestTable) -> Store {
         Store::new(

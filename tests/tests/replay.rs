@@ -296,3 +296,69 @@ async fn a_big_batch_is_split_into_frames_of_at_most_32_kb_in_order() {
         .collect();
     assert_eq!(ids, (0..20).map(|i| format!("m{i:02}")).collect::<Vec<_>>());
 }
+
+#[tokio::test]
+async fn a_warm_member_cache_serves_repeat_batches_but_never_one_with_a_join() {
+    // GIVEN alice and bob in arena, and fanout with a 1 s member cache reached through a proxy
+    let table = TestTable::new().await.unwrap();
+    let server = RecordingConnections::start().await.unwrap();
+    seed(&table, "c-alice", "alice", &["arena"]).await.unwrap();
+    seed(&table, "c-bob", "bob", &["arena"]).await.unwrap();
+    let faulty = FaultyDynamo::start(&table.endpoint, "chan#arena")
+        .await
+        .unwrap();
+    faulty.heal();
+    let mut settings = table.settings.clone();
+    settings.member_cache_ms = 1_000;
+    let state = FanoutState::new(faulty.store(&table), server.client(), &settings);
+    let batch = fixture("stream-query-failure.json", &[]).unwrap();
+    let mut first = batch.clone();
+    first.records.truncate(1);
+    let (response, _) = fanout::process(&state, first).await;
+    assert!(response.batch_item_failures.is_empty());
+
+    // WHEN arena's member Query starts failing and another arena batch comes within the second
+    faulty.break_again();
+    let mut second = batch.clone();
+    second.records = vec![batch.records[2].clone()];
+    let (response, _) = fanout::process(&state, second).await;
+
+    // THEN it is served from the cache: delivered, nothing failed
+    assert!(response.batch_item_failures.is_empty());
+    let texts: Vec<_> = server
+        .events("c-alice")
+        .iter()
+        .map(|e| e["text"].clone())
+        .collect();
+    assert_eq!(
+        texts,
+        [json!("before the failure"), json!("after the failure")]
+    );
+
+    // WHEN a batch carries a join to arena THEN the members are read fresh (and here fail)
+    let join = fixture("stream-two-channels.json", &[]).unwrap();
+    let mut with_join = join.clone();
+    with_join.records = vec![join_record()];
+    let (response, _) = fanout::process(&state, with_join).await;
+    assert_eq!(response.batch_item_failures.len(), 1);
+}
+
+/// A Lambda-shaped INSERT of carol's arena membership.
+fn join_record() -> aws_lambda_events::dynamodb::EventRecord {
+    let image = json!({
+        "pk": {"S": "conn#c-carol"}, "sk": {"S": "chan#arena"}, "kind": {"S": "member"},
+        "gsi1pk": {"S": "chan#arena"}, "gsi1sk": {"S": "c-carol"}, "channel": {"S": "arena"},
+        "connection_id": {"S": "c-carol"}, "user": {"S": "carol"},
+        "domain": {"S": "abc.execute-api.us-east-1.amazonaws.com"}, "stage": {"S": "prod"},
+        "ts": {"N": "1795000000500"}, "expires_at": {"N": "4000000000"}
+    });
+    serde_json::from_value(json!({
+        "eventID": "j1", "eventName": "INSERT", "eventVersion": "1.1", "eventSource": "aws:dynamodb",
+        "awsRegion": "us-east-1",
+        "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/ripple/stream/2026-11-21T22:00:00.000",
+        "dynamodb": {"ApproximateCreationDateTime": 1_795_000_000u64,
+            "Keys": {"pk": image["pk"], "sk": image["sk"]}, "NewImage": image,
+            "SequenceNumber": "600000000000000000001", "SizeBytes": 300, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+    }))
+    .unwrap()
+}
