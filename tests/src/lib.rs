@@ -683,3 +683,8 @@ async fn serve_on_loopback(
     });
     Ok((url, Arc::new(tx)))
 }
+
+/// The WebSocket URL of a `ripple dev` with a query string, e.g. `user=alice&channel=arena`.
+pub fn ws_url(server: &ripple::dev::DevServer, query: &str) -> String {
+    format!("{}/?{query}", server.ws_url())
+}

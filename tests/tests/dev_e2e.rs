@@ -6,13 +6,9 @@
 use std::time::Duration;
 
 use ripple::dev::DevOptions;
-use ripple_tests::{WsClient, start_dev};
+use ripple_tests::{WsClient, start_dev, ws_url as url};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
-
-fn url(server: &ripple::dev::DevServer, query: &str) -> String {
-    format!("{}/?{query}", server.ws_url())
-}
 
 #[tokio::test]
 async fn two_players_in_a_channel_see_each_other_and_another_channel_sees_nothing() {

@@ -7,14 +7,10 @@ use std::time::Duration;
 
 use fanout::FanoutState;
 use fanout::sweep::{SweepConfig, sweep};
-use ripple::dev::{DevOptions, DevServer};
+use ripple::dev::DevOptions;
 use ripple_common::items::{ConnectionItem, Endpoint, MemberItem};
-use ripple_tests::{RecordingConnections, TestTable, WsClient, fixture, start_dev};
+use ripple_tests::{RecordingConnections, TestTable, WsClient, fixture, start_dev, ws_url as url};
 use serde_json::{Value, json};
-
-fn url(server: &DevServer, query: &str) -> String {
-    format!("{}/?{query}", server.ws_url())
-}
 
 /// Reads frames until a `snapshot` for `channel` arrives.
 async fn snapshot(client: &mut WsClient, channel: &str) -> Value {

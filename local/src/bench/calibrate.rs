@@ -59,15 +59,7 @@ pub async fn handler_times(
         })
     }
     .await;
-    if let Err(err) = store
-        .client()
-        .delete_table()
-        .table_name(&table)
-        .send()
-        .await
-    {
-        tracing::debug!(error = %err, "could not delete the calibration table");
-    }
+    super::drop_table(&store, &table).await;
     measured
 }
 

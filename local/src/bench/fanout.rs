@@ -122,15 +122,7 @@ async fn run_on(args: &FanoutArgs, endpoint: &str) -> anyhow::Result<FanoutResul
         outcome
     }
     .await;
-    if let Err(err) = store
-        .client()
-        .delete_table()
-        .table_name(&table)
-        .send()
-        .await
-    {
-        tracing::debug!(error = %err, "could not delete the bench table");
-    }
+    super::drop_table(&store, &table).await;
     outcome
 }
 

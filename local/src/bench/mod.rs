@@ -93,3 +93,10 @@ pub(crate) fn unique_table_name(prefix: &str) -> String {
         .unwrap_or(0);
     format!("{prefix}-{nanos:x}-{}", std::process::id())
 }
+
+/// Deletes a table a bench made for itself (best effort: DynamoDB Local is in memory anyway).
+pub(crate) async fn drop_table(store: &ripple_common::store::Store, table: &str) {
+    if let Err(err) = store.client().delete_table().table_name(table).send().await {
+        tracing::debug!(error = %err, table, "could not delete the bench table");
+    }
+}
