@@ -97,3 +97,41 @@ pub const FANOUT: FunctionSpec = FunctionSpec {
 
 /// Every deployed function.
 pub const FUNCTIONS: [FunctionSpec; 3] = [CONNECT, INGEST, FANOUT];
+
+/// The fanout event source mapping (DynamoDB stream → fanout) as `terraform/` deploys it: these
+/// are the defaults of the Terraform variables (a test compares them) and of `ripple dev`'s
+/// emulated mapping, so what runs locally is what AWS runs.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamMapping {
+    pub batch_size: usize,
+    pub maximum_batching_window_secs: u64,
+    /// 1: Lambda then keeps the order of every shard, so one sender's chat messages (separate
+    /// items in one partition) reach members in the order sent. Above 1 Lambda keeps order per
+    /// item only (`docs/deploy.md`, "Ordering").
+    pub parallelization_factor: usize,
+    pub bisect_batch_on_function_error: bool,
+    /// -1: until the record expires.
+    pub maximum_retry_attempts: i64,
+    /// -1: no limit.
+    pub maximum_record_age_secs: i64,
+    /// The fanout function's timeout.
+    pub function_timeout_secs: u64,
+}
+
+pub const FANOUT_MAPPING: StreamMapping = StreamMapping {
+    batch_size: 100,
+    maximum_batching_window_secs: 0,
+    parallelization_factor: 1,
+    bisect_batch_on_function_error: true,
+    maximum_retry_attempts: 5,
+    maximum_record_age_secs: 600,
+    function_timeout_secs: 60,
+};
+
+/// Shards `ripple dev` splits its stream into by default: a new on-demand table already has
+/// several partitions, hence several stream shards (DynamoDB Streams developer guide).
+pub const LOCAL_STREAM_SHARDS: usize = 4;
+
+/// How often Lambda polls each shard: "Lambda polls shards in your DynamoDB stream for records
+/// at a base rate of 4 times per second" (Lambda developer guide, "Using Lambda with DynamoDB").
+pub const STREAM_POLL_INTERVAL_MS: u64 = 250;

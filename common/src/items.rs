@@ -17,6 +17,9 @@ pub enum Kind {
     Position,
     Message,
     Session,
+    /// A channel's member as fanout reads it: one item per (channel, connection) in the
+    /// channel's own partition, written once the connection has its `welcome`.
+    Roster,
 }
 
 /// A WebSocket connection, written at `$connect`, deleted at `$disconnect` or on 410.
@@ -41,6 +44,10 @@ pub struct ConnectionItem {
     /// Sweep index sort key: `{connected_at:013}#{id}`.
     #[serde(default)]
     pub gsi1sk: String,
+    /// Set by fanout once `welcome` was delivered; from then on the connection's memberships are
+    /// in their channels' rosters and it receives events.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub welcomed: bool,
 }
 
 impl ConnectionItem {
@@ -63,6 +70,7 @@ impl ConnectionItem {
             expires_at,
             gsi1pk: keys::sweep_pk(connection_id),
             gsi1sk: keys::sweep_sk(connected_at, connection_id),
+            welcomed: false,
         }
     }
 
@@ -74,15 +82,16 @@ impl ConnectionItem {
     }
 }
 
-/// A connection's membership of a channel. Lives in the connection's partition and is indexed by
-/// channel (`members_by_channel`) for fanout. Carries the endpoint so fanout can post directly.
+/// A connection's membership of a channel, in two places: the *membership* (kind `member`) in the
+/// connection's partition, written by connect and ingest, and the *roster entry* (kind `roster`)
+/// in the channel's partition, written by fanout once the connection has its `welcome`
+/// ([`MemberItem::roster`]). Fanout reads a channel's roster with one strongly consistent Query.
+/// Carries the endpoint so fanout can post directly.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MemberItem {
     pub pk: String,
     pub sk: String,
     pub kind: Kind,
-    pub gsi1pk: String,
-    pub gsi1sk: String,
     pub channel: String,
     pub connection_id: String,
     pub user: String,
@@ -102,8 +111,6 @@ impl MemberItem {
             pk: keys::connection_pk(&connection.connection_id),
             sk: keys::member_sk(channel),
             kind: Kind::Member,
-            gsi1pk: keys::channel_members_pk(channel),
-            gsi1sk: connection.connection_id.clone(),
             channel: channel.to_owned(),
             connection_id: connection.connection_id.clone(),
             user: connection.user.clone(),
@@ -120,6 +127,16 @@ impl MemberItem {
         Endpoint {
             domain: self.domain.clone(),
             stage: self.stage.clone(),
+        }
+    }
+
+    /// The roster entry of this membership: same fields, in the channel's partition.
+    pub fn roster(&self) -> MemberItem {
+        MemberItem {
+            pk: keys::channel_members_pk(&self.channel),
+            sk: keys::roster_sk(&self.connection_id),
+            kind: Kind::Roster,
+            ..self.clone()
         }
     }
 }
@@ -225,6 +242,7 @@ pub enum Item {
     Position(PositionItem),
     Message(MessageItem),
     Session(SessionItem),
+    Roster(MemberItem),
 }
 
 /// Why an image could not be decoded.
@@ -254,6 +272,7 @@ impl Item {
             "position" => Kind::Position,
             "message" => Kind::Message,
             "session" => Kind::Session,
+            "roster" => Kind::Roster,
             _ => return Err(DecodeError::UnknownKind(kind)),
         };
         fn decode<T: DeserializeOwned>(
@@ -268,6 +287,7 @@ impl Item {
             Kind::Position => Item::Position(decode(kind, image)?),
             Kind::Message => Item::Message(decode(kind, image)?),
             Kind::Session => Item::Session(decode(kind, image)?),
+            Kind::Roster => Item::Roster(decode(kind, image)?),
         })
     }
 }

@@ -3,7 +3,8 @@
 //! | item | `pk` | `sk` | index keys |
 //! |---|---|---|---|
 //! | connection | `conn#{connection_id}` | `conn` | |
-//! | membership | `conn#{connection_id}` | `chan#{channel}` | `gsi1pk = chan#{channel}`, `gsi1sk = {connection_id}` |
+//! | membership | `conn#{connection_id}` | `chan#{channel}` | |
+//! | roster entry | `chan#{channel}` | `{connection_id}` | |
 //! | position | `pos#{channel}#{user}` | `pos` | |
 //! | message | `msg#{channel}` | `{ts:013}#{id}` | |
 //! | session | `sess#{user}` | `sess` | |
@@ -15,8 +16,14 @@
 //! Why this shape:
 //! - A connection and its memberships share a partition, so `$disconnect` and the 410 clean-up
 //!   find everything with one strongly consistent Query and delete it in one batch.
-//! - Fanout finds a channel's members with one Query on the `members_by_channel` index.
-//!   Membership writes are rare (join, leave), so that partition is never written hot.
+//! - Fanout finds a channel's members with one strongly consistent Query of the channel's roster
+//!   partition (`chan#{channel}`), never an index: index reads are eventually consistent, and a
+//!   joiner must receive every chat message written after its roster entry, a leaver none after
+//!   its removal. Roster writes are rare (join, leave), so that partition is never written hot;
+//!   its reads (one per channel per batch, 2 units per 4 KB) stay far under 3,000 RCU/s.
+//! - The roster entry is written by fanout only after the connection got its `welcome`, so no
+//!   event can reach a connection before its `welcome` (API Gateway answers 410 to posts before
+//!   the connection is established, and batches of other shards run concurrently).
 //! - Positions are the hot writes (100 players × 20 Hz = 2,000/s in one channel). Keying them by
 //!   channel *and* user spreads them over one partition per player (20 writes/s each), far under
 //!   the 1,000 WCU/s partition limit; they feed no channel-keyed index.
@@ -31,7 +38,7 @@ pub const SK: &str = "sk";
 pub const KIND: &str = "kind";
 /// TTL attribute (seconds since the epoch). `ttl` itself is a DynamoDB reserved word.
 pub const TTL: &str = "expires_at";
-/// The index of memberships by channel.
+/// The index the sweep pages connections with (memberships are no longer in it).
 pub const MEMBERS_INDEX: &str = "members_by_channel";
 /// Index partition key attribute.
 pub const GSI1_PK: &str = "gsi1pk";
@@ -85,6 +92,11 @@ pub fn member_sk(channel: &str) -> String {
 
 pub fn channel_members_pk(channel: &str) -> String {
     format!("chan#{channel}")
+}
+
+/// Sort key of a roster entry in its channel's partition.
+pub fn roster_sk(connection_id: &str) -> String {
+    connection_id.to_owned()
 }
 
 pub fn position_pk(channel: &str, user: &str) -> String {

@@ -366,14 +366,18 @@ pub enum ServerFrame {
         code: ErrorCode,
         message: String,
     },
-    /// Sent to a connection when it joins a channel: who is there and where they are, and,
-    /// when the join asked for them (`since`), the chat messages written after that time.
+    /// Sent to a connection when it joins a channel: who is there and where they are, and the
+    /// chat messages written since it joined (or since `since`, when the join asked).
     Snapshot {
         channel: String,
         members: Vec<String>,
         positions: Vec<Event>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         messages: Option<Vec<Event>>,
+        /// Set when the frame was cut to fit 128 KB (oldest chat, then oldest positions, then
+        /// members beyond what fits).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        truncated: bool,
     },
 }
 

@@ -245,7 +245,8 @@ impl Store {
         .await
     }
 
-    /// Deletes one membership; returns whether it existed.
+    /// Deletes one membership and its roster entry (so the leaver stops receiving at once);
+    /// returns whether the membership existed.
     pub async fn delete_member(
         &self,
         connection_id: &str,
@@ -263,7 +264,95 @@ impl Store {
             .send()
             .await
             .map_err(|e| StoreError::dynamo("DeleteItem", e))?;
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                keys::channel_members_pk(channel),
+                keys::roster_sk(connection_id),
+            )))
+            .send()
+            .await
+            .map_err(|e| StoreError::dynamo("DeleteItem", e))?;
         Ok(out.attributes.is_some_and(|a| !a.is_empty()))
+    }
+
+    /// Writes a membership's roster entry, in one transaction that checks the membership still
+    /// exists (a `leave` or disconnect racing the activation must not leave a ghost entry) and
+    /// that the entry is not there yet. Returns whether it was written (its stream record is the
+    /// `join`).
+    pub async fn put_roster(&self, member: &MemberItem) -> Result<bool, StoreError> {
+        use aws_sdk_dynamodb::types::{ConditionCheck, Put, TransactWriteItem};
+        let build_err = |e: aws_sdk_dynamodb::error::BuildError| StoreError::Dynamo {
+            op: "TransactWriteItems",
+            message: e.to_string(),
+        };
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                keys::connection_pk(&member.connection_id),
+                keys::member_sk(&member.channel),
+            )))
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", keys::PK)
+            .build()
+            .map_err(build_err)?;
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(encode("roster", &member.roster())?))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", keys::PK)
+            .build()
+            .map_err(build_err)?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().condition_check(check).build())
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error().is_some_and(|s| {
+                    s.is_transaction_canceled_exception()
+                        && matches!(s, aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c)
+                            if c.cancellation_reasons().iter().all(|r| matches!(r.code(), Some("None" | "ConditionalCheckFailed") | None)))
+                }) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(StoreError::dynamo("TransactWriteItems", e)),
+        }
+    }
+
+    /// Marks a connection as having received its `welcome`; false when the connection is gone.
+    pub async fn mark_welcomed(&self, connection_id: &str) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                keys::connection_pk(connection_id),
+                keys::CONNECTION_SK,
+            )))
+            .update_expression("SET #w = :t")
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#w", "welcomed")
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_values(":t", AttributeValue::Bool(true))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(StoreError::dynamo("UpdateItem", e)),
+        }
     }
 
     /// Overwrites a user's position in a channel unless the stored one has a `seq` at least as
@@ -296,27 +385,27 @@ impl Store {
         self.put("message", item).await
     }
 
-    /// Every member of a channel: one paginated Query on the `members_by_channel` index
-    /// (eventually consistent, as every index read is). Never a Scan.
+    /// Every member of a channel: one paginated, strongly consistent Query of the channel's
+    /// roster partition. Never a Scan, never an index (index reads lag writes).
     pub async fn channel_members(&self, channel: &str) -> Result<Vec<MemberItem>, StoreError> {
         let mut pages = self
             .client
             .query()
             .table_name(&self.table)
-            .index_name(keys::MEMBERS_INDEX)
             .key_condition_expression("#pk = :pk")
-            .expression_attribute_names("#pk", keys::GSI1_PK)
+            .expression_attribute_names("#pk", keys::PK)
             .expression_attribute_values(
                 ":pk",
                 AttributeValue::S(keys::channel_members_pk(channel)),
             )
+            .consistent_read(true)
             .into_paginator()
             .items()
             .send();
         let mut members = Vec::new();
         while let Some(attrs) = pages.next().await {
             let attrs = attrs.map_err(|e| StoreError::dynamo("Query", e))?;
-            members.push(decode("member", attrs)?);
+            members.push(decode("roster", attrs)?);
         }
         Ok(members)
     }
@@ -371,6 +460,19 @@ impl Store {
                 Some(AttributeValue::S(sk)) => {
                     if let Some(channel) = sk.strip_prefix(keys::MEMBER_SK_PREFIX) {
                         deleted.channels.push(channel.to_owned());
+                        // Its roster entry goes with it (its REMOVE record is the `leave`).
+                        let roster = DeleteRequest::builder()
+                            .key(
+                                keys::PK,
+                                AttributeValue::S(keys::channel_members_pk(channel)),
+                            )
+                            .key(keys::SK, AttributeValue::S(keys::roster_sk(connection_id)))
+                            .build()
+                            .map_err(|e| StoreError::Dynamo {
+                                op: "BatchWriteItem",
+                                message: e.to_string(),
+                            })?;
+                        requests.push(WriteRequest::builder().delete_request(roster).build());
                     }
                 }
                 _ => {}
@@ -463,6 +565,8 @@ impl Store {
             .expression_attribute_values(":pk", AttributeValue::S(keys::message_pk(channel)))
             // Sort keys start with the 13-digit ms timestamp; `~` sorts after every id character.
             .expression_attribute_values(":since", AttributeValue::S(format!("{since_ms:013}#~")))
+            // A joiner's snapshot must see every message written before it was read.
+            .consistent_read(true)
             .scan_index_forward(false)
             .limit(limit)
             .send()

@@ -7,8 +7,10 @@ use ripple_common::protocol::Event;
 /// What one stream record asks fanout to do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
-    /// A new connection: post it the `welcome` frame.
+    /// A new connection: post it the `welcome` frame, then put its memberships in their rosters.
     Welcome(ConnectionItem),
+    /// A new membership: into its channel's roster, once its connection has had its `welcome`.
+    Activate(MemberItem),
     /// Something to tell a channel's members (all but the `sender` connection).
     Channel(ChannelChange),
 }
@@ -105,12 +107,13 @@ pub fn change_of(index: usize, record: &EventRecord) -> Result<Change, Skip> {
     };
     match (record.event_name.as_str(), item) {
         ("INSERT", Item::Connection(c)) => Ok(Change::Welcome(c)),
-        ("INSERT", Item::Member(m)) => channel(
+        ("INSERT", Item::Member(m)) => Ok(Change::Activate(m)),
+        ("INSERT", Item::Roster(m)) => channel(
             &m.channel.clone(),
             &m.connection_id.clone(),
             ChannelEvent::Join(m),
         ),
-        ("REMOVE", Item::Member(m)) => channel(
+        ("REMOVE", Item::Roster(m)) => channel(
             &m.channel.clone(),
             &m.connection_id.clone(),
             ChannelEvent::Leave(m),

@@ -2,10 +2,15 @@
 //! also slows down when API Gateway answers 429 and recovers as posts succeed; bounded retries
 //! with full-jitter exponential backoff for 429 / 5xx / timeouts inside a per-invocation retry
 //! budget; 410 collected for clean-up; 413 and 403 reported, never retried.
+//!
+//! Nothing is dropped silently: a frame still failing after its retries, or not posted because
+//! the invocation's deadline is near, stops that connection's later frames (they would overtake
+//! it) and is reported as the earliest record not delivered, which fanout hands back to Lambda
+//! in `batchItemFailures`.
 
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use governor::{DefaultDirectRateLimiter, Jitter, Quota, RateLimiter};
@@ -107,6 +112,8 @@ pub struct Delivery {
     pub connection_id: String,
     pub url: String,
     pub frames: Vec<PackedFrame>,
+    /// For each frame, the index in the batch of the earliest record it carries.
+    pub records: Vec<usize>,
 }
 
 /// What the deliveries came to.
@@ -134,6 +141,11 @@ pub struct DeliveryReport {
     pub billed_messages: u64,
     /// Attempts answered 429, whether retried or given up.
     pub throttled_answers: u64,
+    /// The earliest record (batch index) some live connection did not get: Lambda must resend
+    /// from there.
+    pub undelivered_from: Option<usize>,
+    /// Frames not posted because the deadline was near.
+    pub deadline_skipped: u64,
 }
 
 impl DeliveryReport {
@@ -149,6 +161,20 @@ impl DeliveryReport {
         self.gone.extend(other.gone);
         self.billed_messages += other.billed_messages;
         self.throttled_answers += other.throttled_answers;
+        self.undelivered_from = min_index(self.undelivered_from, other.undelivered_from);
+        self.deadline_skipped += other.deadline_skipped;
+    }
+
+    fn undelivered(&mut self, index: usize) {
+        self.undelivered_from = min_index(self.undelivered_from, Some(index));
+    }
+}
+
+/// The smaller of two optional batch indexes.
+pub fn min_index(a: Option<usize>, b: Option<usize>) -> Option<usize> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 
@@ -159,6 +185,7 @@ pub async fn deliver_all(
     pacer: &Pacer,
     policy: &PostPolicy,
     deliveries: Vec<Delivery>,
+    stop_at: Option<Instant>,
 ) -> DeliveryReport {
     let frames: usize = deliveries.iter().map(|d| d.frames.len()).sum();
     let budget = AtomicU64::new(
@@ -166,7 +193,7 @@ pub async fn deliver_all(
     );
     let posts: Vec<_> = deliveries
         .into_iter()
-        .map(|d| deliver_one(connections, pacer, policy, &budget, d))
+        .map(|d| deliver_one(connections, pacer, policy, &budget, d, stop_at))
         .collect();
     let reports: Vec<DeliveryReport> = futures::stream::iter(posts)
         .buffer_unordered(policy.max_in_flight.max(1))
@@ -191,12 +218,20 @@ async fn deliver_one(
     policy: &PostPolicy,
     budget: &AtomicU64,
     delivery: Delivery,
+    stop_at: Option<Instant>,
 ) -> DeliveryReport {
     let mut report = DeliveryReport::default();
-    for frame in delivery.frames {
+    for (n, frame) in delivery.frames.into_iter().enumerate() {
+        let first_record = delivery.records.get(n).copied().unwrap_or(0);
         let mut attempt = 0;
         loop {
             attempt += 1;
+            if stop_at.is_some_and(|t| Instant::now() >= t) {
+                // Too close to the function's timeout: hand this frame and the rest back.
+                report.deadline_skipped += 1;
+                report.undelivered(first_record);
+                return report;
+            }
             pacer.ready().await;
             report.attempts += 1;
             let outcome = connections
@@ -241,9 +276,11 @@ async fn deliver_one(
                         pacer.throttled();
                         report.throttled_answers += 1;
                     }
-                    tracing::warn!(connection_id = %delivery.connection_id, outcome = ?other, attempt, "post given up");
+                    tracing::warn!(connection_id = %delivery.connection_id, outcome = ?other, attempt, "post failed; Lambda will resend from its record");
                     report.failed += 1;
-                    break;
+                    // The later frames would overtake this one: they wait for the resend too.
+                    report.undelivered(first_record);
+                    return report;
                 }
             }
         }

@@ -3,7 +3,7 @@
 //! | module | what it holds |
 //! |---|---|
 //! | [`cache`] | the optional short-lived member cache of a warm instance |
-//! | [`changes`] | stream record → change (welcome, or an event for a channel), position coalescing |
+//! | [`changes`] | stream record → change (welcome, roster activation, or an event for a channel), position coalescing |
 //! | [`invocation`] | what an invocation carries: a stream batch or the scheduled sweep |
 //! | [`plan`] | who gets what: per-connection frames, sender excluded, split at 32 KB |
 //! | [`deliver`] | posting: bounded concurrency, GCRA pacing, retries, 410 collection |
@@ -11,12 +11,22 @@
 //! | [`snapshot`] | the `snapshot` a joiner receives: members, positions, history since a cursor |
 //! | [`metrics`] | the batch's CloudWatch EMF line; [`handle_with_metrics`] is what Lambda runs |
 //!
-//! One invocation: decode records; post `welcome` to new connections; group the rest by channel;
-//! Query each channel's members once (paginated, on the `members_by_channel` index); build one
-//! `events` frame per recipient (split only to stay ≤ 32 KB); post concurrently; delete the
-//! connections that answered 410 with their memberships. If a channel's members cannot be read,
-//! the earliest record of that channel is reported in `batchItemFailures` and nothing from it on is
-//! posted, so Lambda's resend of the tail posts those events once.
+//! | [`welcome`] | new connections: `welcome` (patient with 410 before `$connect` completes), then the rosters |
+//!
+//! One invocation ([`process_until`]) is a pipeline of named steps:
+//!
+//! 1. **decode** the records into changes (malformed ones are skipped, never retried);
+//! 2. **greet** new connections with `welcome`, then put memberships in their channels' rosters;
+//! 3. **read members**: one strongly consistent Query of each channel's roster;
+//! 4. **snapshots** for joiners (members, positions, chat since the join, ≤ 128 KB);
+//! 5. **plan** (pure, [`plan`]): one `events` frame per recipient, sender excluded, ≤ 32 KB;
+//! 6. **deliver**: snapshots, then events, concurrently and paced, each connection's frames in
+//!    order; 410s collected and deleted with their memberships;
+//! 7. **settle**: the first record not fully handled (a channel whose members could not be read,
+//!    a `welcome` not yet deliverable, a post still failing after its retries, a frame left for
+//!    the deadline) goes back to Lambda in `batchItemFailures`; records after it are not posted in
+//!    this invocation, so the resend delivers them once. A resend can repeat what some members
+//!    already got: the copies carry the same `seq` / message `id`.
 
 pub mod cache;
 pub mod changes;
@@ -26,11 +36,13 @@ pub mod metrics;
 pub mod plan;
 pub mod snapshot;
 pub mod sweep;
+pub mod welcome;
 
 pub use metrics::handle_with_metrics;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use aws_lambda_events::dynamodb::Event;
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
@@ -38,12 +50,11 @@ use futures::StreamExt;
 use ripple_common::config::Settings;
 use ripple_common::connections::Connections;
 use ripple_common::error::StoreError;
-use ripple_common::items::MemberItem;
-use ripple_common::protocol::{PackedFrame, ServerFrame};
+use ripple_common::items::{ConnectionItem, MemberItem};
 use ripple_common::store::Store;
 
 use changes::{Change, ChannelChange, Skip};
-use deliver::{Delivery, DeliveryReport, Pacer, PostPolicy};
+use deliver::{Delivery, DeliveryReport, Pacer, PostPolicy, min_index};
 
 /// Channels whose members are read at once.
 const MEMBER_QUERIES_IN_FLIGHT: usize = 16;
@@ -100,6 +111,8 @@ pub struct Report {
     pub gone_removed: usize,
     /// Index of the first record reported in `batchItemFailures`.
     pub first_failed: Option<usize>,
+    /// New connections whose `welcome` met 410 while they may not be established yet.
+    pub not_established: usize,
 }
 
 /// The Lambda handler, without metrics (see [`handle_with_metrics`]).
@@ -107,18 +120,82 @@ pub async fn handle(state: &FanoutState, event: Event) -> DynamoDbEventResponse 
     process(state, event).await.0
 }
 
-/// The handler, with the report of what it did.
+/// The handler with no deadline, with the report of what it did.
 pub async fn process(state: &FanoutState, event: Event) -> (DynamoDbEventResponse, Report) {
+    process_until(state, event, None).await
+}
+
+/// Time kept back before the function's deadline for the clean-up and the response.
+fn stop_time(deadline: Instant) -> Instant {
+    let left = deadline.saturating_duration_since(Instant::now());
+    deadline - (left / 4).clamp(Duration::from_millis(100), Duration::from_secs(2))
+}
+
+/// The handler: one invocation as a pipeline of named steps. `deadline` is Lambda's
+/// (`context.deadline`); posting stops before it and the rest is handed back to Lambda.
+pub async fn process_until(
+    state: &FanoutState,
+    event: Event,
+    deadline: Option<Instant>,
+) -> (DynamoDbEventResponse, Report) {
+    let stop_at = deadline.map(stop_time);
     let mut report = Report {
         records: event.records.len(),
         ..Report::default()
     };
-    let mut welcomes = Vec::new();
-    let mut by_channel: BTreeMap<String, Vec<ChannelChange>> = BTreeMap::new();
+    let decoded = decode(&event, &mut report);
+    let mut failed = greet_new_connections(state, &decoded, stop_at, &mut report).await;
+    let (members, unread) = read_members(state, &decoded.by_channel).await;
+    failed = min_index(failed, unread);
+    let (snapshots, unbuilt) = build_snapshots(state, &decoded.by_channel, &members, failed).await;
+    failed = min_index(failed, unbuilt);
+    // Records from the first failed one on are not posted: Lambda resends them.
+    let cutoff = failed.unwrap_or(usize::MAX);
+    let now_secs = ripple_common::now_ms() / 1000;
+    let planned = plan::plan(decoded.by_channel, &members, cutoff, now_secs, |m| {
+        state.connections.url_for(&m.endpoint())
+    });
+    report.events = planned.events;
+    report.recipients = planned.deliveries.len();
+    let delivery = deliver_in_order(
+        state,
+        snapshots,
+        planned.deliveries,
+        cutoff,
+        stop_at,
+        &mut report,
+    )
+    .await;
+    report.first_failed = min_index(failed, delivery.undelivered_from);
+    report.updates_delivered = delivery.updates;
+    report.gone_removed = remove_gone(&state.store, &delivery.gone).await;
+    report.delivery = delivery;
+    (settle(&event, &report), report)
+}
+
+/// Step 1: the batch's records as changes. Malformed and irrelevant records are skipped (never
+/// retried: they would block the shard).
+struct Decoded {
+    welcomes: Vec<(usize, ConnectionItem)>,
+    activations: Vec<(usize, MemberItem)>,
+    by_channel: BTreeMap<String, Vec<ChannelChange>>,
+}
+
+fn decode(event: &Event, report: &mut Report) -> Decoded {
+    let mut decoded = Decoded {
+        welcomes: Vec::new(),
+        activations: Vec::new(),
+        by_channel: BTreeMap::new(),
+    };
     for (index, record) in event.records.iter().enumerate() {
         match changes::change_of(index, record) {
-            Ok(Change::Welcome(c)) => welcomes.push((index, c)),
-            Ok(Change::Channel(c)) => by_channel.entry(c.channel.clone()).or_default().push(c),
+            Ok(Change::Welcome(c)) => decoded.welcomes.push((index, c)),
+            Ok(Change::Activate(m)) => decoded.activations.push((index, m)),
+            Ok(Change::Channel(c)) => decoded
+                .by_channel
+                .entry(c.channel.clone())
+                .or_default()
+                .push(c),
             Err(Skip::Ignored) => report.skipped += 1,
             Err(Skip::Malformed(why)) => {
                 report.malformed += 1;
@@ -126,8 +203,58 @@ pub async fn process(state: &FanoutState, event: Event) -> (DynamoDbEventRespons
             }
         }
     }
+    decoded
+}
 
-    // One Query per channel; a channel whose members cannot be read fails from its first record.
+/// Step 2: `welcome` to new connections, then their memberships (and new ones) into the
+/// rosters ([`welcome`]). Returns the first record that must be retried.
+async fn greet_new_connections(
+    state: &FanoutState,
+    decoded: &Decoded,
+    stop_at: Option<Instant>,
+    report: &mut Report,
+) -> Option<usize> {
+    let greetings: Vec<_> = decoded
+        .welcomes
+        .iter()
+        .map(|(index, c)| async move { (*index, welcome::greet(state, c, stop_at).await) })
+        .collect();
+    let greeted: Vec<(usize, Result<welcome::Greeting, StoreError>)> =
+        futures::stream::iter(greetings)
+            .buffer_unordered(MEMBER_QUERIES_IN_FLIGHT)
+            .collect()
+            .await;
+    let mut failed = None;
+    for (index, result) in greeted {
+        match result {
+            Ok(welcome::Greeting::Welcomed) => report.welcomes += 1,
+            Ok(welcome::Greeting::NotEstablished) => {
+                report.not_established += 1;
+                failed = min_index(failed, Some(index));
+            }
+            Ok(g) if g.settled() => {}
+            Ok(_) => failed = min_index(failed, Some(index)),
+            Err(err) => {
+                tracing::error!(error = %err, "could not greet a new connection");
+                failed = min_index(failed, Some(index));
+            }
+        }
+    }
+    for (index, member) in &decoded.activations {
+        if let Err(err) = welcome::activate(state, member).await {
+            tracing::error!(channel = %member.channel, error = %err, "could not put a membership in its roster");
+            failed = min_index(failed, Some(*index));
+        }
+    }
+    failed
+}
+
+/// Step 3: each channel's roster, one strongly consistent Query per channel. A channel whose
+/// members cannot be read fails from its first record.
+async fn read_members(
+    state: &FanoutState,
+    by_channel: &BTreeMap<String, Vec<ChannelChange>>,
+) -> (BTreeMap<String, Vec<MemberItem>>, Option<usize>) {
     // Futures are collected before they are streamed: a closure inside the stream type would make
     // the handler's future not provably `Send` for every lifetime (rust-lang/rust#102211).
     let queries: Vec<_> = by_channel
@@ -148,29 +275,38 @@ pub async fn process(state: &FanoutState, event: Event) -> (DynamoDbEventRespons
             .buffer_unordered(MEMBER_QUERIES_IN_FLIGHT)
             .collect()
             .await;
-    let mut members: BTreeMap<String, Vec<MemberItem>> = BTreeMap::new();
+    let mut members = BTreeMap::new();
+    let mut failed = None;
     for (channel, result) in lookups {
         match result {
             Ok(list) => {
                 members.insert(channel, list);
             }
             Err(err) => {
+                tracing::error!(%channel, error = %err, "could not read the channel's members");
                 let first = by_channel
                     .get(&channel)
                     .and_then(|c| c.first())
                     .map(|c| c.index);
-                tracing::error!(%channel, error = %err, "could not read the channel's members");
-                report.first_failed = match (report.first_failed, first) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
+                failed = min_index(failed, first);
             }
         }
     }
-    // A joiner's snapshot; one that cannot be read fails from its join record.
+    (members, failed)
+}
+
+/// Step 4: a joiner's snapshot (members, positions, chat since its join). One that cannot be
+/// read fails from its join record.
+async fn build_snapshots(
+    state: &FanoutState,
+    by_channel: &BTreeMap<String, Vec<ChannelChange>>,
+    members: &BTreeMap<String, Vec<MemberItem>>,
+    failed: Option<usize>,
+) -> (Vec<(usize, Delivery)>, Option<usize>) {
     let now_secs = ripple_common::now_ms() / 1000;
-    let mut snapshots: Vec<(usize, Delivery)> = Vec::new();
-    for (channel, changes) in &by_channel {
+    let mut failed = failed;
+    let mut snapshots = Vec::new();
+    for (channel, changes) in by_channel {
         let Some(list) = members.get(channel) else {
             continue;
         };
@@ -178,7 +314,7 @@ pub async fn process(state: &FanoutState, event: Event) -> (DynamoDbEventRespons
             let changes::ChannelEvent::Join(joiner) = &change.kind else {
                 continue;
             };
-            if report.first_failed.is_some_and(|f| change.index >= f) {
+            if failed.is_some_and(|f| change.index >= f) {
                 break;
             }
             match snapshot::build(&state.store, joiner, list, now_secs).await {
@@ -188,84 +324,60 @@ pub async fn process(state: &FanoutState, event: Event) -> (DynamoDbEventRespons
                         connection_id: joiner.connection_id.clone(),
                         url: state.connections.url_for(&joiner.endpoint()),
                         frames: vec![frame],
+                        records: vec![change.index],
                     },
                 )),
                 Err(err) => {
                     tracing::error!(%channel, error = %err, "could not build a snapshot");
-                    report.first_failed = Some(
-                        report
-                            .first_failed
-                            .map_or(change.index, |f| f.min(change.index)),
-                    );
+                    failed = min_index(failed, Some(change.index));
                 }
             }
         }
     }
-    let cutoff = report.first_failed.unwrap_or(usize::MAX);
+    let built_failed = failed;
+    (snapshots, built_failed)
+}
 
-    // Welcomes go first, so a new connection hears `welcome` before any event.
-    let welcome_deliveries: Vec<Delivery> = welcomes
-        .into_iter()
-        .filter(|(index, _)| *index < cutoff)
-        .map(|(_, c)| Delivery {
-            url: state.connections.url_for(&c.endpoint()),
-            frames: vec![PackedFrame {
-                bytes: ServerFrame::Welcome {
-                    connection_id: c.connection_id.clone(),
-                    user: c.user.clone(),
-                }
-                .to_json()
-                .into_bytes(),
-                events: 0,
-            }],
-            connection_id: c.connection_id,
-        })
-        .collect();
-    let welcome_report = deliver::deliver_all(
-        &state.connections,
-        &state.pacer,
-        &state.policy,
-        welcome_deliveries,
-    )
-    .await;
-    report.welcomes = welcome_report.delivered;
-    // Then snapshots, so a joiner has the state before the events that follow it.
+/// Step 5: snapshots first (a joiner gets the state before the events that follow it), then
+/// the events.
+async fn deliver_in_order(
+    state: &FanoutState,
+    snapshots: Vec<(usize, Delivery)>,
+    events: Vec<Delivery>,
+    cutoff: usize,
+    stop_at: Option<Instant>,
+    report: &mut Report,
+) -> DeliveryReport {
     let snapshot_deliveries: Vec<Delivery> = snapshots
         .into_iter()
         .filter(|(index, _)| *index < cutoff)
         .map(|(_, d)| d)
         .collect();
     report.snapshots = snapshot_deliveries.len() as u64;
-    let snapshot_report = deliver::deliver_all(
-        &state.connections,
-        &state.pacer,
-        &state.policy,
-        snapshot_deliveries,
-    )
-    .await;
-
-    let planned = plan::plan(by_channel, &members, cutoff, now_secs, |m| {
-        state.connections.url_for(&m.endpoint())
-    });
-    report.events = planned.events;
-    report.recipients = planned.deliveries.len();
     let mut delivery = deliver::deliver_all(
         &state.connections,
         &state.pacer,
         &state.policy,
-        planned.deliveries,
+        snapshot_deliveries,
+        stop_at,
     )
     .await;
-    delivery.absorb(welcome_report);
-    delivery.absorb(snapshot_report);
-    report.updates_delivered = delivery.updates;
+    let events = deliver::deliver_all(
+        &state.connections,
+        &state.pacer,
+        &state.policy,
+        events,
+        stop_at,
+    )
+    .await;
+    delivery.absorb(events);
+    delivery.gone.sort();
+    delivery.gone.dedup();
+    delivery
+}
 
-    let mut gone = delivery.gone.clone();
-    gone.sort();
-    gone.dedup();
-    report.gone_removed = remove_gone(&state.store, &gone).await;
-    report.delivery = delivery;
-
+/// Step 6: the batch's outcome for Lambda: the first record not fully handled, if any.
+fn settle(event: &Event, report: &Report) -> DynamoDbEventResponse {
     let mut response = DynamoDbEventResponse::default();
     if let Some(index) = report.first_failed {
         let mut failure = DynamoDbBatchItemFailure::default();
@@ -285,7 +397,7 @@ pub async fn process(state: &FanoutState, event: Event) -> (DynamoDbEventRespons
         failed_from = ?report.first_failed,
         "batch fanned out"
     );
-    (response, report)
+    response
 }
 
 async fn members_of(

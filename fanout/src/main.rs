@@ -1,5 +1,8 @@
 //! Lambda entry point of `fanout`: wiring only.
 
+// The handler future nests deep (greet → welcome → SDK calls); its layout needs more than 128.
+#![recursion_limit = "256"]
+
 use std::sync::Arc;
 
 use fanout::FanoutState;
@@ -21,10 +24,23 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
         let state = Arc::clone(&state);
         async move {
+            // Lambda's deadline (ms since the epoch) as a local instant: fanout stops before it.
+            let left = std::time::Duration::from_millis(
+                event
+                    .context
+                    .deadline
+                    .saturating_sub(ripple_common::now_ms()),
+            );
+            let deadline = std::time::Instant::now() + left;
             match classify(event.payload)? {
                 Invocation::Stream(batch) => {
-                    let response =
-                        fanout::handle_with_metrics(&state, batch, &mut std::io::stdout()).await;
+                    let response = fanout::metrics::handle_with_metrics_until(
+                        &state,
+                        batch,
+                        Some(deadline),
+                        &mut std::io::stdout(),
+                    )
+                    .await;
                     Ok::<_, Error>(serde_json::to_value(response)?)
                 }
                 Invocation::Sweep => {

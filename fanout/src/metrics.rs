@@ -141,10 +141,11 @@ pub fn lag(write_times: &[(usize, u64)], cutoff: Option<usize>, now_ms: u64) -> 
 pub async fn process_measured(
     state: &FanoutState,
     event: Event,
+    deadline: Option<Instant>,
 ) -> (DynamoDbEventResponse, Report, BatchMetrics) {
     let started = Instant::now();
     let written = write_times(&event);
-    let (response, report) = crate::process(state, event).await;
+    let (response, report) = crate::process_until(state, event, deadline).await;
     let lag = if report.updates_delivered > 0 {
         lag(&written, report.first_failed, ripple_common::now_ms())
     } else {
@@ -160,7 +161,17 @@ pub async fn handle_with_metrics(
     event: Event,
     out: &mut impl Write,
 ) -> DynamoDbEventResponse {
-    let (response, _, metrics) = process_measured(state, event).await;
+    handle_with_metrics_until(state, event, None, out).await
+}
+
+/// As [`handle_with_metrics`], stopping before Lambda's deadline (`context.deadline`).
+pub async fn handle_with_metrics_until(
+    state: &FanoutState,
+    event: Event,
+    deadline: Option<Instant>,
+    out: &mut impl Write,
+) -> DynamoDbEventResponse {
+    let (response, _, metrics) = process_measured(state, event, deadline).await;
     metrics
         .line(
             &emf::function_name(names::FUNCTION),

@@ -110,10 +110,21 @@ pub fn plan(
         .map(|(connection_id, mut r)| {
             // Across channels, keep the batch's order (stable: one record is one event).
             r.events.sort_by_key(|(index, _)| *index);
+            let frames = pack_events(r.events.iter().map(|(_, b)| *b), MAX_FRAME_BYTES);
+            let mut offset = 0;
+            let records = frames
+                .iter()
+                .map(|f| {
+                    let first = r.events.get(offset).map_or(0, |(index, _)| *index);
+                    offset += f.events;
+                    first
+                })
+                .collect();
             Delivery {
                 connection_id: connection_id.to_owned(),
                 url: r.url,
-                frames: pack_events(r.events.iter().map(|(_, b)| *b), MAX_FRAME_BYTES),
+                frames,
+                records,
             }
         })
         .collect();

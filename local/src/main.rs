@@ -68,18 +68,46 @@ struct DevArgs {
     /// Stage for connections made at `/` (others connect at `/{stage}`).
     #[arg(long, default_value = "local")]
     stage: String,
+    /// Stream: shards the table's stream is split into (records placed by a hash of the
+    /// partition key; a new on-demand table on AWS already has several).
+    #[arg(long, default_value_t = ripple_common::deploy::LOCAL_STREAM_SHARDS)]
+    shards: usize,
+    /// Stream trigger: concurrent batches per shard, order kept per item key only (as deployed).
+    #[arg(long, default_value_t = ripple_common::deploy::FANOUT_MAPPING.parallelization_factor)]
+    parallelization_factor: usize,
+    /// Stream trigger: how often each shard is polled, in ms (AWS: 250). Lower is kinder than
+    /// AWS: faster than anything deployed will be.
+    #[arg(long, value_name = "MS", default_value_t = ripple_common::deploy::STREAM_POLL_INTERVAL_MS)]
+    poll_interval: u64,
     /// Stream trigger: most records per fanout invocation (1-10000).
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = ripple_common::deploy::FANOUT_MAPPING.batch_size)]
     batch_size: usize,
-    /// Stream trigger: how long to gather records before invoking, in ms.
-    #[arg(long, default_value_t = 0)]
-    batching_window_ms: u64,
-    /// Stream trigger: poll interval, in ms.
-    #[arg(long, default_value_t = 50)]
-    poll_ms: u64,
-    /// Stream trigger: retries of a failing record before it is skipped.
-    #[arg(long, default_value_t = 3)]
-    max_retries: u32,
+    /// Stream trigger: how long to gather records before invoking, in ms (AWS takes whole
+    /// seconds, 0-300).
+    #[arg(long, value_name = "MS", default_value_t = ripple_common::deploy::FANOUT_MAPPING.maximum_batching_window_secs * 1000)]
+    batching_window: u64,
+    /// Stream trigger: the fanout function's timeout, in seconds (a batch running longer fails).
+    #[arg(long, value_name = "SECS", default_value_t = ripple_common::deploy::FANOUT_MAPPING.function_timeout_secs)]
+    function_timeout: u64,
+    /// Stream trigger: do not split a failing batch in two (deployed: split).
+    #[arg(long)]
+    no_bisect: bool,
+    /// Stream trigger: retries of a failing batch before it goes to the on-failure destination
+    /// (-1: until the record is too old).
+    #[arg(long, default_value_t = ripple_common::deploy::FANOUT_MAPPING.maximum_retry_attempts, allow_hyphen_values = true)]
+    max_retries: i64,
+    /// Stream trigger: records older than this many seconds go to the on-failure destination
+    /// (-1: no limit).
+    #[arg(long, value_name = "SECS", default_value_t = ripple_common::deploy::FANOUT_MAPPING.maximum_record_age_secs, allow_hyphen_values = true)]
+    max_record_age: i64,
+    /// Stream trigger: the on-failure destination, a folder that receives one JSON file per
+    /// discarded batch (Lambda's SQS message); `ripple redrive` reads it.
+    #[arg(long, value_name = "DIR")]
+    on_failure_dir: Option<std::path::PathBuf>,
+    /// API Gateway: hold each upgrade this many ms after `$connect` returned 200, answering
+    /// `@connections` posts 410 meanwhile (a slow handshake or network).
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    connect_delay: u64,
     /// Close connections idle this long, in seconds (API Gateway: 600).
     #[arg(long, default_value_t = 600)]
     idle_timeout_secs: u64,
@@ -140,11 +168,20 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
         table: args.table,
         stage: args.stage,
         mapping: MappingConfig {
-            batch_size: args.batch_size,
-            batching_window: Duration::from_millis(args.batching_window_ms),
-            poll_interval: Duration::from_millis(args.poll_ms.max(1)),
-            max_retries: args.max_retries,
+            shards: args.shards.max(1),
+            parallelization_factor: args.parallelization_factor.clamp(1, 10),
+            batch_size: args.batch_size.clamp(1, 10_000),
+            batching_window: Duration::from_millis(args.batching_window),
+            poll_interval: Duration::from_millis(args.poll_interval.max(1)),
+            function_timeout: Duration::from_secs(args.function_timeout.max(1)),
+            bisect_on_error: !args.no_bisect,
+            max_retries: u32::try_from(args.max_retries).ok(),
+            max_record_age: u64::try_from(args.max_record_age)
+                .ok()
+                .map(Duration::from_secs),
+            on_failure_dir: args.on_failure_dir,
         },
+        connect_delay: Duration::from_millis(args.connect_delay),
         idle_timeout: Duration::from_secs(args.idle_timeout_secs.max(1)),
         max_duration: Duration::from_secs(args.max_connection_secs.max(1)),
         faults: args.fault.unwrap_or_default(),

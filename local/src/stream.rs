@@ -31,6 +31,13 @@ struct Shard {
     last_sequence: Option<String>,
 }
 
+/// A stream record in Lambda's shape, with the shard it came from.
+#[derive(Debug, Clone)]
+pub struct ShardRecord {
+    pub shard_id: String,
+    pub record: EventRecord,
+}
+
 /// A reader over every shard of one stream.
 #[derive(Debug)]
 pub struct StreamReader {
@@ -107,6 +114,16 @@ impl StreamReader {
 
     /// Reads what is available now from every readable shard, up to `limit` records per shard.
     pub async fn poll(&mut self, limit: i32) -> anyhow::Result<Vec<EventRecord>> {
+        Ok(self
+            .poll_shards(limit)
+            .await?
+            .into_iter()
+            .map(|r| r.record)
+            .collect())
+    }
+
+    /// As [`Self::poll`], each record with the shard it was read from.
+    pub async fn poll_shards(&mut self, limit: i32) -> anyhow::Result<Vec<ShardRecord>> {
         let first = !self.discovered_once;
         let stale = self
             .last_discovery
@@ -155,7 +172,10 @@ impl StreamReader {
                 shard.last_sequence = Some(last);
             }
             for record in got {
-                records.push(to_lambda_record(&record, &self.stream_arn, &self.region)?);
+                records.push(ShardRecord {
+                    shard_id: id.clone(),
+                    record: to_lambda_record(&record, &self.stream_arn, &self.region)?,
+                });
             }
         }
         Ok(records)

@@ -583,6 +583,20 @@ impl WsClient {
         }
     }
 
+    /// Reads frames until the `snapshot` of `channel` arrives (earlier frames go to `seen`).
+    pub async fn wait_for_snapshot(&mut self, channel: &str) -> anyhow::Result<Value> {
+        loop {
+            let frame = self
+                .next_frame()
+                .await?
+                .context("closed while waiting for a snapshot")?;
+            if frame["type"] == "snapshot" && frame["channel"] == channel {
+                return Ok(frame);
+            }
+            self.seen.push(frame);
+        }
+    }
+
     /// Every event received so far (in `seen`).
     pub fn seen_events(&self) -> Vec<Value> {
         self.seen
@@ -639,13 +653,30 @@ pub fn ws_context(connection_id: &str) -> ripple::apigw::WsContext {
     }
 }
 
-/// Stores a connection and its memberships as `connect` would, without going through it.
+/// Stores a connection and its memberships as `connect` would, and as fanout leaves them once
+/// the connection has had its `welcome` (marked, memberships in their rosters).
 pub async fn seed(
     table: &TestTable,
     connection_id: &str,
     user: &str,
     channels: &[&str],
 ) -> anyhow::Result<()> {
+    let members = seed_new(table, connection_id, user, channels).await?;
+    table.store.mark_welcomed(connection_id).await?;
+    for member in &members {
+        table.store.put_roster(member).await?;
+    }
+    Ok(())
+}
+
+/// Stores a connection and its memberships exactly as `connect` does: not welcomed yet, in no
+/// roster.
+pub async fn seed_new(
+    table: &TestTable,
+    connection_id: &str,
+    user: &str,
+    channels: &[&str],
+) -> anyhow::Result<Vec<ripple_common::items::MemberItem>> {
     use ripple_common::items::{ConnectionItem, Endpoint, MemberItem};
     let endpoint = Endpoint {
         domain: "abc.execute-api.us-east-1.amazonaws.com".into(),
@@ -655,7 +686,7 @@ pub async fn seed(
         connection_id,
         user,
         &endpoint,
-        1_795_000_000_000,
+        ripple_common::now_ms(),
         4_000_000_000,
     );
     table.store.put_connection(&conn).await?;
@@ -664,7 +695,7 @@ pub async fn seed(
         .map(|c| MemberItem::new(&conn, c, 1))
         .collect();
     table.store.put_members(&members).await?;
-    Ok(())
+    Ok(members)
 }
 
 /// Serves `app` on a free loopback port until the returned sender (and its clones) are dropped.

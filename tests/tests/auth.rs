@@ -46,16 +46,19 @@ async fn a_signed_token_sets_the_identity_and_bad_ones_are_refused_with_401() {
         "{base}/?token={}&user=mallory&channel=arena",
         token("alice", 300, SECRET)
     );
-    let alice = WsClient::connect(&url).await.unwrap();
+    let mut alice = WsClient::connect(&url).await.unwrap();
+    alice.wait_for_snapshot("arena").await.unwrap();
     // THEN her identity is the token's subject
     assert_eq!(alice.user, "alice");
 
     // WHEN bob passes his token in Sec-WebSocket-Protocol
     let bob_token = token("bob", 300, SECRET);
-    let (bob, echoed) =
+    let (mut bob, echoed) =
         WsClient::connect_with_protocol(&format!("{base}/?channel=arena"), Some(&bob_token))
             .await
             .unwrap();
+    // (his snapshot comes once fanout has put him in arena's roster: the table is settled)
+    bob.wait_for_snapshot("arena").await.unwrap();
     // THEN he is bob and the protocol is echoed back
     assert_eq!(bob.user, "bob");
     assert_eq!(echoed.as_deref(), Some(bob_token.as_str()));

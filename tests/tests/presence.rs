@@ -14,17 +14,7 @@ use serde_json::{Value, json};
 
 /// Reads frames until a `snapshot` for `channel` arrives.
 async fn snapshot(client: &mut WsClient, channel: &str) -> Value {
-    loop {
-        let frame = client
-            .next_frame()
-            .await
-            .unwrap()
-            .expect("socket closed before the snapshot");
-        if frame["type"] == "snapshot" && frame["channel"] == channel {
-            return frame;
-        }
-        client.seen.push(frame);
-    }
+    client.wait_for_snapshot(channel).await.unwrap()
 }
 
 #[tokio::test]
@@ -86,13 +76,13 @@ async fn a_late_joiner_gets_members_positions_and_history_then_events() {
         .unwrap();
     bob.wait_for_event(|e| e["text"] == "hi bob").await.unwrap();
 
-    // AND a join without `since` gets a snapshot without history
+    // AND a join without `since` gets a snapshot with the chat since the join only (none yet)
     bob.send(r#"{"action":"join","channel":"lobby"}"#)
         .await
         .unwrap();
     let lobby = snapshot(&mut bob, "lobby").await;
     assert_eq!(lobby["members"], json!(["bob"]));
-    assert!(lobby.get("messages").is_none());
+    assert_eq!(lobby["messages"], json!([]));
     server.shutdown().await;
 }
 
@@ -174,6 +164,8 @@ async fn a_membership_expiring_by_ttl_is_announced_as_leave() {
     let mut alice = WsClient::connect(&url(&server, "user=alice&channel=arena"))
         .await
         .unwrap();
+    // (her snapshot comes once she is in arena's roster, from where she hears events)
+    snapshot(&mut alice, "arena").await;
     let endpoint = Endpoint {
         domain: "127.0.0.1:1".into(),
         stage: "local".into(),
@@ -182,7 +174,7 @@ async fn a_membership_expiring_by_ttl_is_announced_as_leave() {
     let ghost = ConnectionItem::new("ghost", "ghost", &endpoint, now, now / 1000 - 1);
     server
         .store
-        .put_member(&MemberItem::new(&ghost, "arena", now))
+        .put_member(&MemberItem::new(&ghost, "arena", now).roster())
         .await
         .unwrap();
 
@@ -215,7 +207,7 @@ async fn a_recorded_aws_ttl_removal_of_a_membership_is_announced_as_leave() {
     let alice = ConnectionItem::new("c-alice", "alice", &endpoint, 1, 4_000_000_000);
     table
         .store
-        .put_member(&MemberItem::new(&alice, "arena", 1))
+        .put_member(&MemberItem::new(&alice, "arena", 1).roster())
         .await
         .unwrap();
     let event = fixture("stream-ttl-membership-removal.json", &[]).unwrap();
@@ -260,11 +252,9 @@ async fn the_sweep_deletes_dead_connections_keeps_live_ones_and_announces_leave(
         let conn =
             ConnectionItem::new(id, id, &endpoint, now - age_min * 60_000, now / 1000 + 3600);
         table.store.put_connection(&conn).await.unwrap();
-        table
-            .store
-            .put_member(&MemberItem::new(&conn, "arena", now - age_min * 60_000))
-            .await
-            .unwrap();
+        let member = MemberItem::new(&conn, "arena", now - age_min * 60_000);
+        table.store.put_member(&member).await.unwrap();
+        table.store.put_roster(&member).await.unwrap();
     }
     server.mark_live("alice");
     server.mark_live("dead-3h"); // API Gateway has closed it for sure: no need to ask
@@ -308,6 +298,7 @@ async fn presence_is_per_user_a_second_tab_coming_and_going_is_not_news() {
     let mut alice = WsClient::connect(&url(&server, "user=alice&channel=arena"))
         .await
         .unwrap();
+    snapshot(&mut alice, "arena").await;
     let bob = WsClient::connect(&url(&server, "user=bob&channel=arena"))
         .await
         .unwrap();

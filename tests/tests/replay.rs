@@ -5,7 +5,7 @@
 
 use fanout::FanoutState;
 use ripple_common::items::{ConnectionItem, Endpoint, MemberItem};
-use ripple_tests::{FaultyDynamo, RecordingConnections, TestTable, fixture, seed};
+use ripple_tests::{FaultyDynamo, RecordingConnections, TestTable, fixture, seed, seed_new};
 use serde_json::json;
 
 fn fanout_state(table: &TestTable, server: &RecordingConnections) -> FanoutState {
@@ -103,7 +103,7 @@ async fn a_new_connection_gets_welcome_and_odd_records_are_skipped_not_failed() 
     // with an unknown event name, and a message to arena where nina is a member
     let table = TestTable::new().await.unwrap();
     let server = RecordingConnections::start().await.unwrap();
-    seed(&table, "c-new", "nina", &["arena"]).await.unwrap();
+    seed_new(&table, "c-new", "nina", &["arena"]).await.unwrap();
     let event = fixture("stream-welcome-and-oddities.json", &[]).unwrap();
 
     // WHEN fanout handles it
@@ -343,11 +343,11 @@ async fn a_warm_member_cache_serves_repeat_batches_but_never_one_with_a_join() {
     assert_eq!(response.batch_item_failures.len(), 1);
 }
 
-/// A Lambda-shaped INSERT of carol's arena membership.
+/// A Lambda-shaped INSERT of carol's arena roster entry (her join).
 fn join_record() -> aws_lambda_events::dynamodb::EventRecord {
     let image = json!({
-        "pk": {"S": "conn#c-carol"}, "sk": {"S": "chan#arena"}, "kind": {"S": "member"},
-        "gsi1pk": {"S": "chan#arena"}, "gsi1sk": {"S": "c-carol"}, "channel": {"S": "arena"},
+        "pk": {"S": "chan#arena"}, "sk": {"S": "c-carol"}, "kind": {"S": "roster"},
+        "channel": {"S": "arena"},
         "connection_id": {"S": "c-carol"}, "user": {"S": "carol"},
         "domain": {"S": "abc.execute-api.us-east-1.amazonaws.com"}, "stage": {"S": "prod"},
         "ts": {"N": "1795000000500"}, "expires_at": {"N": "4000000000"}

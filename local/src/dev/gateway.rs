@@ -2,6 +2,17 @@
 //! message and `$disconnect` events (in API Gateway's JSON shape) for the very handlers Lambda
 //! runs; `@connections` POST / GET / DELETE act on the live sockets; API Gateway's limits apply
 //! (128 KB messages, idle timeout, maximum duration).
+//!
+//! Strict as API Gateway is, by default:
+//! - A connection exists for `@connections` only once its `$connect` integration has returned
+//!   200 *and* the upgrade has completed; until then POST and GET answer 410 GoneException, and
+//!   nothing is queued for later. AWS knowledge center, "How do I troubleshoot 410 GoneException
+//!   errors with API Gateway WebSocket APIs": "a message was posted to the WebSocket API before the
+//!   connection was established". `--connect-delay MS` holds the upgrade that much longer after
+//!   `$connect` returns (a slow handshake or network), posts still answered 410 meanwhile.
+//! - Left out: the 29 s integration timeout, route selection expressions other than `action`,
+//!   API keys and usage plans, the `@connections` account-wide 10,000 posts/s bucket (see
+//!   `--fault throttle=` for 429s), and client-side buffering limits.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -37,6 +48,8 @@ pub struct GatewayConfig {
     pub default_stage: String,
     pub idle_timeout: Duration,
     pub max_duration: Duration,
+    /// How long the upgrade is held after `$connect` returned 200 (posts answer 410 meanwhile).
+    pub connect_delay: Duration,
 }
 
 /// Shared state of the gateway.
@@ -153,7 +166,7 @@ async fn upgrade(
         stage,
         connected_at: now,
         source_ip: peer.ip().to_string(),
-        user_agent: user_agent.clone(),
+        user_agent,
     };
     let pairs: Vec<(String, String)> = query
         .as_deref()
@@ -167,23 +180,8 @@ async fn upgrade(
         Ok(e) => e,
         Err(err) => return (StatusCode::INTERNAL_SERVER_ERROR, err.to_string()).into_response(),
     };
-    // Registered before `$connect` runs: the welcome the stream triggers may be posted before the
-    // socket is up; it waits in the connection's queue as it would in API Gateway.
-    let (tx, rx) = mpsc::unbounded_channel();
-    gw.registry.insert(
-        connection_id.clone(),
-        Conn {
-            tx,
-            connected_at_ms: now,
-            last_active_ms: now.into(),
-            source_ip: ctx.source_ip.clone(),
-            user_agent,
-            closing: Arc::default(),
-        },
-    );
     let response = connect::handle(&gw.connect, event).await;
     if !(200..300).contains(&response.status_code) {
-        gw.registry.remove(&connection_id);
         gw.metrics.connect_rejected();
         let status = u16::try_from(response.status_code)
             .ok()
@@ -206,6 +204,11 @@ async fn upgrade(
     {
         ws = ws.protocols([protocol.to_owned()]);
     }
+    // The connection is not established yet: `@connections` answers 410 until the upgrade is
+    // done (API Gateway does the same until `$connect` has returned and the handshake finished).
+    if !gw.config.connect_delay.is_zero() {
+        tokio::time::sleep(gw.config.connect_delay).await;
+    }
     let failed_gw = Arc::clone(&gw);
     let failed_ctx = ctx.clone();
     ws.on_failed_upgrade(move |err| {
@@ -214,7 +217,21 @@ async fn upgrade(
             async move { disconnect(&failed_gw, &failed_ctx, 1006, "upgrade failed").await },
         );
     })
-    .on_upgrade(move |socket| serve_socket(gw, ctx, socket, rx))
+    .on_upgrade(move |socket| async move {
+        let (tx, rx) = mpsc::unbounded_channel();
+        gw.registry.insert(
+            ctx.connection_id.clone(),
+            Conn {
+                tx,
+                connected_at_ms: ctx.connected_at,
+                last_active_ms: ripple_common::now_ms().into(),
+                source_ip: ctx.source_ip.clone(),
+                user_agent: ctx.user_agent.clone(),
+                closing: Arc::default(),
+            },
+        );
+        serve_socket(gw, ctx, socket, rx).await;
+    })
 }
 
 async fn disconnect(gw: &Gateway, ctx: &WsContext, status: u16, reason: &str) {

@@ -1,39 +1,88 @@
-//! The Lambda event source mapping, played locally: polls the table's stream and calls the
-//! fanout handler with `dynamodb::Event` batches. Batch size and batching window as configured;
-//! on `batchItemFailures`, the batch is retried from the lowest failed sequence number (records
-//! before it are done); after `max_retries` retries of the same record, that record is logged and
-//! skipped and the rest goes on.
+//! The Lambda event source mapping (DynamoDB stream → fanout), played locally as strictly as AWS
+//! runs it. Each rule cites the page it follows; the defaults are `terraform/`'s
+//! ([`ripple_common::deploy::FANOUT_MAPPING`]).
+//!
+//! - **Shards.** Records are split over `shards` shards by a hash of their partition key: one
+//!   partition's records stay in one shard, in order, as DynamoDB Streams keeps them ("DynamoDB
+//!   Streams: shards and lineage", DynamoDB developer guide). DynamoDB Local itself has one shard.
+//! - **Polling.** Each shard is polled on its own, every `poll_interval` (250 ms: "Lambda polls
+//!   shards in your DynamoDB stream for records at a base rate of 4 times per second", Lambda
+//!   developer guide, "Using Lambda with DynamoDB"), with its own phase.
+//! - **Parallelization.** `parallelization_factor` batches of one shard run at once; records are
+//!   spread over them by a hash of the item key (partition and sort key), so order is kept per
+//!   item only ("Lambda ... ensures in-order processing at the item level", same guide,
+//!   "Concurrent batches per shard").
+//! - **Batches.** At most `batch_size` records; with a batching window, a batch waits for more
+//!   records until the window closes or the batch is full.
+//! - **Failures.** ("Error handling", "Configuring partial batch response") A function error or a
+//!   timeout (`function_timeout`) fails the whole batch: with `bisect_on_error` it is split in two
+//!   and the halves retried (a split does not count as a retry); a `batchItemFailures` response
+//!   checkpoints before the lowest reported sequence number and retries from it (an identifier
+//!   that matches no record fails the whole batch). After `max_retries` retries, or for records
+//!   older than `max_record_age`, the batch's metadata (not its records) goes to the on-failure
+//!   destination, a folder of JSON files in the shape Lambda sends to SQS, and the shard moves on.
+//!
+//! Left out: shard splits and rollover (DynamoDB Local has one shard for the table's life), the
+//! 24 h retention limit, the 2-readers-per-shard limit, tumbling windows, event filtering,
+//! Lambda's own concurrency limits and scaling delay, the exact retry backoff (here 100 ms doubling
+//! to 3.2 s), SNS destinations.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::dynamodb::{Event, EventRecord};
 use aws_lambda_events::streams::DynamoDbEventResponse;
-use tokio::sync::watch;
+use rand::Rng;
+use ripple_common::deploy::{FANOUT_MAPPING, LOCAL_STREAM_SHARDS, STREAM_POLL_INTERVAL_MS};
+use serde_json::json;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use crate::stream::StreamReader;
+use crate::stream::{ShardRecord, StreamReader};
 
-/// How the mapping batches and retries.
+/// How the mapping reads, batches and retries. [`Default`] is what `terraform/` deploys.
 #[derive(Debug, Clone)]
 pub struct MappingConfig {
+    pub shards: usize,
+    pub parallelization_factor: usize,
     pub batch_size: usize,
     pub batching_window: Duration,
     pub poll_interval: Duration,
-    pub max_retries: u32,
+    pub function_timeout: Duration,
+    pub bisect_on_error: bool,
+    /// None: retry until the record is too old (`-1` on AWS).
+    pub max_retries: Option<u32>,
+    /// None: no age limit (`-1` on AWS).
+    pub max_record_age: Option<Duration>,
+    /// Where the on-failure destination's messages are written (None: logged only).
+    pub on_failure_dir: Option<PathBuf>,
 }
 
 impl Default for MappingConfig {
     fn default() -> Self {
+        let deployed = FANOUT_MAPPING;
         Self {
-            batch_size: 100,
-            batching_window: Duration::ZERO,
-            poll_interval: Duration::from_millis(50),
-            max_retries: 3,
+            shards: LOCAL_STREAM_SHARDS,
+            parallelization_factor: deployed.parallelization_factor,
+            batch_size: deployed.batch_size,
+            batching_window: Duration::from_secs(deployed.maximum_batching_window_secs),
+            poll_interval: Duration::from_millis(STREAM_POLL_INTERVAL_MS),
+            function_timeout: Duration::from_secs(deployed.function_timeout_secs),
+            bisect_on_error: deployed.bisect_batch_on_function_error,
+            max_retries: u32::try_from(deployed.maximum_retry_attempts).ok(),
+            max_record_age: u64::try_from(deployed.maximum_record_age_secs)
+                .ok()
+                .map(Duration::from_secs),
+            on_failure_dir: None,
         }
     }
 }
+
+/// What one invocation of the function came to, as Lambda sees it.
+pub type Invocation = Result<DynamoDbEventResponse, String>;
 
 /// Index of the record Lambda would resume from, if the response reports failures. An
 /// identifier that matches no record fails the whole batch, as Lambda does.
@@ -54,80 +103,304 @@ pub fn resume_index(batch: &[EventRecord], response: &DynamoDbEventResponse) -> 
         .min()
 }
 
-/// Runs until `shutdown` turns true.
+/// FNV-1a: stable across runs, so a test can tell where a record goes.
+fn fnv(parts: &[&str]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            h = (h ^ 0xff).wrapping_mul(0x0100_0000_01b3);
+        }
+        for b in part.bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}
+
+fn key_part(record: &EventRecord, name: &str) -> String {
+    match record.change.keys.get(name) {
+        Some(serde_dynamo::AttributeValue::S(s)) => s.clone(),
+        Some(serde_dynamo::AttributeValue::N(n)) => n.clone(),
+        _ => String::new(),
+    }
+}
+
+/// (shard, lane) of a record: the shard by its partition key, the concurrent batch within the
+/// shard by its whole item key.
+pub fn route(record: &EventRecord, shards: usize, lanes: usize) -> (usize, usize) {
+    let pk = key_part(record, ripple_common::keys::PK);
+    let sk = key_part(record, ripple_common::keys::SK);
+    let shard = (fnv(&[&pk]) % shards.max(1) as u64) as usize;
+    let lane = (fnv(&[&pk, &sk]) % lanes.max(1) as u64) as usize;
+    (shard, lane)
+}
+
+/// Runs until `shutdown` turns true. `handler` is the function: it gets the batch and its
+/// deadline (Lambda's `context.deadline`), and is cut off at the deadline as a timeout.
 pub async fn run<F, Fut>(
     mut reader: StreamReader,
     config: MappingConfig,
-    mut handler: F,
+    handler: F,
     mut shutdown: watch::Receiver<bool>,
 ) where
-    F: FnMut(Event) -> Fut,
-    Fut: Future<Output = DynamoDbEventResponse>,
+    F: Fn(Event, Instant) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Invocation> + Send + 'static,
 {
-    let mut buffer: VecDeque<EventRecord> = VecDeque::new();
-    let mut oldest: Option<Instant> = None;
-    let mut attempts: HashMap<String, u32> = HashMap::new();
-    let batch_size = config.batch_size.clamp(1, 10_000);
+    let shards = config.shards.max(1);
+    let lanes = config.parallelization_factor.clamp(1, 10);
+    let config = Arc::new(config);
+    let mut senders = Vec::with_capacity(shards * lanes);
+    let mut workers = Vec::with_capacity(shards * lanes);
+    for shard in 0..shards {
+        // Each shard has its own poll phase, as each shard has its own poller on AWS.
+        let phase = config
+            .poll_interval
+            .mul_f64(rand::rng().random_range(0.0..1.0));
+        for _ in 0..lanes {
+            let (tx, rx) = mpsc::unbounded_channel();
+            senders.push(tx);
+            workers.push(tokio::spawn(lane(
+                format!("shard-{shard:02}"),
+                rx,
+                Arc::clone(&config),
+                handler.clone(),
+                phase,
+                shutdown.clone(),
+            )));
+        }
+    }
+    // The feed: DynamoDB Local's stream, read often, split into the emulated shards. What the
+    // function sees is paced by each shard's own poll, not by this loop.
+    let feed_every = config.poll_interval.min(Duration::from_millis(50));
     loop {
         if *shutdown.borrow() {
             break;
         }
-        match reader.poll(1000).await {
+        match reader.poll_shards(1000).await {
             Ok(records) => {
-                if !records.is_empty() && buffer.is_empty() {
-                    oldest = Some(Instant::now());
+                for record in records {
+                    let (shard, lane) = route(&record.record, shards, lanes);
+                    let _ = senders[shard * lanes + lane].send(record);
                 }
-                buffer.extend(records);
             }
             Err(err) => {
                 tracing::warn!(error = %format!("{err:#}"), "stream poll failed; retrying");
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         }
-        let window_over = oldest.is_some_and(|t| t.elapsed() >= config.batching_window);
-        if !buffer.is_empty() && (buffer.len() >= batch_size || window_over) {
-            let n = batch_size.min(buffer.len());
-            let batch: Vec<EventRecord> = buffer.drain(..n).collect();
-            let mut event = Event::default();
-            event.records = batch.clone();
-            let response = handler(event).await;
-            if let Some(index) = resume_index(&batch, &response) {
-                let seq = batch[index]
-                    .change
-                    .sequence_number
-                    .clone()
-                    .unwrap_or_default();
-                let tries = attempts.entry(seq.clone()).or_insert(0);
-                *tries += 1;
-                let mut resume_from = index;
-                if *tries > config.max_retries {
-                    tracing::error!(sequence_number = %seq, retries = config.max_retries, "record still failing; skipped");
-                    attempts.remove(&seq);
-                    resume_from += 1;
-                } else {
-                    tokio::time::sleep(Duration::from_millis(100 << (*tries).min(5))).await;
+        tokio::select! {
+            _ = tokio::time::sleep(feed_every) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+    drop(senders);
+    for worker in workers {
+        worker.abort();
+    }
+}
+
+/// One concurrent batch of one shard: polls at the shard's cadence, invokes, retries, and only
+/// then moves on (a failing batch blocks its records' successors, as on AWS).
+async fn lane<F, Fut>(
+    shard: String,
+    mut rx: mpsc::UnboundedReceiver<ShardRecord>,
+    config: Arc<MappingConfig>,
+    handler: F,
+    phase: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    F: Fn(Event, Instant) -> Fut,
+    Fut: Future<Output = Invocation>,
+{
+    let mut buffer: VecDeque<ShardRecord> = VecDeque::new();
+    let mut first_seen: Option<Instant> = None;
+    let batch_size = config.batch_size.clamp(1, 10_000);
+    let mut next_poll = Instant::now() + phase;
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep_until(next_poll) => {}
+            _ = shutdown.changed() => return,
+        }
+        next_poll += config.poll_interval;
+        if next_poll < Instant::now() {
+            next_poll = Instant::now() + config.poll_interval;
+        }
+        loop {
+            match rx.try_recv() {
+                Ok(record) => buffer.push_back(record),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    if buffer.is_empty() {
+                        return;
+                    }
+                    break;
                 }
-                for record in batch.into_iter().skip(resume_from).rev() {
-                    buffer.push_front(record);
-                }
-            } else {
-                for record in &batch {
-                    if let Some(seq) = &record.change.sequence_number {
-                        attempts.remove(seq);
+            }
+        }
+        if buffer.is_empty() {
+            continue;
+        }
+        let since = *first_seen.get_or_insert_with(Instant::now);
+        if buffer.len() < batch_size && since.elapsed() < config.batching_window {
+            continue;
+        }
+        let n = batch_size.min(buffer.len());
+        let batch: Vec<ShardRecord> = buffer.drain(..n).collect();
+        first_seen = (!buffer.is_empty()).then(Instant::now);
+        invoke_until_settled(&shard, batch, &config, &handler).await;
+    }
+}
+
+/// Invokes with one batch until every record is processed, retried out or too old.
+async fn invoke_until_settled<F, Fut>(
+    shard: &str,
+    batch: Vec<ShardRecord>,
+    config: &MappingConfig,
+    handler: &F,
+) where
+    F: Fn(Event, Instant) -> Fut,
+    Fut: Future<Output = Invocation>,
+{
+    // (records, retries so far, invocations so far)
+    let mut work: VecDeque<(Vec<ShardRecord>, u32, u32)> = VecDeque::from([(batch, 0, 0)]);
+    while let Some((mut records, retries, invocations)) = work.pop_front() {
+        if let Some(max_age) = config.max_record_age {
+            let now = chrono::Utc::now();
+            let too_old = |r: &ShardRecord| {
+                (now - r.record.change.approximate_creation_date_time)
+                    .to_std()
+                    .is_ok_and(|age| age > max_age)
+            };
+            // Records are in order: the old ones are at the front.
+            let fresh_from = records
+                .iter()
+                .position(|r| !too_old(r))
+                .unwrap_or(records.len());
+            if fresh_from > 0 {
+                let old: Vec<ShardRecord> = records.drain(..fresh_from).collect();
+                discard(config, &old, "RecordAgeExceeded", invocations).await;
+            }
+            if records.is_empty() {
+                continue;
+            }
+        }
+        let mut event = Event::default();
+        event.records = records.iter().map(|r| r.record.clone()).collect();
+        let deadline = Instant::now() + config.function_timeout;
+        let outcome = tokio::time::timeout_at(deadline, handler(event, deadline)).await;
+        let invocations = invocations + 1;
+        let failed_from = match outcome {
+            Ok(Ok(response)) => {
+                let batch: Vec<EventRecord> = records.iter().map(|r| r.record.clone()).collect();
+                match resume_index(&batch, &response) {
+                    None => continue,
+                    Some(index) => {
+                        tracing::info!(%shard, from = index, of = records.len(), "batch reported failures; retrying from there");
+                        records.drain(..index);
+                        None
                     }
                 }
             }
-            oldest = if buffer.is_empty() {
-                None
-            } else {
-                Some(Instant::now())
-            };
+            Ok(Err(error)) => Some(error),
+            Err(_) => Some(format!(
+                "Task timed out after {:.2} seconds",
+                config.function_timeout.as_secs_f64()
+            )),
+        };
+        if let Some(error) = &failed_from {
+            tracing::warn!(%shard, records = records.len(), %error, "function error");
+            if config.bisect_on_error && records.len() > 1 {
+                let second = records.split_off(records.len() / 2);
+                work.push_front((second, retries, invocations));
+                work.push_front((records, retries, invocations));
+                continue;
+            }
+        }
+        if config.max_retries.is_some_and(|max| retries >= max) {
+            discard(config, &records, "RetryAttemptsExhausted", invocations).await;
             continue;
         }
-        tokio::select! {
-            _ = tokio::time::sleep(config.poll_interval) => {}
-            _ = shutdown.changed() => {}
+        tokio::time::sleep(Duration::from_millis(100 << retries.min(5))).await;
+        work.push_front((records, retries + 1, invocations));
+    }
+}
+
+/// The on-failure destination: the batch's metadata, as Lambda sends it to SQS ("Retaining
+/// discarded batches", Lambda developer guide).
+pub fn failure_record(
+    records: &[ShardRecord],
+    condition: &str,
+    invocations: u32,
+) -> serde_json::Value {
+    let seq = |r: Option<&ShardRecord>| {
+        r.and_then(|r| r.record.change.sequence_number.clone())
+            .unwrap_or_default()
+    };
+    let arrival = |r: Option<&ShardRecord>| {
+        r.map(|r| {
+            r.record
+                .change
+                .approximate_creation_date_time
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        })
+        .unwrap_or_default()
+    };
+    let first = records.first();
+    let last = records.last();
+    json!({
+        "requestContext": {
+            "requestId": uuid::Uuid::new_v4().to_string(),
+            "functionArn": "arn:aws:lambda:us-east-1:000000000000:function:ripple-fanout",
+            "condition": condition,
+            "approximateInvokeCount": invocations,
+        },
+        "responseContext": {
+            "statusCode": 200,
+            "executedVersion": "$LATEST",
+            "functionError": "Unhandled",
+        },
+        "version": "1.0",
+        "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "DDBStreamBatchInfo": {
+            "shardId": first.map(|r| r.shard_id.clone()).unwrap_or_default(),
+            "startSequenceNumber": seq(first),
+            "endSequenceNumber": seq(last),
+            "approximateArrivalOfFirstRecord": arrival(first),
+            "approximateArrivalOfLastRecord": arrival(last),
+            "batchSize": records.len(),
+            "streamArn": first.map(|r| r.record.event_source_arn.clone().unwrap_or_default()).unwrap_or_default(),
         }
+    })
+}
+
+async fn discard(
+    config: &MappingConfig,
+    records: &[ShardRecord],
+    condition: &str,
+    invocations: u32,
+) {
+    if records.is_empty() {
+        return;
+    }
+    let message = failure_record(records, condition, invocations);
+    tracing::error!(%condition, records = records.len(), "batch discarded to the on-failure destination");
+    let Some(dir) = &config.on_failure_dir else {
+        return;
+    };
+    let name = format!(
+        "{}-{}.json",
+        ripple_common::now_ms(),
+        message["DDBStreamBatchInfo"]["startSequenceNumber"]
+            .as_str()
+            .unwrap_or("batch")
+    );
+    let written = async {
+        tokio::fs::create_dir_all(dir).await?;
+        tokio::fs::write(dir.join(name), message.to_string()).await
+    }
+    .await;
+    if let Err(err) = written {
+        tracing::error!(error = %err, dir = %dir.display(), "could not write the on-failure message");
     }
 }
 
@@ -139,6 +412,17 @@ mod tests {
     fn record(seq: &str) -> EventRecord {
         let mut r = EventRecord::default();
         r.change.sequence_number = Some(seq.to_owned());
+        r
+    }
+
+    fn keyed(pk: &str, sk: &str) -> EventRecord {
+        let mut r = EventRecord::default();
+        r.change
+            .keys
+            .insert("pk".into(), serde_dynamo::AttributeValue::S(pk.to_owned()));
+        r.change
+            .keys
+            .insert("sk".into(), serde_dynamo::AttributeValue::S(sk.to_owned()));
         r
     }
 
@@ -159,5 +443,38 @@ mod tests {
         assert_eq!(resume_index(&batch, &failing(&["30", "20"])), Some(1));
         // An identifier Lambda cannot match fails the whole batch.
         assert_eq!(resume_index(&batch, &failing(&["99"])), Some(0));
+    }
+
+    #[test]
+    fn a_partition_stays_in_one_shard_and_an_item_in_one_lane() {
+        // GIVEN many messages of one channel (one partition, many items)
+        let routes: Vec<(usize, usize)> = (0..50)
+            .map(|i| route(&keyed("msg#arena", &format!("{i:013}#m")), 4, 2))
+            .collect();
+        // THEN they share one shard, and spread over both concurrent batches of it
+        assert!(routes.iter().all(|(s, _)| *s == routes[0].0));
+        assert!(routes.iter().any(|(_, l)| *l == 0) && routes.iter().any(|(_, l)| *l == 1));
+        // AND one item always takes the same lane
+        let item = keyed("pos#arena#alice", "pos");
+        assert_eq!(route(&item, 4, 2), route(&item, 4, 2));
+        // AND partitions spread over the shards
+        let shards: std::collections::HashSet<usize> = (0..64)
+            .map(|i| route(&keyed(&format!("pos#arena#p{i}"), "pos"), 4, 1).0)
+            .collect();
+        assert_eq!(shards.len(), 4);
+    }
+
+    #[test]
+    fn the_defaults_are_what_terraform_deploys() {
+        let config = MappingConfig::default();
+        assert_eq!(
+            config.parallelization_factor,
+            FANOUT_MAPPING.parallelization_factor
+        );
+        assert_eq!(config.batch_size, FANOUT_MAPPING.batch_size);
+        assert_eq!(config.max_retries, Some(5));
+        assert_eq!(config.max_record_age, Some(Duration::from_secs(600)));
+        assert_eq!(config.poll_interval, Duration::from_millis(250));
+        assert!(config.shards > 1);
     }
 }

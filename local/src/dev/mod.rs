@@ -42,6 +42,9 @@ pub struct DevOptions {
     pub mapping: MappingConfig,
     pub idle_timeout: Duration,
     pub max_duration: Duration,
+    /// How long API Gateway takes to establish a connection after `$connect` returned 200
+    /// (posts answer 410 meanwhile).
+    pub connect_delay: Duration,
     pub faults: FaultSpec,
     pub posts_per_second: u32,
     pub max_in_flight: usize,
@@ -70,6 +73,7 @@ impl Default for DevOptions {
             mapping: MappingConfig::default(),
             idle_timeout: Duration::from_secs(600),
             max_duration: Duration::from_secs(7200),
+            connect_delay: Duration::ZERO,
             faults: FaultSpec::default(),
             posts_per_second: ripple_common::config::DEFAULT_POSTS_PER_SECOND,
             max_in_flight: ripple_common::config::DEFAULT_MAX_IN_FLIGHT,
@@ -164,6 +168,7 @@ impl DevServer {
                 default_stage: opts.stage.clone(),
                 idle_timeout: opts.idle_timeout,
                 max_duration: opts.max_duration,
+                connect_delay: opts.connect_delay,
             },
             faults: Faults::new(opts.faults.clone()),
             metrics: metrics.clone(),
@@ -208,14 +213,18 @@ impl DevServer {
         tasks.push(tokio::spawn(mapping::run(
             reader,
             opts.mapping.clone(),
-            move |event| {
+            move |event, deadline: tokio::time::Instant| {
                 let fanout = Arc::clone(&fanout);
                 let metrics = mapping_metrics.clone();
                 async move {
-                    let (response, _, batch) =
-                        fanout::metrics::process_measured(&fanout, event).await;
+                    let (response, _, batch) = fanout::metrics::process_measured(
+                        &fanout,
+                        event,
+                        Some(deadline.into_std()),
+                    )
+                    .await;
                     metrics.fanout(&batch);
-                    response
+                    Ok(response)
                 }
             },
             watch_rx.clone(),

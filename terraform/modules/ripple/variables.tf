@@ -250,9 +250,9 @@ variable "fanout_maximum_batching_window_seconds" {
 }
 
 variable "fanout_parallelization_factor" {
-  description = "Concurrent batches per stream shard (1-10). Records of one item key stay in order at any value."
+  description = "Concurrent batches per stream shard (1-10). 1 keeps each shard in order, so one sender's chat reaches members in the order sent; above 1 Lambda keeps order per item only and that promise no longer holds (docs/deploy.md, Ordering)."
   type        = number
-  default     = 2
+  default     = 1
 
   validation {
     condition     = var.fanout_parallelization_factor >= 1 && var.fanout_parallelization_factor <= 10
