@@ -83,6 +83,11 @@ pub const FANOUT: FunctionSpec = FunctionSpec {
     ],
     table_actions: &[
         "dynamodb:Query",
+        // The `welcomed` mark and roster entries (a transaction: PutItem + ConditionCheckItem).
+        "dynamodb:GetItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:PutItem",
+        "dynamodb:ConditionCheckItem",
         "dynamodb:BatchGetItem",
         "dynamodb:BatchWriteItem",
     ],

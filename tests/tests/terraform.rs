@@ -1733,8 +1733,8 @@ const BREAKAGES: [Breakage; 9] = [
     Breakage {
         what: "an IAM action the code calls, removed",
         file: "modules/ripple/iam.tf",
-        from: r#"actions   = ["dynamodb:Query", "dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"]"#,
-        to: r#"actions   = ["dynamodb:Query", "dynamodb:BatchGetItem"]"#,
+        from: r#""dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"]"#,
+        to: r#""dynamodb:BatchGetItem"]"#,
         reported: "aws_lambda_function.fanout: its role does not grant dynamodb:BatchWriteItem",
     },
     Breakage {
@@ -1836,4 +1836,58 @@ fn the_unbroken_terraform_passes_every_check() -> Result<()> {
         .collect();
     // THEN nothing is reported, so each breakage above is what the checks react to
     assert_no_problems("any check", &problems)
+}
+
+/// The `default` of a variable in `terraform/modules/ripple/variables.tf`, as written.
+fn module_variable_default(name: &str) -> Result<String> {
+    let text = std::fs::read_to_string(terraform_dir().join("modules/ripple/variables.tf"))?;
+    let start = text
+        .find(&format!("variable \"{name}\" {{"))
+        .with_context(|| format!("variable {name} not declared"))?;
+    text[start..]
+        .lines()
+        .take_while(|l| *l != "}")
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("default")
+                .map(|v| v.trim().trim_start_matches('=').trim().to_owned())
+        })
+        .with_context(|| format!("variable {name} has no default"))
+}
+
+#[test]
+fn the_deployed_stream_mapping_is_the_one_ripple_dev_emulates() -> Result<()> {
+    // GIVEN the mapping the code and `ripple dev` assume
+    let m = ripple_common::deploy::FANOUT_MAPPING;
+    // THEN terraform/ deploys exactly it
+    for (variable, expected) in [
+        ("fanout_batch_size", m.batch_size.to_string()),
+        (
+            "fanout_maximum_batching_window_seconds",
+            m.maximum_batching_window_secs.to_string(),
+        ),
+        (
+            "fanout_parallelization_factor",
+            m.parallelization_factor.to_string(),
+        ),
+        (
+            "fanout_bisect_batch_on_function_error",
+            m.bisect_batch_on_function_error.to_string(),
+        ),
+        (
+            "fanout_maximum_retry_attempts",
+            m.maximum_retry_attempts.to_string(),
+        ),
+        (
+            "fanout_maximum_record_age_seconds",
+            m.maximum_record_age_secs.to_string(),
+        ),
+        (
+            "fanout_timeout_seconds",
+            m.function_timeout_secs.to_string(),
+        ),
+    ] {
+        assert_eq!(module_variable_default(variable)?, expected, "{variable}");
+    }
+    Ok(())
 }

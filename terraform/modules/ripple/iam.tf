@@ -85,7 +85,7 @@ resource "aws_iam_role" "fanout" {
 data "aws_iam_policy_document" "fanout" {
   statement {
     sid       = "Table"
-    actions   = ["dynamodb:Query", "dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"]
+    actions   = ["dynamodb:Query", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:ConditionCheckItem", "dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"]
     resources = local.table_resources
   }
 
