@@ -391,3 +391,114 @@ async fn a_joiner_gets_chat_whose_fan_out_read_the_roster_before_it_and_a_leaver
             .any(|e| e["id"] == "m-after")
     );
 }
+
+#[tokio::test]
+async fn a_batch_that_times_out_is_bisected_and_the_poison_record_goes_to_the_failure_folder() {
+    use ripple::dev::mapping::{MappingConfig, run};
+    use ripple::stream::{StartAt, StreamReader, streams_client};
+    use std::sync::{Arc, Mutex};
+    // GIVEN eight messages on the stream, one of which makes the function hang past its timeout
+    let table = TestTable::new().await.unwrap();
+    for i in 0..8 {
+        let text = if i == 5 { "poison" } else { "fine" };
+        let m = ripple_common::items::MessageItem {
+            pk: ripple_common::keys::message_pk("arena"),
+            sk: ripple_common::keys::message_sk(1_000 + i, &format!("m{i}")),
+            kind: ripple_common::items::Kind::Message,
+            channel: "arena".into(),
+            user: "bob".into(),
+            sender: "c-bob".into(),
+            id: format!("m{i}"),
+            text: text.into(),
+            ts: 1_000 + i,
+            expires_at: 4_000_000_000,
+        };
+        table.store.put_message(&m).await.unwrap();
+    }
+    let dir = std::env::temp_dir().join(format!("ripple-on-failure-{}", ripple_common::now_ms()));
+    let config = MappingConfig {
+        shards: 1,
+        poll_interval: Duration::from_millis(50),
+        function_timeout: Duration::from_secs(1),
+        max_retries: Some(1),
+        on_failure_dir: Some(dir.clone()),
+        ..MappingConfig::default()
+    };
+    let done: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen = Arc::clone(&done);
+    let handler = move |event: aws_lambda_events::dynamodb::Event, _deadline| {
+        let seen = Arc::clone(&seen);
+        async move {
+            let texts: Vec<String> = event
+                .records
+                .iter()
+                .filter_map(|r| match r.change.new_image.get("text") {
+                    Some(serde_dynamo::AttributeValue::S(t)) => Some(t.clone()),
+                    _ => None,
+                })
+                .collect();
+            if texts.iter().any(|t| t == "poison") {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+            }
+            seen.lock().unwrap().extend(
+                event
+                    .records
+                    .iter()
+                    .filter_map(|r| r.change.sequence_number.clone()),
+            );
+            Ok(aws_lambda_events::streams::DynamoDbEventResponse::default())
+        }
+    };
+    let arn = table.store.stream_arn().await.unwrap().unwrap();
+    let sdk = ripple_common::config::local_sdk_config();
+    let reader = StreamReader::new(
+        streams_client(&sdk, Some(&table.endpoint)),
+        arn,
+        StartAt::TrimHorizon,
+    );
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mapping = tokio::spawn(run(reader, config, handler, stopped));
+
+    // WHEN the mapping runs until the failure folder has a message
+    let file = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            if let Ok(mut entries) = std::fs::read_dir(&dir)
+                && let Some(Ok(entry)) = entries.next()
+            {
+                return entry.path();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("nothing reached the on-failure folder");
+    let _ = stop.send(true);
+    let _ = mapping.await;
+
+    // THEN the other seven records were processed, and the poison one alone was discarded with
+    // the metadata Lambda sends to SQS
+    assert_eq!(done.lock().unwrap().len(), 7);
+    let message: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let info = &message["DDBStreamBatchInfo"];
+    assert_eq!(info["batchSize"], 1);
+    assert_eq!(info["startSequenceNumber"], info["endSequenceNumber"]);
+    assert!(
+        !done
+            .lock()
+            .unwrap()
+            .contains(&info["startSequenceNumber"].as_str().unwrap().to_owned())
+    );
+    assert!(info["shardId"].as_str().is_some_and(|s| !s.is_empty()));
+    assert!(
+        info["streamArn"]
+            .as_str()
+            .is_some_and(|s| s.contains("/stream/"))
+    );
+    assert_eq!(
+        message["requestContext"]["condition"],
+        "RetryAttemptsExhausted"
+    );
+    // (invoked as part of 8, 4 and 2 records, then alone, then its one retry)
+    assert_eq!(message["requestContext"]["approximateInvokeCount"], 5);
+    let _ = std::fs::remove_dir_all(&dir);
+}
