@@ -140,3 +140,10 @@ pub const LOCAL_STREAM_SHARDS: usize = 4;
 /// How often Lambda polls each shard: "Lambda polls shards in your DynamoDB stream for records
 /// at a base rate of 4 times per second" (Lambda developer guide, "Using Lambda with DynamoDB").
 pub const STREAM_POLL_INTERVAL_MS: u64 = 250;
+
+/// The fanout mapping's filter criteria (`terraform/` deploys them, `ripple dev` applies them):
+/// `INSERT`/`MODIFY` records whose `NewImage.kind` is one of these invoke fanout...
+pub const FANOUT_UPSERT_KINDS: &[&str] = &["connection", "member", "roster", "position", "message"];
+/// ...and `REMOVE` records whose `OldImage.kind` is one of these (a roster entry removed is a
+/// `leave`). Everything else is dropped by Lambda before any invocation.
+pub const FANOUT_REMOVE_KINDS: &[&str] = &["roster"];

@@ -450,6 +450,7 @@ impl Store {
         let items = self.connection_partition(connection_id).await?;
         let mut deleted = Deleted::default();
         let mut requests = Vec::with_capacity(items.len());
+        let mut rosters = Vec::new();
         for attrs in items {
             match attrs.get(keys::SK) {
                 Some(AttributeValue::S(sk)) if sk == keys::CONNECTION_SK => {
@@ -460,7 +461,10 @@ impl Store {
                 Some(AttributeValue::S(sk)) => {
                     if let Some(channel) = sk.strip_prefix(keys::MEMBER_SK_PREFIX) {
                         deleted.channels.push(channel.to_owned());
-                        // Its roster entry goes with it (its REMOVE record is the `leave`).
+                        // Its roster entry goes with it (its REMOVE record is the `leave`), in a
+                        // second batch: once no membership is left, fanout cannot write a roster
+                        // entry any more (`put_roster` checks the membership in a transaction),
+                        // and a batch's deletes run in no given order.
                         let roster = DeleteRequest::builder()
                             .key(
                                 keys::PK,
@@ -472,7 +476,7 @@ impl Store {
                                 op: "BatchWriteItem",
                                 message: e.to_string(),
                             })?;
-                        requests.push(WriteRequest::builder().delete_request(roster).build());
+                        rosters.push(WriteRequest::builder().delete_request(roster).build());
                     }
                 }
                 _ => {}
@@ -490,8 +494,9 @@ impl Store {
                 })?;
             requests.push(WriteRequest::builder().delete_request(delete).build());
         }
-        deleted.items = requests.len();
+        deleted.items = requests.len() + rosters.len();
         self.batch_write(requests).await?;
+        self.batch_write(rosters).await?;
         Ok(deleted)
     }
 

@@ -583,8 +583,16 @@ impl WsClient {
         }
     }
 
-    /// Reads frames until the `snapshot` of `channel` arrives (earlier frames go to `seen`).
+    /// The `snapshot` of `channel`: one already read (in `seen`), or the next to arrive (frames
+    /// read meanwhile go to `seen`). Snapshots of several channels come in any order.
     pub async fn wait_for_snapshot(&mut self, channel: &str) -> anyhow::Result<Value> {
+        if let Some(i) = self
+            .seen
+            .iter()
+            .position(|f| f["type"] == "snapshot" && f["channel"] == channel)
+        {
+            return Ok(self.seen.remove(i));
+        }
         loop {
             let frame = self
                 .next_frame()

@@ -1193,9 +1193,10 @@ fn check_stream_mapping(cfg: &Config, problems: &mut Vec<String>) -> Result<()> 
         .map(|e| to_json(module, e))
         .collect::<Result<Vec<_>>>()
         .with_context(|| format!("{at}: reading filter patterns"))?;
-    let upserts: BTreeSet<String> = ["connection", "member", "position", "message"]
-        .map(String::from)
-        .into();
+    let upserts: BTreeSet<String> = ripple_common::deploy::FANOUT_UPSERT_KINDS
+        .iter()
+        .map(|k| (*k).to_owned())
+        .collect();
     let expected = BTreeMap::from([
         (
             ("INSERT".to_owned(), "NewImage".to_owned()),
@@ -1204,7 +1205,10 @@ fn check_stream_mapping(cfg: &Config, problems: &mut Vec<String>) -> Result<()> 
         (("MODIFY".to_owned(), "NewImage".to_owned()), upserts),
         (
             ("REMOVE".to_owned(), "OldImage".to_owned()),
-            BTreeSet::from(["member".to_owned()]),
+            ripple_common::deploy::FANOUT_REMOVE_KINDS
+                .iter()
+                .map(|k| (*k).to_owned())
+                .collect(),
         ),
     ]);
     let actual = filtered_kinds(&patterns);

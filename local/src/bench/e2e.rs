@@ -60,6 +60,15 @@ pub struct E2eArgs {
     /// Use this DynamoDB (e.g. http://127.0.0.1:8000) instead of starting DynamoDB Local.
     #[arg(long)]
     pub dynamodb_endpoint: Option<String>,
+    /// Stream shards of the local stack (AWS: one per table partition).
+    #[arg(long, default_value_t = ripple_common::deploy::LOCAL_STREAM_SHARDS)]
+    pub shards: usize,
+    /// Concurrent batches per shard (as deployed by terraform/).
+    #[arg(long, default_value_t = ripple_common::deploy::FANOUT_MAPPING.parallelization_factor)]
+    pub parallelization_factor: usize,
+    /// How often each shard is polled, in ms (AWS: 250; lower is kinder than AWS).
+    #[arg(long, value_name = "MS", default_value_t = ripple_common::deploy::STREAM_POLL_INTERVAL_MS)]
+    pub poll_interval: u64,
     /// Print exactly one JSON line (stdout) instead of the report.
     #[arg(long)]
     pub json: bool,
@@ -111,6 +120,12 @@ pub async fn run(args: E2eArgs) -> anyhow::Result<()> {
         // The bench measures the pipeline, not the per-connection publish limit.
         position_rate: ripple_common::config::DEFAULT_POSITION_RATE
             .max((args.hz * 2.0).ceil() as u32),
+        mapping: crate::dev::mapping::MappingConfig {
+            shards: args.shards.max(1),
+            parallelization_factor: args.parallelization_factor.clamp(1, 10),
+            poll_interval: Duration::from_millis(args.poll_interval.max(1)),
+            ..crate::dev::mapping::MappingConfig::default()
+        },
         ..DevOptions::default()
     })
     .await
@@ -265,6 +280,9 @@ async fn drive(args: &E2eArgs, server: &DevServer) -> anyhow::Result<(E2eResults
         hz: args.hz,
         seconds: args.seconds,
         warmup_seconds: args.warmup,
+        shards: args.shards.max(1),
+        parallelization_factor: args.parallelization_factor.clamp(1, 10),
+        poll_interval_ms: args.poll_interval.max(1),
         sent,
         delivered,
         expected,

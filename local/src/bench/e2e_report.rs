@@ -36,6 +36,10 @@ pub struct E2eResults {
     pub hz: f64,
     pub seconds: f64,
     pub warmup_seconds: f64,
+    /// The emulated stream: shards, concurrent batches per shard, poll interval.
+    pub shards: usize,
+    pub parallelization_factor: usize,
+    pub poll_interval_ms: u64,
     /// Measured positions sent.
     pub sent: u64,
     /// Measured updates delivered, summed over receivers.
@@ -69,8 +73,15 @@ pub fn render(r: &E2eResults) -> String {
     let d = &e.dynamodb;
     let l = &e.lambda;
     let mut out = format!(
-        "ripple bench e2e: {} players in {} channel(s) at {} Hz for {} s (after {} s warm-up), ripple dev on loopback\n\n",
-        r.players, r.channels, r.hz, r.seconds, r.warmup_seconds
+        "ripple bench e2e: {} players in {} channel(s) at {} Hz for {} s (after {} s warm-up), ripple dev on loopback\nstream: {} shards, parallelization factor {}, poll every {} ms\n\n",
+        r.players,
+        r.channels,
+        r.hz,
+        r.seconds,
+        r.warmup_seconds,
+        r.shards,
+        r.parallelization_factor,
+        r.poll_interval_ms
     );
     let rows = vec![
         vec![

@@ -22,8 +22,11 @@
 //!   older than `max_record_age`, the batch's metadata (not its records) goes to the on-failure
 //!   destination, a folder of JSON files in the shape Lambda sends to SQS, and the shard moves on.
 //!
+//! - **Filter criteria.** Records that do not pass the deployed filter (`FANOUT_UPSERT_KINDS`,
+//!   `FANOUT_REMOVE_KINDS`) never reach the function ("Lambda event filtering").
+//!
 //! Left out: shard splits and rollover (DynamoDB Local has one shard for the table's life), the
-//! 24 h retention limit, the 2-readers-per-shard limit, tumbling windows, event filtering,
+//! 24 h retention limit, the 2-readers-per-shard limit, tumbling windows,
 //! Lambda's own concurrency limits and scaling delay, the exact retry backoff (here 100 ms doubling
 //! to 3.2 s), SNS destinations.
 
@@ -135,6 +138,17 @@ pub fn route(record: &EventRecord, shards: usize, lanes: usize) -> (usize, usize
     (shard, lane)
 }
 
+/// Whether the deployed filter criteria let the record through to the function.
+pub fn passes_filter(record: &EventRecord) -> bool {
+    use ripple_common::deploy::{FANOUT_REMOVE_KINDS, FANOUT_UPSERT_KINDS};
+    let (image, kinds) = match record.event_name.as_str() {
+        "INSERT" | "MODIFY" => (&record.change.new_image, FANOUT_UPSERT_KINDS),
+        "REMOVE" => (&record.change.old_image, FANOUT_REMOVE_KINDS),
+        _ => return false,
+    };
+    matches!(image.get(ripple_common::keys::KIND), Some(serde_dynamo::AttributeValue::S(k)) if kinds.contains(&k.as_str()))
+}
+
 /// Runs until `shutdown` turns true. `handler` is the function: it gets the batch and its
 /// deadline (Lambda's `context.deadline`), and is cut off at the deadline as a timeout.
 pub async fn run<F, Fut>(
@@ -178,7 +192,7 @@ pub async fn run<F, Fut>(
         }
         match reader.poll_shards(1000).await {
             Ok(records) => {
-                for record in records {
+                for record in records.into_iter().filter(|r| passes_filter(&r.record)) {
                     let (shard, lane) = route(&record.record, shards, lanes);
                     let _ = senders[shard * lanes + lane].send(record);
                 }

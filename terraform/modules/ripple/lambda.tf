@@ -152,7 +152,8 @@ resource "aws_lambda_event_source_mapping" "fanout" {
   }
 
   # Only records fanout acts on invoke it (filters are OR'ed): new or changed connections,
-  # memberships, positions and messages, and removed memberships (leave, disconnect, TTL).
+  # memberships, roster entries, positions and messages, and removed roster entries (leave,
+  # disconnect, TTL). The kinds are common/src/deploy.rs's FANOUT_*_KINDS (a test compares).
   filter_criteria {
     filter {
       pattern = jsonencode({

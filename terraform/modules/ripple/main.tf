@@ -21,8 +21,8 @@ locals {
   ingest_route_keys  = ["join", "leave", "position", "message", "$default"]
 
   # Item kinds (attribute `kind`) the fanout acts on; see the filter criteria in lambda.tf.
-  fanout_upsert_kinds = ["connection", "member", "position", "message"]
-  fanout_remove_kinds = ["member"]
+  fanout_upsert_kinds = ["connection", "member", "roster", "position", "message"]
+  fanout_remove_kinds = ["roster"]
 }
 
 data "aws_ssm_parameter" "jwt_secret" {
