@@ -4,6 +4,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+mod strict;
+
 /// Largest client message API Gateway accepts (bigger closes the socket with 1009).
 pub const MAX_CLIENT_MESSAGE_BYTES: usize = 128 * 1024;
 /// Largest chat message text, in bytes of UTF-8.
@@ -161,7 +163,8 @@ fn number_field(obj: &serde_json::Map<String, Value>, name: &str) -> Result<f64,
         Value::Number(n) => n
             .as_f64()
             .filter(|f| f.is_finite())
-            .ok_or_else(|| Refusal::bad(format!("`{name}` must be a finite number"))),
+            .ok_or_else(|| Refusal::bad(format!("`{name}` must be a finite number")))
+            .and_then(|f| storable_number(name, f)),
         other => Err(Refusal::bad(format!(
             "`{name}` must be a finite number, got {}",
             json_type(other)
@@ -186,6 +189,30 @@ fn channel_field(obj: &serde_json::Map<String, Value>) -> Result<String, Refusal
     Ok(channel)
 }
 
+/// Parses the frame's JSON, refusing a key repeated in one object at any depth
+/// (`{"seq":1,"seq":2}`): JSON parsers disagree on which value wins, so the frame is ambiguous.
+fn parse_json(text: &str) -> Result<Value, Refusal> {
+    strict::parse_unique_keys(text).map_err(|e| match e.classify() {
+        // Data errors come only from the duplicate-key check; the rest are syntax/EOF.
+        serde_json::error::Category::Data => Refusal::bad(format!("ambiguous frame: {e}")),
+        _ => Refusal::bad(format!("frame is not JSON: {e}")),
+    })
+}
+
+/// Refuses a number DynamoDB cannot store (see [`strict::dynamodb_can_store`]). Only `x`, `y`
+/// and `z` need it: `seq` is a u64 (at most 20 digits, always storable) and `data` is stored as
+/// JSON text (`PositionItem::data` is a string attribute), so the numbers inside it never
+/// become DynamoDB numbers.
+fn storable_number(name: &str, f: f64) -> Result<f64, Refusal> {
+    if strict::dynamodb_can_store(f) {
+        Ok(f)
+    } else {
+        Err(Refusal::bad(format!(
+            "`{name}` is {f:e}: DynamoDB stores 0 or magnitudes from 1e-130 to 9.99e125"
+        )))
+    }
+}
+
 /// Parses and validates one client frame (the WebSocket message body).
 pub fn parse_client_frame(body: &[u8]) -> Result<ClientFrame, Refusal> {
     if body.len() > MAX_CLIENT_MESSAGE_BYTES {
@@ -198,8 +225,7 @@ pub fn parse_client_frame(body: &[u8]) -> Result<ClientFrame, Refusal> {
         ));
     }
     let text = std::str::from_utf8(body).map_err(|_| Refusal::bad("frame is not valid UTF-8"))?;
-    let value: Value =
-        serde_json::from_str(text).map_err(|e| Refusal::bad(format!("frame is not JSON: {e}")))?;
+    let value = parse_json(text)?;
     let Value::Object(obj) = value else {
         return Err(Refusal::bad("frame must be a JSON object"));
     };
@@ -502,6 +528,63 @@ mod tests {
             parse_client_frame(long.as_bytes()).unwrap_err().code,
             ErrorCode::TooLarge
         );
+    }
+
+    #[test]
+    fn numbers_dynamodb_cannot_store_are_bad_requests_naming_the_field() {
+        for (frame, field) in [
+            (r#""x":1e300,"y":0"#, "`x`"),
+            (r#""x":0,"y":-1e126"#, "`y`"),
+            (r#""x":1e-200,"y":0"#, "`x`"),
+            (r#""x":0,"y":0,"z":5e-324"#, "`z`"),
+        ] {
+            let body = format!(r#"{{"action":"position","channel":"a",{frame},"seq":1}}"#);
+            let got = parse_client_frame(body.as_bytes()).unwrap_err();
+            assert_eq!(got.code, ErrorCode::BadRequest, "{body}");
+            assert!(got.message.starts_with(field), "{body}: {}", got.message);
+            assert!(got.message.contains("DynamoDB"), "{}", got.message);
+        }
+        // The bounds themselves (parsed to the nearest f64: `float_roundtrip`), 0, and numbers
+        // inside `data` (stored as text) are accepted.
+        let ok = br#"{"action":"position","channel":"a","x":1e125,"y":-1e-130,"z":-0,"seq":1,"data":{"big":1e300,"tiny":1e-300}}"#;
+        let p = match parse_client_frame(ok) {
+            Ok(ClientFrame::Position(p)) => p,
+            other => panic!("refused a storable position: {other:?}"),
+        };
+        assert_eq!((p.x, p.y), (1e125, -1e-130));
+        assert_eq!(p.data.as_deref(), Some(r#"{"big":1e+300,"tiny":1e-300}"#));
+    }
+
+    #[test]
+    fn a_repeated_key_is_a_bad_request_naming_it() {
+        for (body, key) in [
+            (
+                r#"{"action":"position","channel":"a","x":0,"y":0,"seq":1,"seq":2}"#,
+                "`seq`",
+            ),
+            (
+                r#"{"action":"position","channel":"a","x":0,"y":0,"seq":1,"data":{"k":1,"k":2}}"#,
+                "`data.k`",
+            ),
+            (
+                r#"{"action":"join","action":"leave","channel":"a"}"#,
+                "`action`",
+            ),
+            (
+                r#"{"action":"message","channel":"a","channel":"b","text":"hi"}"#,
+                "`channel`",
+            ),
+        ] {
+            let got = parse_client_frame(body.as_bytes()).unwrap_err();
+            assert_eq!(got.code, ErrorCode::BadRequest, "{body}");
+            assert!(
+                got.message.starts_with(&format!(
+                    "ambiguous frame: key {key} appears more than once"
+                )),
+                "{body}: {}",
+                got.message
+            );
+        }
     }
 
     #[test]

@@ -16,7 +16,11 @@ fuzz_target!(|data: &[u8]| {
                     assert!(!text.is_empty() && text.len() <= MAX_TEXT_BYTES)
                 }
                 ClientFrame::Position(p) => {
-                    assert!(p.x.is_finite() && p.y.is_finite() && p.z.is_finite());
+                    // DynamoDB's number range, as the nearest f64s to its bounds: 0, or
+                    // 1e-130 <= |v| < 1e126 (every f64 below that one prints with exponent <= 125).
+                    for v in [p.x, p.y, p.z] {
+                        assert!(v == 0.0 || (1e-130..1e126).contains(&v.abs()), "{v:e}");
+                    }
                     assert!(p.data.is_none_or(|d| d.len() <= MAX_DATA_BYTES));
                 }
                 ClientFrame::Join { .. } | ClientFrame::Leave { .. } => {}

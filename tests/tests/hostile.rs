@@ -76,6 +76,41 @@ fn hostile_frames() -> Vec<(&'static str, String, &'static str)> {
             p(r#""x":1e-400,"seq":1"#),
             "bad_request",
         ),
+        (
+            "x above DynamoDB's range",
+            p(r#""x":1e300,"y":0,"seq":1"#),
+            "bad_request",
+        ),
+        (
+            "y below DynamoDB's range",
+            p(r#""x":0,"y":-1e-200,"seq":1"#),
+            "bad_request",
+        ),
+        (
+            "z just past DynamoDB's largest",
+            p(r#""x":0,"y":0,"z":1e126,"seq":1"#),
+            "bad_request",
+        ),
+        (
+            "seq repeated",
+            p(r#""x":0,"y":0,"seq":1,"seq":2"#),
+            "bad_request",
+        ),
+        (
+            "seq repeated through an escape",
+            p(r#""x":0,"y":0,"seq":1,"s\u0065q":2"#),
+            "bad_request",
+        ),
+        (
+            "key repeated inside data",
+            p(r#""x":0,"y":0,"seq":1,"data":{"k":1,"k":2}"#),
+            "bad_request",
+        ),
+        (
+            "action repeated",
+            r#"{"action":"fly","action":"join","channel":"arena"}"#.into(),
+            "bad_request",
+        ),
         ("x as bool", p(r#""x":true,"y":0,"seq":1"#), "bad_request"),
         ("x as object", p(r#""x":{},"y":0,"seq":1"#), "bad_request"),
         ("x null", p(r#""x":null,"y":0,"seq":1"#), "bad_request"),
@@ -309,6 +344,128 @@ async fn over_a_real_socket_hostile_frames_leave_the_connection_open() {
         .await
         .unwrap();
     assert_eq!(got["text"], "survived");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_extreme_numbers_a_frame_may_carry_are_stored_as_sent() {
+    // GIVEN alice in arena
+    let table = TestTable::new().await.unwrap();
+    let connect = ConnectState {
+        store: table.store.clone(),
+        settings: table.settings.clone(),
+    };
+    let ingest = IngestState::new(table.store.clone(), table.settings.clone());
+    let q = vec![
+        ("user".into(), "alice".into()),
+        ("channel".into(), "arena".into()),
+    ];
+    connect::handle(&connect, connect_event(&ctx("A"), &[], &q, 1).unwrap()).await;
+    // WHEN she sends the largest and smallest magnitudes the protocol accepts (the store writes
+    // them as `f64` Display text: 126 digits, and 130 decimals)
+    let alice_only = ["alice".to_owned()];
+    for (x, y, z, seq) in [
+        ("9.999999999999998e125", "-1e-130", "-0.0", "1"),
+        (
+            "-9.999999999999998e125",
+            "1e-130",
+            "1.7976931348623157e-5",
+            "18446744073709551615",
+        ),
+    ] {
+        let frame = format!(
+            r#"{{"action":"position","channel":"arena","x":{x},"y":{y},"z":{z},"seq":{seq}}}"#
+        );
+        let response = ingest::handle(&ingest, message_event(&ctx("A"), &frame, 2).unwrap()).await;
+        // THEN DynamoDB takes them and they read back unchanged
+        assert_eq!(response.status_code, 200, "{frame}");
+        assert!(response.body.is_none(), "{frame}: {:?}", response.body);
+        let stored = table
+            .store
+            .positions_of("arena", &alice_only)
+            .await
+            .unwrap();
+        let got = stored.first().expect("stored");
+        let want = |s: &str| s.parse::<f64>().unwrap();
+        assert_eq!(
+            (got.x, got.y, got.z),
+            (want(x), want(y), want(z)),
+            "{frame}"
+        );
+        assert_eq!(got.seq.to_string(), seq);
+    }
+}
+
+#[tokio::test]
+async fn over_a_real_socket_unstorable_numbers_and_repeated_keys_write_nothing() {
+    // GIVEN alice and bob in arena on ripple dev
+    let server = start_dev(DevOptions::default()).await.unwrap();
+    let mut alice = WsClient::connect(&format!("{}/?user=alice&channel=arena", server.ws_url()))
+        .await
+        .unwrap();
+    let mut bob = WsClient::connect(&format!("{}/?user=bob&channel=arena", server.ws_url()))
+        .await
+        .unwrap();
+    let p = |rest: &str| format!(r#"{{"action":"position","channel":"arena",{rest}}}"#);
+    // WHEN alice sends positions DynamoDB cannot store, or that repeat a key, each with a `seq`
+    // above the valid one she sends last
+    for (name, frame) in [
+        (
+            "x above DynamoDB's range",
+            p(r#""x":1e300,"y":0,"seq":100"#),
+        ),
+        (
+            "x below DynamoDB's range",
+            p(r#""x":1e-200,"y":0,"seq":101"#),
+        ),
+        ("seq repeated", p(r#""x":1,"y":0,"seq":102,"seq":103"#)),
+        (
+            "key repeated inside data",
+            p(r#""x":1,"y":0,"seq":104,"data":{"k":1,"k":2}"#),
+        ),
+    ] {
+        alice.send(&frame).await.unwrap();
+        let reply = loop {
+            let f = alice
+                .next_frame()
+                .await
+                .unwrap()
+                .unwrap_or_else(|| panic!("{name}: socket closed"));
+            // Skip what fanout sends (the snapshot, bob's join); API Gateway's internal error
+            // has no `type`.
+            if f["type"] != "events" && f["type"] != "snapshot" {
+                break f;
+            }
+        };
+        // THEN each gets an error frame with bad_request (not API Gateway's internal error)
+        assert_eq!(reply["type"], "error", "{name}: {reply}");
+        assert_eq!(reply["code"], "bad_request", "{name}: {reply}");
+    }
+    // AND none was written: alice has no stored position in arena
+    let alice_only = ["alice".to_owned()];
+    let stored = server
+        .store
+        .positions_of("arena", &alice_only)
+        .await
+        .unwrap();
+    assert!(stored.is_empty(), "{stored:?}");
+    // AND the socket still carries a valid position to bob, and it is stored (a refused frame
+    // stored with a higher seq would have made this one stale)
+    alice.send(&p(r#""x":7,"y":8,"seq":1"#)).await.unwrap();
+    let got = bob
+        .wait_for_event(|e| e["type"] == "position")
+        .await
+        .unwrap();
+    assert_eq!(
+        (got["x"].as_f64(), got["seq"].as_u64()),
+        (Some(7.0), Some(1))
+    );
+    let stored = server
+        .store
+        .positions_of("arena", &alice_only)
+        .await
+        .unwrap();
+    assert_eq!(stored.iter().map(|s| s.seq).collect::<Vec<_>>(), [1]);
     server.shutdown().await;
 }
 
