@@ -30,7 +30,11 @@ pub fn router(info: LocalInfo) -> Router {
             CLIENT_JS_PATH,
             get(|| async {
                 (
-                    [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+                    [
+                        (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+                        // pages served from elsewhere may import it as a module
+                        (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+                    ],
                     CLIENT_JS,
                 )
                     .into_response()
