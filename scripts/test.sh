@@ -28,5 +28,8 @@ else
   cargo test --workspace --no-fail-fast
 fi
 
+log "client library (clients/js: tsc, node --test against ripple dev)"
+bash scripts/client-test.sh
+
 log "browser test (headless Chromium on the demo page)"
 bash scripts/browser-test.sh

@@ -163,6 +163,33 @@ pub struct PositionItem {
     pub expires_at: u64,
 }
 
+impl PositionItem {
+    /// `user`'s position `update`, written by connection `sender` at `now` (ms), kept `ttl_secs`.
+    pub fn new(
+        user: &str,
+        sender: &str,
+        update: crate::protocol::PositionUpdate,
+        now: u64,
+        ttl_secs: u64,
+    ) -> Self {
+        Self {
+            pk: keys::position_pk(&update.channel, user),
+            sk: keys::POSITION_SK.to_owned(),
+            kind: Kind::Position,
+            channel: update.channel,
+            user: user.to_owned(),
+            sender: sender.to_owned(),
+            x: update.x,
+            y: update.y,
+            z: update.z,
+            seq: update.seq,
+            data: update.data,
+            ts: now,
+            expires_at: now / 1000 + ttl_secs,
+        }
+    }
+}
+
 /// One chat message: a new item per message, never overwritten.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MessageItem {
@@ -176,6 +203,33 @@ pub struct MessageItem {
     pub text: String,
     pub ts: u64,
     pub expires_at: u64,
+}
+
+impl MessageItem {
+    /// A new message (fresh `id`) from `user` in `channel`, written by connection `sender` at
+    /// `now` (ms), kept `ttl_secs`.
+    pub fn new(
+        channel: String,
+        user: &str,
+        sender: &str,
+        text: String,
+        now: u64,
+        ttl_secs: u64,
+    ) -> Self {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        Self {
+            pk: keys::message_pk(&channel),
+            sk: keys::message_sk(now, &id),
+            kind: Kind::Message,
+            channel,
+            user: user.to_owned(),
+            sender: sender.to_owned(),
+            id,
+            text,
+            ts: now,
+            expires_at: now / 1000 + ttl_secs,
+        }
+    }
 }
 
 /// What a user was in when its last connection closed, kept for the resume window so a

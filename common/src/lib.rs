@@ -7,6 +7,7 @@
 //! | [`keys`] | table, index and attribute names; key builders for every item kind |
 //! | [`items`] | one serde type per DynamoDB item, used with the SDK and to decode stream images |
 //! | [`protocol`] | the wire protocol: client frames (parsed and validated) and server frames |
+//! | [`publish`] | server-side publish: a backend writes a message or position as a reserved sender |
 //! | [`store`] | the DynamoDB store: every read and write the functions make |
 //! | [`connections`] | the `@connections` client: posts, classified outcomes, one client per endpoint |
 //! | [`config`] | configuration read from the environment, failing at start-up with what to set |
@@ -24,6 +25,7 @@ pub mod error;
 pub mod items;
 pub mod keys;
 pub mod protocol;
+pub mod publish;
 pub mod store;
 pub mod telemetry;
 

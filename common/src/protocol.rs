@@ -136,6 +136,29 @@ pub fn validate_user(user: &str) -> Result<(), Refusal> {
     Ok(())
 }
 
+/// The sender name of events a backend publishes ([`crate::publish`]); no client may connect as it.
+pub const SERVER_USER: &str = "server";
+/// Names starting with this are reserved for backends too (`server:matchmaker`, …).
+pub const SERVER_USER_PREFIX: &str = "server:";
+
+/// Whether `user` is reserved for server-side publishing: `server` or `server:…`.
+pub fn is_reserved_user(user: &str) -> bool {
+    user == SERVER_USER || user.starts_with(SERVER_USER_PREFIX)
+}
+
+/// Checks a client's identity (the `user` parameter or a token's `sub`): a valid user id that
+/// is not reserved for server-side publishing.
+pub fn validate_client_user(user: &str) -> Result<(), Refusal> {
+    validate_user(user)?;
+    if is_reserved_user(user) {
+        return Err(Refusal::bad(format!(
+            "user {:?} is reserved for server-side publishing: `{SERVER_USER}` and `{SERVER_USER_PREFIX}…` cannot connect",
+            truncate(user, 80)
+        )));
+    }
+    Ok(())
+}
+
 fn truncate(s: &str, max: usize) -> &str {
     match s.char_indices().nth(max) {
         Some((i, _)) => &s[..i],

@@ -11,7 +11,7 @@ use aws_lambda_events::encodings::Body;
 use ripple_common::auth::{self, AuthError};
 use ripple_common::config::Settings;
 use ripple_common::items::{ConnectionItem, Endpoint, MemberItem, SessionItem};
-use ripple_common::protocol::{Refusal, validate_channel, validate_user};
+use ripple_common::protocol::{Refusal, validate_channel, validate_client_user};
 use ripple_common::store::Store;
 
 pub mod metrics;
@@ -135,7 +135,7 @@ pub fn parse_connect(
             .map(str::to_owned)
             .unwrap_or_else(|| connection_id.to_owned()),
     };
-    validate_user(&user).map_err(ConnectRefusal::BadRequest)?;
+    validate_client_user(&user).map_err(ConnectRefusal::BadRequest)?;
     let mut channels: Vec<String> = Vec::new();
     let listed = req
         .multi_value_query_string_parameters

@@ -16,11 +16,8 @@ use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxy
 use aws_lambda_events::encodings::Body;
 use ripple_common::config::Settings;
 use ripple_common::error::StoreError;
-use ripple_common::items::{Kind, MemberItem, MessageItem, PositionItem};
-use ripple_common::keys;
-use ripple_common::protocol::{
-    ClientFrame, ErrorCode, PositionUpdate, Refusal, parse_client_frame,
-};
+use ripple_common::items::{MemberItem, MessageItem, PositionItem};
+use ripple_common::protocol::{ClientFrame, ErrorCode, Refusal, parse_client_frame};
 use ripple_common::store::Store;
 
 /// What the handler needs, built once per Lambda instance.
@@ -151,7 +148,13 @@ async fn write(
             let Some(member) = store.get_member(connection_id, &update.channel).await? else {
                 return Ok(Some(not_member(&update.channel)));
             };
-            let item = position_item(&member, update, now, state.settings.position_ttl_secs);
+            let item = PositionItem::new(
+                &member.user,
+                &member.connection_id,
+                update,
+                now,
+                state.settings.position_ttl_secs,
+            );
             if !store.put_position(&item).await? {
                 tracing::debug!(connection_id, seq = item.seq, "stale position dropped");
             }
@@ -160,47 +163,19 @@ async fn write(
             let Some(member) = store.get_member(connection_id, &channel).await? else {
                 return Ok(Some(not_member(&channel)));
             };
-            let id = uuid::Uuid::new_v4().simple().to_string();
             store
-                .put_message(&MessageItem {
-                    pk: keys::message_pk(&channel),
-                    sk: keys::message_sk(now, &id),
-                    kind: Kind::Message,
+                .put_message(&MessageItem::new(
                     channel,
-                    user: member.user,
-                    sender: connection_id.to_owned(),
-                    id,
+                    &member.user,
+                    connection_id,
                     text,
-                    ts: now,
-                    expires_at: now / 1000 + state.settings.message_ttl_secs,
-                })
+                    now,
+                    state.settings.message_ttl_secs,
+                ))
                 .await?;
         }
     }
     Ok(None)
-}
-
-fn position_item(
-    member: &MemberItem,
-    update: PositionUpdate,
-    now: u64,
-    ttl_secs: u64,
-) -> PositionItem {
-    PositionItem {
-        pk: keys::position_pk(&update.channel, &member.user),
-        sk: keys::POSITION_SK.to_owned(),
-        kind: Kind::Position,
-        channel: update.channel,
-        user: member.user.clone(),
-        sender: member.connection_id.clone(),
-        x: update.x,
-        y: update.y,
-        z: update.z,
-        seq: update.seq,
-        data: update.data,
-        ts: now,
-        expires_at: now / 1000 + ttl_secs,
-    }
 }
 
 fn response(status: i64, body: Option<String>) -> ApiGatewayProxyResponse {

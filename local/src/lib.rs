@@ -6,10 +6,12 @@
 //! | [`bench`] | `ripple bench fanout` and `ripple bench e2e`: cost and speed, measured |
 //! | [`dev`] | `ripple dev`: gateway, `@connections`, stream trigger, fault injection, metrics |
 //! | [`dynamodb_local`] | installing and starting DynamoDB Local |
+//! | [`publish`] | `ripple publish`: a message or position into a channel as the reserved sender `server` |
 //! | [`stream`] | reading a table's stream as Lambda's event source mapping does, in Lambda's JSON shape |
 
 pub mod apigw;
 pub mod bench;
 pub mod dev;
 pub mod dynamodb_local;
+pub mod publish;
 pub mod stream;

@@ -33,6 +33,10 @@ enum Command {
     /// Run the stale-connection sweep once against a running stack (`ripple dev` sweeps every
     /// minute by itself).
     Sweep(SweepArgs),
+    /// Publish a chat message (`--text`) or a position (`--position x,y[,z]`) into a channel as
+    /// the reserved sender `server`: to the running `ripple dev` by default, or to a deployed
+    /// stack with `--table`.
+    Publish(ripple::publish::PublishArgs),
 }
 
 #[derive(Args)]
@@ -157,6 +161,7 @@ async fn main() -> anyhow::Result<()> {
             ripple_common::telemetry::init_local();
             sweep(args).await
         }
+        Command::Publish(args) => ripple::publish::run(args).await,
     }
 }
 

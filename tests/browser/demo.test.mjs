@@ -14,23 +14,18 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { chromium } from 'playwright-core';
+import { ROOT, startRipple, stopRipple, killGroup } from './ripple-dev.mjs';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const RIPPLE_BIN = process.env.RIPPLE_BIN || path.join(ROOT, 'target', 'debug', 'ripple');
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const SCREENSHOT = path.join(ROOT, 'target', 'browser', 'demo.png');
 const RELOAD_SCREENSHOT = path.join(ROOT, 'target', 'browser', 'demo-reload.png');
 const CHANNEL = 'browser-test';
-const READY_TIMEOUT_MS = 120_000;
 const SEE_TIMEOUT_MS = 30_000;
 const TOLERANCE_PX = 2;
 
@@ -52,90 +47,6 @@ const CHROMIUM_ARGS = [
 ];
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-// ---- ripple dev ---------------------------------------------------------------------------------
-
-/** Starts `ripple dev --port 0` and resolves with { child, base, stderr() } once it is ready. */
-async function startRipple() {
-  if (!existsSync(RIPPLE_BIN)) {
-    throw new Error(`${RIPPLE_BIN} not found: build it first with \`cargo build -p ripple\``);
-  }
-  const args = ['dev', '--port', '0', '--host', '127.0.0.1'];
-  if (process.env.RIPPLE_TEST_DYNAMODB_ENDPOINT) {
-    args.push('--dynamodb-endpoint', process.env.RIPPLE_TEST_DYNAMODB_ENDPOINT,
-      '--table', `demo-${randomBytes(6).toString('hex')}`);
-  }
-  // Its own process group, so that a last-resort SIGKILL also takes DynamoDB Local with it.
-  const child = spawn(RIPPLE_BIN, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-  let out = '', err = '';
-  const MAX = 256 * 1024;
-  child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (d) => { err = (err + d).slice(-MAX); });
-  child.stdout.setEncoding('utf8');
-  const stderr = () => err;
-  const describeFailure = (why) =>
-    `ripple dev (${RIPPLE_BIN} ${args.join(' ')}) ${why}\n` +
-    `--- stdout ---\n${out || '(empty)'}\n--- stderr ---\n${err || '(empty)'}`;
-
-  const base = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => finish(new Error(describeFailure(
-      `printed no ready line within ${READY_TIMEOUT_MS / 1000} s`))), READY_TIMEOUT_MS);
-    const onData = (d) => {
-      out = (out + d).slice(-MAX);
-      const m = out.match(/ripple dev ready: ws:\/\/([^/\s]+)\//);
-      if (m) finish(null, `http://${m[1]}`);
-    };
-    const onExit = (code, signal) =>
-      finish(new Error(describeFailure(`exited before it was ready (code ${code}, signal ${signal})`)));
-    const onError = (e) => finish(new Error(describeFailure(`could not be started: ${e.message}`)));
-    function finish(e, v) {
-      clearTimeout(timer);
-      child.stdout.off('data', onData);
-      child.off('exit', onExit);
-      child.off('error', onError);
-      // keep draining stdout so the child never blocks on a full pipe
-      child.stdout.on('data', (d) => { out = (out + d).slice(-MAX); });
-      if (e) reject(e); else resolve(v);
-    }
-    child.stdout.on('data', onData);
-    child.once('exit', onExit);
-    child.once('error', onError);
-  }).catch(async (e) => { await stopRipple(child); throw e; });
-
-  const host = new URL(base).hostname;
-  if (host !== '127.0.0.1') {
-    await stopRipple(child);
-    throw new Error(`ripple dev listens on ${host}, not 127.0.0.1; refusing to go on`);
-  }
-  return { child, base, stderr };
-}
-
-/** SIGINT, then SIGKILL (to the whole process group) if it has not exited within 5 s. */
-async function stopRipple(child) {
-  if (!child || child.pid === undefined) return;
-  const exited = child.exitCode !== null || child.signalCode !== null
-    ? Promise.resolve()
-    : once(child, 'exit');
-  if (child.exitCode === null && child.signalCode === null) {
-    try { child.kill('SIGINT'); } catch { /* already gone */ }
-  }
-  const inTime = await Promise.race([exited.then(() => true), sleep(5000).then(() => false)]);
-  if (!inTime) {
-    console.error('ripple dev did not exit within 5 s of SIGINT; sending SIGKILL');
-    killGroup(child.pid);
-    await Promise.race([exited, sleep(5000)]);
-  }
-  // Anything of its group still alive (e.g. DynamoDB Local it started) is left over: say so, and end it.
-  try {
-    process.kill(-child.pid, 0);
-    console.error(`processes of ripple dev's group ${child.pid} outlived it; sending them SIGKILL`);
-    killGroup(child.pid);
-  } catch { /* none left */ }
-}
-
-function killGroup(pid) {
-  try { process.kill(-pid, 'SIGKILL'); } catch { /* gone */ }
-}
 
 // ---- page helpers -------------------------------------------------------------------------------
 
@@ -259,11 +170,11 @@ describe('ripple dev /demo in Chromium', () => {
   });
 
   /** Opens the demo as `user` in `channel` in a new page of the browser (sharing its storage). */
-  async function openDemo(user, channel) {
+  async function openDemo(user, channel, extraQuery = '') {
     const page = await context.newPage();
     page.on('pageerror', (e) => pageErrors.push(`${user}@${channel}: ${e.message}`));
     page.on('console', (m) => { if (m.type() === 'error') pageErrors.push(`${user}@${channel} console: ${m.text()}`); });
-    const url = `${ripple.base}/demo?user=${encodeURIComponent(user)}&channel=${encodeURIComponent(channel)}`;
+    const url = `${ripple.base}/demo?user=${encodeURIComponent(user)}&channel=${encodeURIComponent(channel)}${extraQuery}`;
     const res = await page.goto(url);
     assert.equal(res?.status(), 200, `GET ${url}`);
     return page;
@@ -501,6 +412,63 @@ describe('ripple dev /demo in Chromium', () => {
       }
       assert.deepEqual(pageErrors, [], 'no script errors in the pages');
       assert.deepEqual(offLoopback, [], 'no page request left 127.0.0.1');
+    });
+  });
+  // ---- the server drops a socket: the library reconnects, resumes and fetches what was missed --
+
+  describe('drop and resume', () => {
+    const channel = `resume-${randomBytes(4).toString('hex')}`;
+    const p = {};
+
+    before(async () => {
+      p.alice = await openDemo('alice', channel);
+      await waitConnected(p.alice, `alice connected in ${channel}`);
+      // bob waits 3 s before reconnecting, so that alice writes while he is away
+      p.bob = await openDemo('bob', channel, '&retry_ms=3000');
+      await waitConnected(p.bob, `bob connected in ${channel}`);
+      await waitMembers(p.alice, ['alice', 'bob'], "bob in alice's member list");
+    });
+
+    after(async () => {
+      for (const page of Object.values(p)) await page.close().catch(() => {});
+    });
+
+    test('the server drops bob; alice writes meanwhile; his page reconnects and shows it once', async () => {
+      const said = [`before the drop (${randomBytes(3).toString('hex')})`];
+      await p.alice.locator('#chat-input').fill(said[0]);
+      await p.alice.locator('#chat-input').press('Enter');
+      await expectMessagesOnce(p.bob, said, "alice's first message on bob's page");
+      // WHEN the server drops bob's socket
+      const before = await connectionId(p.bob);
+      const res = await fetch(`${ripple.base}/@connections/${encodeURIComponent(before)}`, { method: 'DELETE' });
+      assert.equal(res.status, 204, `DELETE /@connections/${before}`);
+      await waitInPage(p.bob, "bob's page offline", () => document.querySelector('#status')?.dataset.state === 'offline');
+      // AND alice writes while he is away
+      said.push(`while bob was away (${randomBytes(3).toString('hex')})`);
+      await p.alice.locator('#chat-input').fill(said[1]);
+      await p.alice.locator('#chat-input').press('Enter');
+      assert.equal(await p.bob.locator('#status').getAttribute('data-state'), 'offline',
+        'bob was still offline when alice wrote');
+      // THEN bob's page reconnects with a new connection and shows both messages, once each
+      await waitInPage(p.bob, 'bob reconnected with a new connection id', (before) => {
+        const s = document.querySelector('#status');
+        return s.dataset.state === 'connected' && !!s.dataset.connectionId && s.dataset.connectionId !== before;
+      }, before);
+      await expectMessagesOnce(p.bob, said, "both of alice's messages, once each, on bob's page after the reconnect");
+      await waitInPage(p.bob, 'the resume in the log', () =>
+        [...document.querySelectorAll('#log li')].some((l) => l.textContent.includes('reconnected: channels and missed chat resumed')));
+      await waitMembers(p.bob, ['alice', 'bob'], "alice and bob in bob's member list after the reconnect");
+      // AND his position reaches alice again (seq kept increasing)
+      const last = await moveAcross(p.bob, [[100, 100], [150, 120], [171, 133]]);
+      await expectDot(p.alice, 'bob', last, `bob's dot at ${JSON.stringify(last)} after his reconnect`);
+    });
+
+    test('no script errors, no error banners', async () => {
+      for (const [user, page] of Object.entries(p)) {
+        assert.equal(await page.locator('#error.shown').count(), 0,
+          `${user}'s page shows an error: ${JSON.stringify(await pageState(page))}`);
+      }
+      assert.deepEqual(pageErrors, [], 'no script errors in the pages');
     });
   });
 });

@@ -8,6 +8,7 @@ pub mod gateway;
 pub mod mapping;
 pub mod metrics;
 pub mod registry;
+pub mod routes;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -182,7 +183,12 @@ impl DevServer {
 
         let (shutdown, watch_rx) = watch::channel(false);
         let mut tasks = Vec::new();
-        let app = gateway::router(gateway).into_make_service_with_connect_info::<SocketAddr>();
+        let app = gateway::router(gateway)
+            .merge(routes::router(routes::LocalInfo {
+                dynamodb_endpoint: endpoint.clone(),
+                table: opts.table.clone(),
+            }))
+            .into_make_service_with_connect_info::<SocketAddr>();
         let mut server_stop = watch_rx.clone();
         tasks.push(tokio::spawn(async move {
             let served = axum::serve(listener, app)

@@ -1,0 +1,474 @@
+/**
+ * Ripple's JavaScript client: one WebSocket to Ripple (API Gateway on AWS, `ripple dev` locally)
+ * speaking the protocol of `docs/protocol.md`.
+ *
+ * - reconnects with exponential backoff and jitter after an unexpected close, resuming the
+ *   channels it was in and the chat written meanwhile (`resume=1`, `since`);
+ * - keeps the socket alive within API Gateway's 10-minute idle limit;
+ * - emits each chat message once (by `id`) and never a position older than one it emitted
+ *   (by `seq`, per channel and user), whatever order or repetition frames arrive in;
+ * - keeps each channel's presence set (snapshot, `join`, `leave`);
+ * - numbers its own positions (`seq` from a millisecond clock, so it keeps increasing across
+ *   reconnects and reloads).
+ *
+ * No runtime dependency: it uses the global `WebSocket` (browsers, Node 22+), or the one given in
+ * the options (e.g. the `ws` package on Node 20).
+ */
+const ERROR_CODES = ['bad_request', 'unknown_action', 'too_large', 'not_member', 'rate_limited'];
+// ---- guards: what a frame must look like to be used --------------------------------------------
+const CHANNEL_RE = /^[A-Za-z0-9_.:-]{1,64}$/;
+const isObj = (v) => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isStr = (v) => typeof v === 'string';
+const isNum = (v) => typeof v === 'number' && Number.isFinite(v);
+const isSeq = (v) => isNum(v) && Number.isInteger(v) && v >= 0;
+const isChannel = (v) => isStr(v) && CHANNEL_RE.test(v);
+const isUser = (v) => isStr(v) && v.length > 0;
+export function isPositionEvent(v) {
+    return isObj(v) && v.type === 'position' && isChannel(v.channel) && isUser(v.user) &&
+        isNum(v.x) && isNum(v.y) && isNum(v.z) && isSeq(v.seq) && isNum(v.ts) &&
+        (v.data === undefined || isObj(v.data));
+}
+export function isMessageEvent(v) {
+    return isObj(v) && v.type === 'message' && isChannel(v.channel) && isUser(v.user) &&
+        isStr(v.text) && isStr(v.id) && v.id.length > 0 && isNum(v.ts);
+}
+export function isRippleEvent(v) {
+    if (!isObj(v))
+        return false;
+    switch (v.type) {
+        case 'position': return isPositionEvent(v);
+        case 'message': return isMessageEvent(v);
+        case 'join':
+        case 'leave': return isChannel(v.channel) && isUser(v.user);
+        default: return false;
+    }
+}
+/** Whether `v` is a frame the server sends, as `docs/protocol.md` describes it. */
+export function isServerFrame(v) {
+    if (!isObj(v))
+        return false;
+    switch (v.type) {
+        case 'welcome': return isStr(v.connectionId) && v.connectionId.length > 0 && isUser(v.user);
+        case 'snapshot':
+            return isChannel(v.channel) && Array.isArray(v.members) && v.members.every(isUser) &&
+                Array.isArray(v.positions) && v.positions.every(isPositionEvent) &&
+                (v.messages === undefined || (Array.isArray(v.messages) && v.messages.every(isMessageEvent)));
+        case 'events': return Array.isArray(v.events) && v.events.every(isRippleEvent);
+        case 'error': return isStr(v.code) && ERROR_CODES.includes(v.code) && isStr(v.message);
+        default: return false;
+    }
+}
+/** Whether `v` is a frame a client may send, as `docs/protocol.md` describes it. */
+export function isClientFrame(v) {
+    if (!isObj(v) || !isChannel(v.channel))
+        return false;
+    switch (v.action) {
+        case 'join': return v.since === undefined || isSeq(v.since);
+        case 'leave': return true;
+        case 'position':
+            return isNum(v.x) && isNum(v.y) && (v.z === undefined || isNum(v.z)) && isSeq(v.seq) &&
+                (v.data === undefined || isObj(v.data));
+        case 'message': return isStr(v.text) && v.text.length > 0;
+        default: return false;
+    }
+}
+const OPEN = 1;
+/** The frame used to keep the socket alive; the server answers it with an `unknown_action` error, which the client swallows. */
+export const KEEPALIVE_FRAME = '{"action":"ping"}';
+const MAX_SEEN_IDS = 10000;
+const MAX_QUEUED_MESSAGES = 100;
+export class RippleClient {
+    constructor(opts) {
+        this.listeners = new Map();
+        this.channelState = new Map();
+        this.seenIds = new Set();
+        this.lastSeq = new Map();
+        this.ownSeq = new Map();
+        this.positionsByChannel = new Map();
+        this.queued = [];
+        this.ws = null;
+        this.welcome = null;
+        this.waiters = [];
+        this.closed = false;
+        this.everConnected = false;
+        this.attempt = 0;
+        this.retryTimer = null;
+        this.keepaliveTimer = null;
+        this.lastSentAt = 0;
+        this.pendingKeepalives = 0;
+        const WS = opts.WebSocket ?? globalThis.WebSocket;
+        if (!WS)
+            throw new Error('no WebSocket: pass one in the options (e.g. `import WebSocket from "ws"`)');
+        for (const c of opts.channels ?? []) {
+            if (!isChannel(c))
+                throw new Error(`bad channel name ${JSON.stringify(c)}: 1-64 of A-Z a-z 0-9 _ . : -`);
+        }
+        this.opts = opts;
+        this.WS = WS;
+        this.newestTs = opts.since;
+        for (const id of opts.seenMessageIds ?? [])
+            this.rememberId(id);
+        for (const c of opts.channels ?? [])
+            this.channelState.set(c, { members: new Set(), early: [] });
+        this.open();
+    }
+    /** Resolves with the `welcome` of the current connection (or of the next one, while reconnecting). */
+    connected() {
+        if (this.closed)
+            return Promise.reject(new Error('the client is closed'));
+        if (this.welcome && this.ws?.readyState === OPEN)
+            return Promise.resolve(this.welcome);
+        return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
+    }
+    /** Calls `fn` for every event of `type`; returns a function that removes it. */
+    on(type, fn) {
+        let set = this.listeners.get(type);
+        if (!set)
+            this.listeners.set(type, (set = new Set()));
+        set.add(fn);
+        return () => set.delete(fn);
+    }
+    /** The user the server knows this connection as (after `welcome`). */
+    get user() {
+        return this.welcome?.user ?? this.opts.user;
+    }
+    /** The channels this client is in (rejoined after every reconnect). */
+    channels() {
+        return [...this.channelState.keys()];
+    }
+    /** Joins `channel` (a `snapshot` follows); with `since`, the chat after it comes in the snapshot. */
+    join(channel, opts = {}) {
+        if (!isChannel(channel))
+            throw new Error(`bad channel name ${JSON.stringify(channel)}`);
+        if (!this.channelState.has(channel))
+            this.channelState.set(channel, { members: new Set(), early: [] });
+        const frame = { action: 'join', channel };
+        if (opts.since !== undefined)
+            frame.since = opts.since;
+        this.send(frame);
+    }
+    /** Leaves `channel`. */
+    leave(channel) {
+        this.channelState.delete(channel);
+        this.positionsByChannel.delete(channel);
+        this.send({ action: 'leave', channel });
+    }
+    /**
+     * Publishes your position in `channel`, numbered with a `seq` that keeps increasing (a
+     * millisecond clock). Returns the `seq`, or `null` when not connected (positions are not queued:
+     * send the next one).
+     */
+    position(channel, p) {
+        const seq = Math.max(Date.now(), (this.ownSeq.get(channel) ?? 0) + 1);
+        const frame = { action: 'position', channel, x: p.x, y: p.y, seq };
+        if (p.z !== undefined)
+            frame.z = p.z;
+        if (p.data !== undefined)
+            frame.data = p.data;
+        if (!isClientFrame(frame))
+            throw new Error('bad position: x, y, z finite numbers, data an object');
+        if (!this.isOpen())
+            return null;
+        this.ownSeq.set(channel, seq);
+        this.send(frame);
+        return seq;
+    }
+    /** Publishes a chat message; while disconnected it is queued and sent after the reconnect. */
+    message(channel, text) {
+        const frame = { action: 'message', channel, text };
+        if (!isClientFrame(frame))
+            throw new Error('bad message: a channel name and non-empty text');
+        if (this.isOpen())
+            this.send(frame);
+        else if (this.queued.length < MAX_QUEUED_MESSAGES)
+            this.queued.push(frame);
+        else
+            throw new Error(`not connected and ${MAX_QUEUED_MESSAGES} messages already queued`);
+    }
+    /** The users in `channel` (from its snapshot, then `join` and `leave`); you included. */
+    members(channel) {
+        return [...(this.channelState.get(channel)?.members ?? [])];
+    }
+    /** The latest position of each other user in `channel`. */
+    positions(channel) {
+        return new Map(this.positionsByChannel.get(channel) ?? []);
+    }
+    /** Closes the socket for good: no reconnect. */
+    close() {
+        this.closed = true;
+        if (this.retryTimer)
+            clearTimeout(this.retryTimer);
+        this.stopKeepalive();
+        const ws = this.ws;
+        this.ws = null;
+        if (ws) {
+            ws.onclose = null;
+            ws.onmessage = null;
+            try {
+                ws.close(1000, 'client closed');
+            }
+            catch { /* already closing */ }
+        }
+        for (const w of this.waiters.splice(0))
+            w.reject(new Error('the client is closed'));
+    }
+    // ---- internals -------------------------------------------------------------------------------
+    isOpen() {
+        return !!this.ws && this.ws.readyState === OPEN && !!this.welcome;
+    }
+    url() {
+        const u = new URL(this.opts.url);
+        if (this.opts.user !== undefined)
+            u.searchParams.set('user', this.opts.user);
+        if (this.opts.token !== undefined)
+            u.searchParams.set('token', this.opts.token);
+        for (const c of this.channelState.keys())
+            u.searchParams.append('channel', c);
+        if (this.everConnected)
+            u.searchParams.set('resume', '1');
+        if (this.newestTs !== undefined)
+            u.searchParams.set('since', String(this.newestTs));
+        return u.toString();
+    }
+    open() {
+        this.retryTimer = null;
+        if (this.closed)
+            return;
+        for (const state of this.channelState.values())
+            state.early = [];
+        let ws;
+        try {
+            ws = new this.WS(this.url());
+        }
+        catch (e) {
+            this.emit('error', { code: 'socket', message: `cannot open the socket: ${e.message}` });
+            this.scheduleReconnect(1006, String(e));
+            return;
+        }
+        this.ws = ws;
+        ws.onmessage = (m) => { if (ws === this.ws)
+            this.onFrame(m.data); };
+        ws.onerror = () => { };
+        ws.onclose = (e) => {
+            if (ws !== this.ws)
+                return;
+            this.ws = null;
+            this.welcome = null;
+            this.stopKeepalive();
+            this.scheduleReconnect(e.code, e.reason);
+        };
+    }
+    scheduleReconnect(code, reason) {
+        if (this.closed || this.retryTimer)
+            return;
+        const min = this.opts.reconnectMinMs ?? 500;
+        const max = this.opts.reconnectMaxMs ?? 15000;
+        const base = Math.min(max, min * 2 ** Math.min(this.attempt, 16));
+        const delayMs = Math.round(base / 2 + Math.random() * base / 2);
+        this.attempt++;
+        this.emit('reconnecting', { attempt: this.attempt, delayMs, code, reason });
+        this.retryTimer = setTimeout(() => this.open(), delayMs);
+    }
+    send(frame) {
+        if (!this.isOpen() || !this.ws)
+            return;
+        this.ws.send(typeof frame === 'string' ? frame : JSON.stringify(frame));
+        this.lastSentAt = Date.now();
+    }
+    startKeepalive() {
+        this.stopKeepalive();
+        const every = this.opts.keepaliveMs ?? 240000;
+        this.keepaliveTimer = setInterval(() => {
+            if (Date.now() - this.lastSentAt < every / 2)
+                return;
+            this.pendingKeepalives++;
+            this.send(KEEPALIVE_FRAME);
+        }, every / 2);
+        this.keepaliveTimer.unref?.();
+    }
+    stopKeepalive() {
+        if (this.keepaliveTimer)
+            clearInterval(this.keepaliveTimer);
+        this.keepaliveTimer = null;
+        this.pendingKeepalives = 0;
+    }
+    onFrame(data) {
+        let frame;
+        try {
+            frame = JSON.parse(String(data));
+        }
+        catch {
+            this.emit('error', { code: 'bad_frame', message: 'the server sent a frame that is not JSON' });
+            return;
+        }
+        if (!isServerFrame(frame)) {
+            this.emit('error', { code: 'bad_frame', message: `unexpected frame: ${String(data).slice(0, 200)}` });
+            return;
+        }
+        switch (frame.type) {
+            case 'welcome': return this.onWelcome(frame);
+            case 'snapshot': return this.onSnapshot(frame);
+            case 'events':
+                for (const ev of frame.events)
+                    this.onEvent(ev, 'live');
+                return;
+            case 'error':
+                if (frame.code === 'unknown_action' && this.pendingKeepalives > 0) {
+                    this.pendingKeepalives--;
+                    return;
+                }
+                this.emit('error', { code: frame.code, message: frame.message });
+        }
+    }
+    onWelcome(w) {
+        const again = this.everConnected;
+        this.welcome = w;
+        this.everConnected = true;
+        this.attempt = 0;
+        this.lastSentAt = Date.now();
+        this.startKeepalive();
+        this.emit('welcome', w);
+        if (again)
+            this.emit('reconnected', w);
+        for (const frame of this.queued.splice(0))
+            this.send(frame);
+        for (const waiter of this.waiters.splice(0))
+            waiter.resolve(w);
+    }
+    onSnapshot(s) {
+        const state = this.channelState.get(s.channel);
+        if (!state)
+            return; // left since
+        const members = new Set(s.members);
+        if (this.welcome)
+            members.add(this.welcome.user);
+        for (const ev of state.early ?? []) {
+            if (ev.type === 'join')
+                members.add(ev.user);
+            else if (ev.user !== this.welcome?.user)
+                members.delete(ev.user);
+        }
+        state.members = members;
+        state.early = null;
+        // Positions of users no longer there are dropped from the view.
+        const positions = this.positionsByChannel.get(s.channel);
+        if (positions)
+            for (const user of [...positions.keys()])
+                if (!members.has(user))
+                    positions.delete(user);
+        this.emit('snapshot', s);
+        for (const p of s.positions)
+            this.onEvent(p, 'snapshot');
+        const messages = [...(s.messages ?? [])].sort((a, b) => a.ts - b.ts);
+        for (const m of messages)
+            this.onEvent(m, 'snapshot');
+    }
+    onEvent(ev, source) {
+        const state = this.channelState.get(ev.channel);
+        if (!state)
+            return; // not (or no longer) in that channel
+        switch (ev.type) {
+            case 'position': {
+                const key = `${ev.channel}\u0000${ev.user}`;
+                const last = this.lastSeq.get(key);
+                if (last !== undefined && ev.seq <= last)
+                    return; // a repeat or an older one
+                this.lastSeq.set(key, ev.seq);
+                let byUser = this.positionsByChannel.get(ev.channel);
+                if (!byUser)
+                    this.positionsByChannel.set(ev.channel, (byUser = new Map()));
+                byUser.set(ev.user, ev);
+                this.emit('position', ev, source);
+                return;
+            }
+            case 'message':
+                if (this.seenIds.has(ev.id))
+                    return;
+                this.rememberId(ev.id);
+                if (this.newestTs === undefined || ev.ts > this.newestTs)
+                    this.newestTs = ev.ts;
+                this.emit('message', ev, source);
+                return;
+            case 'join':
+                if (state.early)
+                    state.early.push(ev);
+                if (state.members.has(ev.user))
+                    return;
+                state.members.add(ev.user);
+                this.emit('join', ev, source);
+                return;
+            case 'leave':
+                if (state.early)
+                    state.early.push(ev);
+                if (ev.user === this.welcome?.user || !state.members.has(ev.user))
+                    return;
+                state.members.delete(ev.user);
+                this.positionsByChannel.get(ev.channel)?.delete(ev.user);
+                this.emit('leave', ev, source);
+                return;
+        }
+    }
+    rememberId(id) {
+        this.seenIds.add(id);
+        if (this.seenIds.size > MAX_SEEN_IDS) {
+            const oldest = this.seenIds.values().next().value;
+            if (oldest !== undefined)
+                this.seenIds.delete(oldest);
+        }
+    }
+    emit(type, ev, source = 'live') {
+        for (const fn of [...(this.listeners.get(type) ?? [])]) {
+            try {
+                fn(ev, { source });
+            }
+            catch (e) {
+                // A failing listener must not break the client.
+                setTimeout(() => { throw e; });
+            }
+        }
+    }
+}
+/**
+ * Smooths a remote player's positions: feed every update with `push`, draw `at(now)`. It renders
+ * `delayMs` in the past, between the two updates around that time (linear), so movement stays
+ * smooth when updates come in bursts. Times are the server's `ts`, mapped to this clock by the
+ * smallest observed delay.
+ */
+export class Interpolator {
+    constructor(delayMs = 100, maxSamples = 32) {
+        this.delayMs = delayMs;
+        this.maxSamples = maxSamples;
+        this.samples = [];
+        this.offset = null;
+    }
+    /** Adds an update (older or repeated `seq`s are ignored). */
+    push(ev, receivedAt = Date.now()) {
+        const last = this.samples[this.samples.length - 1];
+        if (last && ev.seq <= last.seq)
+            return;
+        const ts = ev.ts ?? receivedAt;
+        const offset = receivedAt - ts;
+        if (this.offset === null || offset < this.offset)
+            this.offset = offset;
+        this.samples.push({ t: Math.max(ts, last?.t ?? ts), seq: ev.seq, p: { x: ev.x, y: ev.y, z: ev.z ?? 0 } });
+        if (this.samples.length > this.maxSamples)
+            this.samples.shift();
+    }
+    /** Where to draw at local time `now`, or `null` before the first update. */
+    at(now = Date.now()) {
+        const s = this.samples;
+        if (s.length === 0)
+            return null;
+        const t = now - (this.offset ?? 0) - this.delayMs;
+        if (t <= s[0].t)
+            return { ...s[0].p };
+        for (let i = 1; i < s.length; i++) {
+            if (t <= s[i].t) {
+                const a = s[i - 1], b = s[i];
+                const k = b.t === a.t ? 1 : (t - a.t) / (b.t - a.t);
+                return { x: a.p.x + (b.p.x - a.p.x) * k, y: a.p.y + (b.p.y - a.p.y) * k, z: a.p.z + (b.p.z - a.p.z) * k };
+            }
+        }
+        return { ...s[s.length - 1].p };
+    }
+}
