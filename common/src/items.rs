@@ -17,6 +17,7 @@ pub enum Kind {
     Position,
     Message,
     Session,
+    SweepCursor,
 }
 
 /// A WebSocket connection, written at `$connect`, deleted at `$disconnect` or on 410.
@@ -189,6 +190,43 @@ impl SessionItem {
     }
 }
 
+/// Where the paced sweep stopped (`fanout/src/sweep.rs`): one item, rewritten after each run.
+/// Within a cycle the sweep reads the index shards in order, each oldest first; `after` is the
+/// index sort key of the last connection it examined in `shard`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SweepCursorItem {
+    pub pk: String,
+    pub sk: String,
+    pub kind: Kind,
+    /// The index shard to resume in.
+    pub shard: u32,
+    /// The `gsi1sk` of the last connection examined in `shard` (None: from its start).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+    /// Cycles finished so far.
+    pub cycles: u64,
+    /// When the current cycle started, ms since the epoch.
+    pub cycle_started_at: u64,
+    /// When the cursor was saved, ms since the epoch.
+    pub updated_at: u64,
+}
+
+impl SweepCursorItem {
+    /// The start of a cycle.
+    pub fn start(cycles: u64, now_ms: u64) -> Self {
+        Self {
+            pk: keys::SWEEP_CURSOR_PK.to_owned(),
+            sk: keys::SWEEP_CURSOR_PK.to_owned(),
+            kind: Kind::SweepCursor,
+            shard: 0,
+            after: None,
+            cycles,
+            cycle_started_at: now_ms,
+            updated_at: now_ms,
+        }
+    }
+}
+
 /// Where to reach a connection: the API Gateway domain and stage it connected through.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Endpoint {
@@ -225,6 +263,7 @@ pub enum Item {
     Position(PositionItem),
     Message(MessageItem),
     Session(SessionItem),
+    SweepCursor(SweepCursorItem),
 }
 
 /// Why an image could not be decoded.
@@ -254,6 +293,7 @@ impl Item {
             "position" => Kind::Position,
             "message" => Kind::Message,
             "session" => Kind::Session,
+            "sweep_cursor" => Kind::SweepCursor,
             _ => return Err(DecodeError::UnknownKind(kind)),
         };
         fn decode<T: DeserializeOwned>(
@@ -268,6 +308,7 @@ impl Item {
             Kind::Position => Item::Position(decode(kind, image)?),
             Kind::Message => Item::Message(decode(kind, image)?),
             Kind::Session => Item::Session(decode(kind, image)?),
+            Kind::SweepCursor => Item::SweepCursor(decode(kind, image)?),
         })
     }
 }

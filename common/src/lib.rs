@@ -13,7 +13,8 @@
 //! | [`deploy`] | what each function needs from its deployment (env vars, IAM actions) |
 //! | [`error`] | the error types |
 //! | [`telemetry`] | tracing set-up shared by the binaries |
-//! | [`emf`] | CloudWatch Embedded Metric Format lines: the metrics each function prints |
+//! | [`emf`] | CloudWatch Embedded Metric Format lines: the metrics each function prints, summed per instance |
+//! | [`warm`] | cold starts: opening DynamoDB and `@connections` during Lambda's init |
 
 pub mod auth;
 pub mod config;
@@ -25,6 +26,7 @@ pub mod items;
 pub mod keys;
 pub mod protocol;
 pub mod store;
+pub mod warm;
 pub mod telemetry;
 
 /// Milliseconds since the Unix epoch, the clock every item's timestamps use.

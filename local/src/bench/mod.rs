@@ -20,6 +20,7 @@
 //! | [`calibrate`] | measuring the ingest and fanout handlers' time per invocation, for the Lambda cost |
 //! | [`estimate`] | `bench e2e`'s DynamoDB, Lambda and cost estimate from the counters |
 //! | [`cost`] | the price list and the bill |
+//! | [`logs`] | what the functions would print to CloudWatch Logs in a `bench e2e` run |
 //! | [`units`] | billing units: 32 KB messages, DynamoDB capacity units, item sizes |
 //! | [`latency`] | the latency histogram and its percentiles |
 //! | [`svg`] | the latency histogram as a hand-written SVG |
@@ -34,6 +35,7 @@ pub mod estimate;
 pub mod fanout;
 pub mod latency;
 pub mod layout;
+pub mod logs;
 pub mod players;
 pub mod report;
 pub mod rss;
