@@ -440,12 +440,8 @@ impl Window {
 
     /// The window's lines: the sums under `Function`, then one line per breakdown value.
     fn lines(&self) -> Vec<Value> {
-        let directive = |dimensions: Value, names: Vec<Value>| {
-            json!({"Namespace": NAMESPACE, "Dimensions": [dimensions], "Metrics": names})
-        };
-        let envelope = |directive: Value| {
-            json!({"Timestamp": self.opened_ms, "CloudWatchMetrics": [directive]})
-        };
+        let directive = |dimensions: Value, names: Vec<Value>| json!({"Namespace": NAMESPACE, "Dimensions": [dimensions], "Metrics": names});
+        let envelope = |directive: Value| json!({"Timestamp": self.opened_ms, "CloudWatchMetrics": [directive]});
         let mut main = Map::new();
         main.insert(FUNCTION_DIMENSION.to_owned(), json!(self.function));
         let mut names = Vec::new();
@@ -604,11 +600,7 @@ impl<W: Write> Aggregator<W> {
             }
         }
         state.printed.bytes += bytes.len() as u64;
-        if let Err(err) = state
-            .out
-            .write_all(&bytes)
-            .and_then(|()| state.out.flush())
-        {
+        if let Err(err) = state.out.write_all(&bytes).and_then(|()| state.out.flush()) {
             tracing::warn!(error = %err, "could not write the metrics lines");
         }
     }
@@ -714,7 +706,14 @@ mod tests {
         agg.record(&accepted(1000), false);
         agg.record(&refused(1001, "not_member"), false);
         agg.record(&refused(1002, "bad_request"), false);
-        assert_eq!(agg.printed(), Printed { lines: 0, bytes: 0, events: 3 });
+        assert_eq!(
+            agg.printed(),
+            Printed {
+                lines: 0,
+                bytes: 0,
+                events: 3
+            }
+        );
         // AND the 4th fills the window
         agg.record(&refused(1003, "not_member"), false);
         let printed = agg.printed();
@@ -724,9 +723,15 @@ mod tests {
         assert_eq!(printed.lines, 3);
         assert_eq!(printed.bytes, out.len() as u64);
         assert_eq!(lines[0]["_aws"]["Timestamp"], 1000);
-        assert_eq!((&lines[0]["Accepted"], &lines[0]["Refused"]), (&json!(1), &json!(3)));
+        assert_eq!(
+            (&lines[0]["Accepted"], &lines[0]["Refused"]),
+            (&json!(1), &json!(3))
+        );
         assert!(lines[0].get("Code").is_none());
-        assert_eq!(lines[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"], json!([["Function"]]));
+        assert_eq!(
+            lines[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["Function"]])
+        );
         // AND each code's refusals in a line of their own, under Function and Code
         let by_code: Vec<(&str, u64)> = lines[1..]
             .iter()
@@ -778,9 +783,15 @@ mod tests {
     fn an_urgent_event_prints_at_once() {
         let agg = Aggregator::new(Vec::new(), FlushPolicy::default());
         agg.record(&accepted(5), false);
-        agg.record(&MetricLine::new("ripple-ingest", 6).count(ingest::FAILED, 1), true);
+        agg.record(
+            &MetricLine::new("ripple-ingest", 6).count(ingest::FAILED, 1),
+            true,
+        );
         let lines = printed_lines(&agg.into_inner());
         assert_eq!(lines.len(), 1);
-        assert_eq!((&lines[0]["Accepted"], &lines[0]["Failed"]), (&json!(1), &json!(1)));
+        assert_eq!(
+            (&lines[0]["Accepted"], &lines[0]["Failed"]),
+            (&json!(1), &json!(1))
+        );
     }
 }

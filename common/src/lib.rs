@@ -26,8 +26,8 @@ pub mod items;
 pub mod keys;
 pub mod protocol;
 pub mod store;
-pub mod warm;
 pub mod telemetry;
+pub mod warm;
 
 /// Milliseconds since the Unix epoch, the clock every item's timestamps use.
 pub fn now_ms() -> u64 {

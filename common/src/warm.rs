@@ -81,8 +81,7 @@ pub async fn connections(store: &Store, connections: &Connections) -> bool {
         match page {
             Ok(page) => {
                 found = page.items().first().and_then(|item| {
-                    serde_dynamo::aws_sdk_dynamodb_1::from_item::<ConnectionItem>(item.clone())
-                        .ok()
+                    serde_dynamo::aws_sdk_dynamodb_1::from_item::<ConnectionItem>(item.clone()).ok()
                 });
                 if found.is_some() {
                     break;

@@ -52,7 +52,10 @@ pub async fn handle_with_metrics(
 async fn handle_measured(
     state: &ConnectState,
     req: ApiGatewayWebsocketProxyRequest,
-) -> (ApiGatewayProxyResponse, Option<ripple_common::emf::MetricLine>) {
+) -> (
+    ApiGatewayProxyResponse,
+    Option<ripple_common::emf::MetricLine>,
+) {
     let ctx = &req.request_context;
     let Some(connection_id) = ctx.connection_id.clone() else {
         return (

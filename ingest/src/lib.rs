@@ -80,7 +80,11 @@ pub async fn handle_with_metrics(
 async fn handle_measured(
     state: &IngestState,
     req: ApiGatewayWebsocketProxyRequest,
-) -> (ApiGatewayProxyResponse, ripple_common::emf::MetricLine, bool) {
+) -> (
+    ApiGatewayProxyResponse,
+    ripple_common::emf::MetricLine,
+    bool,
+) {
     let connection_id = req
         .request_context
         .connection_id

@@ -23,8 +23,7 @@ async fn main() -> Result<(), Error> {
             let state = Arc::clone(&state);
             let metrics = Arc::clone(&metrics);
             async move {
-                let response =
-                    ingest::handle_with_metrics(&state, event.payload, &metrics).await;
+                let response = ingest::handle_with_metrics(&state, event.payload, &metrics).await;
                 Ok::<_, Error>(response)
             }
         },

@@ -50,7 +50,10 @@ impl Emf {
     fn is_total(&self) -> bool {
         self.0["_aws"]["CloudWatchMetrics"]
             .as_array()
-            .is_some_and(|d| d.iter().all(|d| d["Dimensions"][0].as_array().map(Vec::len) == Some(1)))
+            .is_some_and(|d| {
+                d.iter()
+                    .all(|d| d["Dimensions"][0].as_array().map(Vec::len) == Some(1))
+            })
     }
 
     fn dimension(&self, name: &str) -> Option<&str> {
@@ -386,7 +389,12 @@ async fn ingest_sums_its_frames_accepted_or_refused_under_the_code_the_sender_go
         codes.keys().map(String::as_str).collect::<Vec<_>>(),
         ["bad_request", "not_member", "unknown_action"]
     );
-    assert!(lines.iter().filter(|l| l.is_total()).all(|l| l.dimension("Code").is_none()));
+    assert!(
+        lines
+            .iter()
+            .filter(|l| l.is_total())
+            .all(|l| l.dimension("Code").is_none())
+    );
 }
 
 #[tokio::test]
@@ -425,7 +433,11 @@ async fn connect_counts_connects_rejections_by_status_and_disconnects() {
     // THEN the lines count one connect, two rejections (400 and 401), one disconnect
     assert_eq!(statuses, [200, 400, 401, 200]);
     let lines = emf_lines(&metrics.into_inner(), "connect");
-    assert_eq!(lines.len(), 1 + 2, "the sums, and one line per rejected status");
+    assert_eq!(
+        lines.len(),
+        1 + 2,
+        "the sums, and one line per rejected status"
+    );
     assert_eq!(total(&lines, "Connects"), 1.0);
     assert_eq!(total(&lines, "RejectedConnects"), 2.0);
     assert_eq!(total(&lines, "Disconnects"), 1.0);

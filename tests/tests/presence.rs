@@ -303,7 +303,11 @@ async fn the_sweep_deletes_dead_connections_keeps_live_ones_and_announces_leave(
 
 /// `n` live connections in arena, connected 20 minutes ago (old enough to be checked), and one
 /// fresh (2 minutes) that no sweep examines; the live ones answer `GET @connections` with 200.
-async fn live_connections(table: &TestTable, server: &RecordingConnections, n: usize) -> Vec<String> {
+async fn live_connections(
+    table: &TestTable,
+    server: &RecordingConnections,
+    n: usize,
+) -> Vec<String> {
     let now = ripple_common::now_ms();
     let endpoint = Endpoint {
         domain: "127.0.0.1:1".into(),
@@ -372,9 +376,16 @@ async fn a_budgeted_sweep_stops_saves_its_cursor_and_the_next_runs_check_everyon
     // THEN each run checked at most 3, and together they checked every old connection exactly once
     let examined: Vec<usize> = runs.iter().map(|r| r.examined).collect();
     assert_eq!(examined, [3, 3, 3, 1], "{runs:?}");
-    assert!(runs.iter().all(|r| r.alive == r.examined && r.deleted == 0 && !r.cursor_failed));
+    assert!(
+        runs.iter()
+            .all(|r| r.alive == r.examined && r.deleted == 0 && !r.cursor_failed)
+    );
     let per_id = checks_per_id(&server);
-    assert_eq!(per_id.keys().cloned().collect::<Vec<_>>(), ids, "fresh is never checked");
+    assert_eq!(
+        per_id.keys().cloned().collect::<Vec<_>>(),
+        ids,
+        "fresh is never checked"
+    );
     assert!(per_id.values().all(|n| *n == 1), "{per_id:?}");
     // AND the cursor is back at the start, one cycle done
     let cursor = table.store.sweep_cursor().await.unwrap().unwrap();
@@ -401,7 +412,13 @@ async fn a_sweep_at_its_deadline_checks_nobody_keeps_its_cursor_and_the_next_run
 
     // WHEN a run starts with its deadline already inside the reserve (a tiny time budget)
     let deadline = tokio::time::Instant::now() + Duration::from_millis(1);
-    let late = sweep_until(&state, &budgeted(None), ripple_common::now_ms(), Some(deadline)).await;
+    let late = sweep_until(
+        &state,
+        &budgeted(None),
+        ripple_common::now_ms(),
+        Some(deadline),
+    )
+    .await;
 
     // THEN it checks nobody and leaves the cursor where it was
     assert_eq!((late.examined, late.stopped_early), (0, true), "{late:?}");

@@ -73,7 +73,9 @@ fn instances(run: &RunShape, f: Invocations) -> u64 {
     if f.count == 0 || run.seconds <= 0.0 {
         return 0;
     }
-    ((f.count as f64 / run.seconds) * f.ms / 1000.0).ceil().max(1.0) as u64
+    ((f.count as f64 / run.seconds) * f.ms / 1000.0)
+        .ceil()
+        .max(1.0) as u64
 }
 
 /// Bytes and lines of the windows a function's aggregators print for `f`, each event's line
@@ -152,7 +154,10 @@ mod tests {
                 count: frames,
                 ms: 3.0,
             },
-            connect: Invocations { count: 100, ms: 3.0 },
+            connect: Invocations {
+                count: 100,
+                ms: 3.0,
+            },
             fanout: Invocations {
                 count: frames / 10,
                 ms: 8.0,
@@ -164,18 +169,19 @@ mod tests {
     }
 
     #[test]
-    fn metrics_lines_grow_with_time_not_with_invocations() {
-        // GIVEN 20 s of 500 frames/s, then ten times the frames in the same 20 s
-        let base = estimate(&run(20.0, 10_000));
-        let busy = estimate(&run(20.0, 100_000));
-        // THEN the platform lines grow tenfold, the metrics lines far less (one window a second
-        // per instance, or per 100 invocations)
-        assert_eq!(busy.platform, 10 * base.platform);
-        assert!(busy.metrics < 5 * base.metrics, "{base:?} {busy:?}");
-        // AND ingest's 10,000 frames print 100 windows (20 s, 1 instance, 100 per window), not
-        // 10,000 lines
-        assert!(base.metrics_lines < 300, "{base:?}");
-        assert_eq!(base.total, base.platform + base.metrics + base.application);
+    fn metrics_print_a_window_per_second_per_instance_or_per_100_invocations() {
+        // GIVEN 20 s of 500 frames/s (10,000 ingest invocations on 2 instances), 1,000 fanout
+        // batches (1 instance) and 100 connects
+        let e = estimate(&run(20.0, 10_000));
+        // THEN ingest prints 100 windows (100 frames each), fanout 20 (one a second), connect 20:
+        // 140 lines where one per invocation would be 11,100
+        assert_eq!(e.metrics_lines, 100 + 20 + 20, "{e:?}");
+        // AND the platform lines are one set per invocation
+        assert_eq!(e.platform, 11_100 * PLATFORM_LINES.len() as u64);
+        assert_eq!(e.total, e.platform + e.metrics + e.application);
+        // AND a quiet run (10 frames/s) prints one ingest window a second, not one per frame
+        let quiet = estimate(&run(20.0, 200));
+        assert_eq!(quiet.metrics_lines, 20 + 20 + 20, "{quiet:?}");
     }
 
     #[test]
