@@ -228,3 +228,36 @@ impl SweepReport {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use aws_lambda_events::dynamodb::EventRecord;
+    use serde_json::json;
+
+    use super::*;
+    use crate::changes::{Skip, change_of};
+
+    #[test]
+    fn saving_the_cursor_is_a_stream_record_fanout_passes_over_not_a_malformed_one() {
+        // GIVEN the stream record of a cursor write, as DynamoDB Streams delivers it
+        let cursor = SweepCursorItem::start(3, 1_795_000_000_000);
+        let image: serde_dynamo::Item = serde_dynamo::to_item(&cursor).unwrap();
+        let record: EventRecord = serde_json::from_value(json!({
+            "eventID": "1", "eventName": "MODIFY", "eventVersion": "1.1",
+            "eventSource": "aws:dynamodb", "awsRegion": "us-east-1",
+            "dynamodb": {"ApproximateCreationDateTime": 1_795_000_000,
+                "Keys": {"pk": {"S": "sweep#cursor"}, "sk": {"S": "sweep#cursor"}},
+                "NewImage": serde_json::to_value(&image).unwrap(),
+                "SequenceNumber": "1", "SizeBytes": 80, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+            "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/s"
+        }))
+        .unwrap();
+        // WHEN fanout reads it THEN it is ignored (no MalformedRecords, nobody hears of it)
+        assert!(matches!(change_of(0, &record), Err(Skip::Ignored)));
+        // AND the item decodes back as a cursor
+        let decoded = ripple_common::items::Item::from_image(image).unwrap();
+        assert_eq!(decoded, ripple_common::items::Item::SweepCursor(cursor));
+    }
+}
