@@ -127,8 +127,8 @@ pub fn bill(usage: &Usage, prices: &Prices) -> Vec<CostLine> {
         },
         CostLine {
             item: "CloudWatch Logs ingestion",
-            quantity: usage.log_bytes as f64 / 1e9,
-            unit: "GB",
+            quantity: usage.log_bytes as f64 / 1e6,
+            unit: "MB",
             usd: usage.log_bytes as f64 / 1e9 * prices.logs_per_gb_ingested,
         },
     ]
