@@ -1,4 +1,4 @@
-//! Presence, late-join snapshot, session resume and the stale-connection sweep, against
+//! Presence, late-join snapshot, session resume, the stale-connection sweep and the init warm-up, against
 //! `ripple dev` (real WebSockets, DynamoDB Local with its TTL and stream) and recorded records.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic: a panic is a failed test
@@ -432,6 +432,36 @@ async fn a_sweep_at_its_deadline_checks_nobody_keeps_its_cursor_and_the_next_run
     let per_id = checks_per_id(&server);
     assert_eq!(per_id.keys().cloned().collect::<Vec<_>>(), ids);
     assert!(per_id.values().all(|n| *n == 1), "{per_id:?}");
+}
+
+#[tokio::test]
+async fn the_init_warm_up_opens_dynamodb_and_connections_and_survives_a_dead_endpoint() {
+    // GIVEN a table with one old live connection, and a store pointed at nothing
+    let table = TestTable::new().await.unwrap();
+    let server = RecordingConnections::start().await.unwrap();
+    let ids = live_connections(&table, &server, 1).await;
+    let dead = ripple_common::store::Store::new(
+        ripple_common::config::dynamodb_client(
+            &ripple_common::config::local_sdk_config(),
+            Some("http://127.0.0.1:9"),
+        ),
+        "nowhere".to_owned(),
+    );
+
+    // WHEN each function's warm-up runs, as their main.rs do before serving
+    use ripple_common::warm::{Probe, connections, dynamodb};
+    // THEN the reads of a missing key succeed against DynamoDB Local
+    assert!(dynamodb(&table.store, Probe::GetItem).await);
+    assert!(dynamodb(&table.store, Probe::Query).await);
+    // AND fanout's asks @connections about a connection it found in the sweep index
+    assert!(connections(&table.store, &server.client()).await);
+    assert_eq!(server.checked().len(), 1);
+    assert!(ids.contains(&server.checked()[0]) || server.checked()[0] == "fresh");
+    // AND against a dead endpoint they report failure instead of stopping the function
+    assert!(!dynamodb(&dead, Probe::GetItem).await);
+    assert!(!connections(&dead, &server.client()).await);
+    // AND nothing was written
+    assert_eq!(table.item_count().await.unwrap(), 2);
 }
 
 #[tokio::test]
