@@ -1,5 +1,6 @@
-//! Presence, late-join snapshot, session resume, the stale-connection sweep and the init warm-up, against
-//! `ripple dev` (real WebSockets, DynamoDB Local with its TTL and stream) and recorded records.
+//! Presence, late-join snapshot, session resume, the stale-connection sweep and the init warm-up,
+//! against `ripple dev` (real WebSockets, DynamoDB Local with its TTL and stream) and recorded
+//! records.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic: a panic is a failed test
 
