@@ -20,6 +20,7 @@ pub enum Kind {
     /// A channel's member as fanout reads it: one item per (channel, connection) in the
     /// channel's own partition, written once the connection has its `welcome`.
     Roster,
+    SweepCursor,
 }
 
 /// A WebSocket connection, written at `$connect`, deleted at `$disconnect` or on 410.
@@ -260,6 +261,43 @@ impl SessionItem {
     }
 }
 
+/// Where the paced sweep stopped (`fanout/src/sweep.rs`): one item, rewritten after each run.
+/// Within a cycle the sweep reads the index shards in order, each oldest first; `after` is the
+/// index sort key of the last connection it examined in `shard`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SweepCursorItem {
+    pub pk: String,
+    pub sk: String,
+    pub kind: Kind,
+    /// The index shard to resume in.
+    pub shard: u32,
+    /// The `gsi1sk` of the last connection examined in `shard` (None: from its start).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+    /// Cycles finished so far.
+    pub cycles: u64,
+    /// When the current cycle started, ms since the epoch.
+    pub cycle_started_at: u64,
+    /// When the cursor was saved, ms since the epoch.
+    pub updated_at: u64,
+}
+
+impl SweepCursorItem {
+    /// The start of a cycle.
+    pub fn start(cycles: u64, now_ms: u64) -> Self {
+        Self {
+            pk: keys::SWEEP_CURSOR_PK.to_owned(),
+            sk: keys::SWEEP_CURSOR_PK.to_owned(),
+            kind: Kind::SweepCursor,
+            shard: 0,
+            after: None,
+            cycles,
+            cycle_started_at: now_ms,
+            updated_at: now_ms,
+        }
+    }
+}
+
 /// Where to reach a connection: the API Gateway domain and stage it connected through.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Endpoint {
@@ -297,6 +335,7 @@ pub enum Item {
     Message(MessageItem),
     Session(SessionItem),
     Roster(MemberItem),
+    SweepCursor(SweepCursorItem),
 }
 
 /// Why an image could not be decoded.
@@ -327,6 +366,7 @@ impl Item {
             "message" => Kind::Message,
             "session" => Kind::Session,
             "roster" => Kind::Roster,
+            "sweep_cursor" => Kind::SweepCursor,
             _ => return Err(DecodeError::UnknownKind(kind)),
         };
         fn decode<T: DeserializeOwned>(
@@ -342,6 +382,7 @@ impl Item {
             Kind::Message => Item::Message(decode(kind, image)?),
             Kind::Session => Item::Session(decode(kind, image)?),
             Kind::Roster => Item::Roster(decode(kind, image)?),
+            Kind::SweepCursor => Item::SweepCursor(decode(kind, image)?),
         })
     }
 }

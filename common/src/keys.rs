@@ -8,6 +8,7 @@
 //! | position | `pos#{channel}#{user}` | `pos` | |
 //! | message | `msg#{channel}` | `{ts:013}#{id}` | |
 //! | session | `sess#{user}` | `sess` | |
+//! | sweep cursor | `sweep#cursor` | `sweep#cursor` | |
 //!
 //! Connection items are also in the index, under `gsi1pk = conns#{shard}` (16 shards by a hash
 //! of the id) and `gsi1sk = {connected_at:013}#{id}`: the sweep pages them oldest first with 16
@@ -54,6 +55,8 @@ pub const MEMBER_SK_PREFIX: &str = "chan#";
 
 /// Sort key of a session item.
 pub const SESSION_SK: &str = "sess";
+/// Partition and sort key of the sweep's cursor (one item).
+pub const SWEEP_CURSOR_PK: &str = "sweep#cursor";
 /// Shards of the sweep index.
 pub const SWEEP_SHARDS: u32 = 16;
 

@@ -14,7 +14,8 @@
 //! | [`deploy`] | what each function needs from its deployment (env vars, IAM actions) |
 //! | [`error`] | the error types |
 //! | [`telemetry`] | tracing set-up shared by the binaries |
-//! | [`emf`] | CloudWatch Embedded Metric Format lines: the metrics each function prints |
+//! | [`emf`] | CloudWatch Embedded Metric Format lines: the metrics each function prints, summed per instance |
+//! | [`warm`] | cold starts: opening DynamoDB and `@connections` during Lambda's init |
 
 pub mod auth;
 pub mod config;
@@ -28,6 +29,7 @@ pub mod protocol;
 pub mod publish;
 pub mod store;
 pub mod telemetry;
+pub mod warm;
 
 /// Milliseconds since the Unix epoch, the clock every item's timestamps use.
 pub fn now_ms() -> u64 {

@@ -15,7 +15,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::StoreError;
-use crate::items::{ConnectionItem, MemberItem, MessageItem, PositionItem, SessionItem};
+use crate::items::{
+    ConnectionItem, MemberItem, MessageItem, PositionItem, SessionItem, SweepCursorItem,
+};
 use crate::keys;
 
 type Attrs = HashMap<String, AttributeValue>;
@@ -608,34 +610,74 @@ impl Store {
             .transpose()
     }
 
-    /// Connections of one sweep shard that connected before `before_ms`, oldest first
-    /// (paginated Query on the index).
-    pub async fn connections_before(
+    /// Up to `limit` connections of one sweep shard that connected before `before_ms`, oldest
+    /// first, from the one whose index sort key is `after` (excluded) on: one Query page.
+    pub async fn connections_page(
         &self,
         shard: u32,
+        after: Option<&str>,
         before_ms: u64,
+        limit: i32,
     ) -> Result<Vec<ConnectionItem>, StoreError> {
-        let mut pages = self
+        // BETWEEN is inclusive: ask for one more and drop `after` itself. Sort keys start with a
+        // 13-digit timestamp, so "0" is below all of them and "{before_ms:013}" above every
+        // connection made before `before_ms`.
+        let from = after.unwrap_or("0");
+        let out = self
             .client
             .query()
             .table_name(&self.table)
             .index_name(keys::MEMBERS_INDEX)
-            .key_condition_expression("#pk = :pk AND #sk < :before")
+            .key_condition_expression("#pk = :pk AND #sk BETWEEN :from AND :before")
             .expression_attribute_names("#pk", keys::GSI1_PK)
             .expression_attribute_names("#sk", keys::GSI1_SK)
             .expression_attribute_values(":pk", AttributeValue::S(keys::sweep_shard_pk(shard)))
+            .expression_attribute_values(":from", AttributeValue::S(from.to_owned()))
             .expression_attribute_values(":before", AttributeValue::S(format!("{before_ms:013}")))
-            .into_paginator()
-            .items()
-            .send();
+            .limit(limit.saturating_add(1))
+            .send()
+            .await
+            .map_err(|e| StoreError::dynamo("Query", e))?;
         let mut found = Vec::new();
-        while let Some(attrs) = pages.next().await {
-            found.push(decode(
-                "connection",
-                attrs.map_err(|e| StoreError::dynamo("Query", e))?,
-            )?);
+        for attrs in out.items.unwrap_or_default() {
+            let conn: ConnectionItem = decode("connection", attrs)?;
+            if Some(conn.gsi1sk.as_str()) != after {
+                found.push(conn);
+            }
         }
+        found.truncate(usize::try_from(limit).unwrap_or(0));
         Ok(found)
+    }
+
+    /// The sweep's cursor, if one was saved (a Query: fanout's role reads with Query only).
+    pub async fn sweep_cursor(&self) -> Result<Option<SweepCursorItem>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_values(":pk", AttributeValue::S(keys::SWEEP_CURSOR_PK.to_owned()))
+            .limit(1)
+            .send()
+            .await
+            .map_err(|e| StoreError::dynamo("Query", e))?;
+        out.items
+            .unwrap_or_default()
+            .into_iter()
+            .next()
+            .map(|attrs| decode("sweep cursor", attrs))
+            .transpose()
+    }
+
+    /// Saves the sweep's cursor (a one-item BatchWriteItem: fanout's role writes with it only).
+    pub async fn put_sweep_cursor(&self, cursor: &SweepCursorItem) -> Result<(), StoreError> {
+        let put = PutRequest::builder()
+            .set_item(Some(encode("sweep cursor", cursor)?))
+            .build()
+            .map_err(|e| StoreError::dynamo("BatchWriteItem", e))?;
+        self.batch_write(vec![WriteRequest::builder().put_request(put).build()])
+            .await
     }
 
     /// BatchWriteItem in chunks of 25, retrying unprocessed items with backoff.

@@ -26,24 +26,42 @@ pub struct ConnectState {
     pub settings: Settings,
 }
 
-/// Handles one `$connect` or `$disconnect` event, without a metrics line (`ripple dev`, tests).
+/// Handles one `$connect` or `$disconnect` event, without metrics (`ripple dev`, tests).
 pub async fn handle(
     state: &ConnectState,
     req: ApiGatewayWebsocketProxyRequest,
 ) -> ApiGatewayProxyResponse {
-    handle_with_metrics(state, req, &mut std::io::sink()).await
+    handle_measured(state, req).await.0
 }
 
-/// Handles one `$connect` or `$disconnect` event and prints its metrics line ([`metrics`]) to
-/// `out` (stdout in Lambda).
+/// Handles one `$connect` or `$disconnect` event and adds its metrics line ([`metrics`]) to the
+/// instance's aggregator (stdout in Lambda); a store failure (500) prints at once.
 pub async fn handle_with_metrics(
     state: &ConnectState,
     req: ApiGatewayWebsocketProxyRequest,
-    out: &mut impl std::io::Write,
+    metrics: &ripple_common::emf::Aggregator<impl std::io::Write>,
 ) -> ApiGatewayProxyResponse {
+    let (response, line) = handle_measured(state, req).await;
+    if let Some(line) = line {
+        metrics.record(&line, response.status_code >= 500);
+    }
+    response
+}
+
+/// Handles one event: the response and its metrics line (None for events not handled here).
+async fn handle_measured(
+    state: &ConnectState,
+    req: ApiGatewayWebsocketProxyRequest,
+) -> (
+    ApiGatewayProxyResponse,
+    Option<ripple_common::emf::MetricLine>,
+) {
     let ctx = &req.request_context;
     let Some(connection_id) = ctx.connection_id.clone() else {
-        return response(400, Some("requestContext.connectionId is missing"));
+        return (
+            response(400, Some("requestContext.connectionId is missing")),
+            None,
+        );
     };
     let event_type = ctx
         .event_type
@@ -63,10 +81,8 @@ pub async fn handle_with_metrics(
     };
     let function = ripple_common::emf::function_name(ripple_common::emf::connect::FUNCTION);
     let now = ripple_common::now_ms();
-    if let Some(line) = metrics::event_line(&function, now, event_type, response.status_code) {
-        line.emit(out);
-    }
-    response
+    let line = metrics::event_line(&function, now, event_type, response.status_code);
+    (response, line)
 }
 
 /// The connect request, validated.

@@ -6,6 +6,7 @@ use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use connect::ConnectState;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use ripple_common::config::{Settings, aws_sdk_config, dynamodb_client};
+use ripple_common::emf::Aggregator;
 use ripple_common::store::Store;
 
 #[tokio::main]
@@ -13,17 +14,16 @@ async fn main() -> Result<(), Error> {
     ripple_common::telemetry::init_lambda();
     let settings = Settings::from_env()?;
     let sdk = aws_sdk_config().await;
-    let state = Arc::new(ConnectState {
-        store: Store::new(dynamodb_client(&sdk, None), settings.table.clone()),
-        settings,
-    });
+    let store = Store::new(dynamodb_client(&sdk, None), settings.table.clone());
+    ripple_common::warm::dynamodb(&store, ripple_common::warm::Probe::Query).await;
+    let state = Arc::new(ConnectState { store, settings });
+    let metrics = Arc::new(Aggregator::stdout());
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| {
             let state = Arc::clone(&state);
+            let metrics = Arc::clone(&metrics);
             async move {
-                let response =
-                    connect::handle_with_metrics(&state, event.payload, &mut std::io::stdout())
-                        .await;
+                let response = connect::handle_with_metrics(&state, event.payload, &metrics).await;
                 Ok::<_, Error>(response)
             }
         },

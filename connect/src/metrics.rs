@@ -1,6 +1,7 @@
-//! What `connect` tells CloudWatch: one Embedded Metric Format line per `$connect` /
-//! `$disconnect` ([`ripple_common::emf`]): `Connects`, `RejectedConnects` (also per HTTP
-//! `Status`: 400 bad parameters, 401 token), `Disconnects` and `Failed` (store errors, 500).
+//! What `connect` tells CloudWatch: an Embedded Metric Format line per `$connect` /
+//! `$disconnect`, summed per instance ([`ripple_common::emf`]): `Connects`, `RejectedConnects`
+//! (also per HTTP `Status`: 400 bad parameters, 401 token), `Disconnects` and `Failed` (store
+//! errors, 500).
 
 use ripple_common::emf::{MetricLine, STATUS_DIMENSION, connect as names};
 

@@ -4,13 +4,15 @@
 #![recursion_limit = "256"]
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use fanout::FanoutState;
 use fanout::invocation::{Invocation, classify};
-use fanout::sweep::{SweepConfig, sweep};
+use fanout::sweep::{SweepConfig, sweep_until};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use ripple_common::config::{Settings, aws_sdk_config, dynamodb_client};
 use ripple_common::connections::Connections;
+use ripple_common::emf::Aggregator;
 use ripple_common::store::Store;
 
 #[tokio::main]
@@ -20,12 +22,16 @@ async fn main() -> Result<(), Error> {
     let sdk = aws_sdk_config().await;
     let store = Store::new(dynamodb_client(&sdk, None), settings.table.clone());
     let connections = Connections::new(sdk.clone(), settings.connections_endpoint.clone());
+    // Opens DynamoDB (a Query) and, when anyone is connected, the @connections host.
+    ripple_common::warm::connections(&store, &connections).await;
     let state = Arc::new(FanoutState::new(store, connections, &settings));
+    let metrics = Arc::new(Aggregator::stdout());
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
         let state = Arc::clone(&state);
+        let metrics = Arc::clone(&metrics);
         async move {
             // Lambda's deadline (ms since the epoch) as a local instant: fanout stops before it.
-            let left = std::time::Duration::from_millis(
+            let left = Duration::from_millis(
                 event
                     .context
                     .deadline
@@ -38,19 +44,25 @@ async fn main() -> Result<(), Error> {
                         &state,
                         batch,
                         Some(deadline),
-                        &mut std::io::stdout(),
+                        &metrics,
                     )
                     .await;
                     Ok::<_, Error>(serde_json::to_value(response)?)
                 }
                 Invocation::Sweep => {
-                    let report =
-                        sweep(&state, &SweepConfig::default(), ripple_common::now_ms()).await;
+                    let report = sweep_until(
+                        &state,
+                        &SweepConfig::default(),
+                        ripple_common::now_ms(),
+                        Some(tokio::time::Instant::from_std(deadline)),
+                    )
+                    .await;
                     Ok(serde_json::json!({
                         "examined": report.examined,
                         "alive": report.alive,
                         "deleted": report.deleted,
                         "unknown": report.unknown,
+                        "cycle_finished": report.cycle_finished,
                     }))
                 }
             }

@@ -1,5 +1,6 @@
 //! What `fanout` tells CloudWatch: one Embedded Metric Format line per batch
-//! ([`ripple_common::emf`]), printed by [`handle_with_metrics`], which the Lambda binary runs.
+//! ([`ripple_common::emf`]), added by [`handle_with_metrics`] (what the Lambda binary runs) to the
+//! instance's aggregator, which prints the sums about once a second.
 //!
 //! The write→post lag is measured from the `ts` ingest stamps on every position and message
 //! (in the stream image, so fanout never reads the item back) to the moment the batch's posts are
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use aws_lambda_events::dynamodb::Event;
 use aws_lambda_events::streams::DynamoDbEventResponse;
-use ripple_common::emf::{self, MetricLine, fanout as names};
+use ripple_common::emf::{self, Aggregator, MetricLine, fanout as names};
 use serde_dynamo::AttributeValue;
 
 use crate::{FanoutState, Report};
@@ -155,13 +156,14 @@ pub async fn process_measured(
     (response, report, metrics)
 }
 
-/// The Lambda handler, printing the batch's metrics line to `out` (stdout in Lambda).
+/// The Lambda handler, adding the batch's metrics line to the instance's aggregator (stdout in
+/// Lambda); a batch with failed records or given-up posts prints at once (alarms watch them).
 pub async fn handle_with_metrics(
     state: &FanoutState,
     event: Event,
-    out: &mut impl Write,
+    aggregator: &Aggregator<impl Write>,
 ) -> DynamoDbEventResponse {
-    handle_with_metrics_until(state, event, None, out).await
+    handle_with_metrics_until(state, event, None, aggregator).await
 }
 
 /// As [`handle_with_metrics`], stopping before Lambda's deadline (`context.deadline`).
@@ -169,15 +171,17 @@ pub async fn handle_with_metrics_until(
     state: &FanoutState,
     event: Event,
     deadline: Option<Instant>,
-    out: &mut impl Write,
+    aggregator: &Aggregator<impl Write>,
 ) -> DynamoDbEventResponse {
     let (response, _, metrics) = process_measured(state, event, deadline).await;
-    metrics
-        .line(
+    let urgent = metrics.failed_records > 0 || metrics.failed_posts > 0;
+    aggregator.record(
+        &metrics.line(
             &emf::function_name(names::FUNCTION),
             ripple_common::now_ms(),
-        )
-        .emit(out);
+        ),
+        urgent,
+    );
     response
 }
 

@@ -53,21 +53,35 @@ pub enum Outcome {
     Failed(StoreError),
 }
 
-/// Handles one client frame, without a metrics line (`ripple dev`, tests).
+/// Handles one client frame, without metrics (`ripple dev`, tests).
 pub async fn handle(
     state: &IngestState,
     req: ApiGatewayWebsocketProxyRequest,
 ) -> ApiGatewayProxyResponse {
-    handle_with_metrics(state, req, &mut std::io::sink()).await
+    handle_measured(state, req).await.0
 }
 
-/// Handles one client frame and prints its metrics line ([`metrics`]) to `out` (stdout in
-/// Lambda).
+/// Handles one client frame and adds its metrics line ([`metrics`]) to the instance's
+/// aggregator (stdout in Lambda); a store failure prints at once.
 pub async fn handle_with_metrics(
     state: &IngestState,
     req: ApiGatewayWebsocketProxyRequest,
-    out: &mut impl std::io::Write,
+    metrics: &ripple_common::emf::Aggregator<impl std::io::Write>,
 ) -> ApiGatewayProxyResponse {
+    let (response, line, failed) = handle_measured(state, req).await;
+    metrics.record(&line, failed);
+    response
+}
+
+/// Handles one client frame: the response, its metrics line, and whether the store failed.
+async fn handle_measured(
+    state: &IngestState,
+    req: ApiGatewayWebsocketProxyRequest,
+) -> (
+    ApiGatewayProxyResponse,
+    ripple_common::emf::MetricLine,
+    bool,
+) {
     let connection_id = req
         .request_context
         .connection_id
@@ -83,8 +97,9 @@ pub async fn handle_with_metrics(
         ingest_frame(state, &connection_id, body.as_bytes()).await
     };
     let function = ripple_common::emf::function_name(ripple_common::emf::ingest::FUNCTION);
-    metrics::frame_line(&function, ripple_common::now_ms(), &outcome).emit(out);
-    match outcome {
+    let line = metrics::frame_line(&function, ripple_common::now_ms(), &outcome);
+    let failed = matches!(outcome, Outcome::Failed(_));
+    let reply = match outcome {
         Outcome::Accepted => response(200, None),
         Outcome::Refused(refusal) => {
             tracing::info!(connection_id, code = refusal.code.as_str(), reason = %refusal.message, "frame refused");
@@ -94,7 +109,8 @@ pub async fn handle_with_metrics(
             tracing::error!(connection_id, error = %err, "frame not written");
             response(500, None)
         }
-    }
+    };
+    (reply, line, failed)
 }
 
 /// Validates and writes one frame from `connection_id`.

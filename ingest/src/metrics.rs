@@ -1,5 +1,5 @@
-//! What `ingest` tells CloudWatch: one Embedded Metric Format line per client frame
-//! ([`ripple_common::emf`]): `Accepted`, `Refused` (also per error `Code`) and `Failed`.
+//! What `ingest` tells CloudWatch: an Embedded Metric Format line per client frame, summed per
+//! instance ([`ripple_common::emf`]): `Accepted`, `Refused` (also per error `Code`) and `Failed`.
 
 use ripple_common::emf::{CODE_DIMENSION, MetricLine, ingest as names};
 

@@ -134,6 +134,8 @@ struct Recorded {
     /// Ids `GET` reports as connected (200); any other id is 410.
     live: HashSet<String>,
     deleted: Vec<String>,
+    /// Ids `GET` asked about, in order.
+    checked: Vec<String>,
 }
 
 /// `GET @connections/{id}`: 200 for ids marked live, else 410.
@@ -144,7 +146,12 @@ async fn connection_info(
     use axum::response::IntoResponse;
     let live = state
         .lock()
-        .map(|rec| params.get("id").is_some_and(|id| rec.live.contains(id)))
+        .map(|mut rec| {
+            let id = params.get("id").cloned().unwrap_or_default();
+            let live = rec.live.contains(&id);
+            rec.checked.push(id);
+            live
+        })
         .unwrap_or(false);
     if live {
         let body = r#"{"connectedAt":"2026-11-21T22:00:00.000Z","lastActiveAt":"2026-11-21T22:00:00.000Z","identity":{"sourceIp":"127.0.0.1"}}"#;
@@ -259,6 +266,14 @@ impl RecordingConnections {
         self.state
             .lock()
             .map(|rec| rec.deleted.clone())
+            .unwrap_or_default()
+    }
+
+    /// Ids `GET` asked about so far, in order.
+    pub fn checked(&self) -> Vec<String> {
+        self.state
+            .lock()
+            .map(|rec| rec.checked.clone())
             .unwrap_or_default()
     }
 

@@ -1,6 +1,6 @@
-//! Operating Ripple: the CloudWatch Embedded Metric Format lines each function prints, checked
-//! against the EMF specification, the metric catalog (`ripple_common::emf::CATALOG`) and what
-//! really happened (the recording `@connections` server, DynamoDB Local); the JSON logs' request
+//! Operating Ripple: the CloudWatch Embedded Metric Format lines each function prints (summed per
+//! instance by `ripple_common::emf::Aggregator`), checked against the EMF specification, the
+//! metric catalog (`ripple_common::emf::CATALOG`) and what really happened (the recording `@connections` server, DynamoDB Local); the JSON logs' request
 //! id; and `ripple dev`'s `GET /metrics` counters moving when clients talk.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic: a panic is a failed test
@@ -32,14 +32,28 @@ use tracing::Instrument;
 struct Emf(Value);
 
 impl Emf {
-    /// A metric's value; panics when the line does not carry it.
+    /// A metric's value (the sum of its values, for an array); panics when the line does not
+    /// carry it.
     fn n(&self, name: &str) -> f64 {
         self.get(name)
             .unwrap_or_else(|| panic!("no metric {name} in {}", self.0))
     }
 
     fn get(&self, name: &str) -> Option<f64> {
-        self.0.get(name).and_then(Value::as_f64)
+        match self.0.get(name)? {
+            Value::Array(values) => Some(values.iter().filter_map(Value::as_f64).sum()),
+            value => value.as_f64(),
+        }
+    }
+
+    /// Whether the line publishes under `Function` alone (not a per-`Code`/`Status` line).
+    fn is_total(&self) -> bool {
+        self.0["_aws"]["CloudWatchMetrics"]
+            .as_array()
+            .is_some_and(|d| {
+                d.iter()
+                    .all(|d| d["Dimensions"][0].as_array().map(Vec::len) == Some(1))
+            })
     }
 
     fn dimension(&self, name: &str) -> Option<&str> {
@@ -90,7 +104,12 @@ fn emf_lines(out: &[u8], package: &str) -> Vec<Emf> {
                 assert!(!metrics.is_empty() && metrics.len() <= 100);
                 for m in metrics {
                     let name = m["Name"].as_str().expect("Name");
-                    assert!(v[name].is_number(), "{name} has no numeric value: {line}");
+                    // A number, or EMF's array of up to 100 numbers (one per invocation).
+                    let numeric = v[name].is_number()
+                        || v[name].as_array().is_some_and(|a| {
+                            !a.is_empty() && a.len() <= 100 && a.iter().all(Value::is_number)
+                        });
+                    assert!(numeric, "{name} has no numeric value: {line}");
                     let spec = emf::lookup(package, name)
                         .unwrap_or_else(|| panic!("{package} metric {name} is not in the catalog"));
                     assert_eq!(m["Unit"], spec.unit.as_str(), "{name}");
@@ -112,9 +131,24 @@ fn emf_lines(out: &[u8], package: &str) -> Vec<Emf> {
         .collect()
 }
 
-/// The sum of a metric over lines.
+/// The sum of a metric over the lines published under `Function` alone.
 fn total(lines: &[Emf], name: &str) -> f64 {
-    lines.iter().filter_map(|l| l.get(name)).sum()
+    lines
+        .iter()
+        .filter(|l| l.is_total())
+        .filter_map(|l| l.get(name))
+        .sum()
+}
+
+/// An instance's aggregator that prints only when told to (or on a failure), into a buffer.
+fn aggregator() -> emf::Aggregator<Vec<u8>> {
+    emf::Aggregator::new(
+        Vec::new(),
+        emf::FlushPolicy {
+            interval_ms: 3_600_000,
+            max_events: emf::MAX_VALUES,
+        },
+    )
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -143,7 +177,7 @@ const TWO_CHANNELS_WRITES: [u64; 5] = [
 ];
 
 #[tokio::test]
-async fn a_replayed_batch_prints_one_emf_line_whose_numbers_match_what_connections_received() {
+async fn a_replayed_batch_adds_one_emf_line_whose_numbers_match_what_connections_received() {
     // GIVEN the two-channel batch, erin's connection gone
     let table = TestTable::new().await.unwrap();
     let server = RecordingConnections::start().await.unwrap();
@@ -152,16 +186,18 @@ async fn a_replayed_batch_prints_one_emf_line_whose_numbers_match_what_connectio
     let event = fixture("stream-two-channels.json", &[]).unwrap();
     let records = event.records.len();
 
-    // WHEN the Lambda entry point handles it, printing to a buffer
-    let mut out = Vec::new();
+    // WHEN the Lambda entry point handles it, adding to an instance's aggregator
+    let metrics = aggregator();
     let started = ripple_common::now_ms();
     let clock = std::time::Instant::now();
-    let response = fanout::handle_with_metrics(&state, event, &mut out).await;
+    let response = fanout::handle_with_metrics(&state, event, &metrics).await;
     let elapsed = clock.elapsed();
     let finished = ripple_common::now_ms();
 
-    // THEN exactly one valid EMF line
+    // THEN nothing is printed until the window is due; then exactly one valid EMF line
     assert!(response.batch_item_failures.is_empty());
+    assert_eq!(metrics.printed().lines, 0);
+    let out = metrics.into_inner();
     let lines = emf_lines(&out, "fanout");
     assert_eq!(lines.len(), 1, "{lines:?}");
     let m = &lines[0];
@@ -223,11 +259,13 @@ async fn when_every_post_is_throttled_the_line_counts_each_429_as_a_retry_or_a_f
     let event = fixture("stream-two-channels.json", &[]).unwrap();
 
     // WHEN fanout handles it
-    let mut out = Vec::new();
-    fanout::handle_with_metrics(&state, event, &mut out).await;
+    let metrics = aggregator();
+    fanout::handle_with_metrics(&state, event, &metrics).await;
 
-    // THEN every POST the server got is a throttled post
-    let lines = emf_lines(&out, "fanout");
+    // THEN the line is printed at once (frames were given up on: an alarm reads that)
+    assert_eq!(metrics.printed().lines, 1);
+    // AND every POST the server got is a throttled post
+    let lines = emf_lines(&metrics.into_inner(), "fanout");
     let m = &lines[0];
     assert_eq!(m.n("Posts"), server.attempts() as f64);
     assert_eq!(m.n("ThrottledPosts"), server.attempts() as f64);
@@ -259,12 +297,13 @@ async fn a_batch_that_fails_from_a_record_reports_a_failed_record_and_the_lag_of
     let event = fixture("stream-query-failure.json", &[]).unwrap();
 
     // WHEN fanout handles it
-    let mut out = Vec::new();
-    let response = fanout::handle_with_metrics(&state, event, &mut out).await;
+    let metrics = aggregator();
+    let response = fanout::handle_with_metrics(&state, event, &metrics).await;
 
-    // THEN the line says the batch failed from a record
+    // THEN the line is printed at once and says the batch failed from a record
     assert_eq!(response.batch_item_failures.len(), 1);
-    let lines = emf_lines(&out, "fanout");
+    assert_eq!(metrics.printed().lines, 1);
+    let lines = emf_lines(&metrics.into_inner(), "fanout");
     let m = &lines[0];
     assert_eq!(m.n("FailedRecords"), 1.0);
     // AND counts only the one event that went out before it
@@ -287,7 +326,7 @@ fn query(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
 }
 
 #[tokio::test]
-async fn ingest_prints_a_line_per_frame_accepted_or_refused_under_the_code_the_sender_got() {
+async fn ingest_sums_its_frames_accepted_or_refused_under_the_code_the_sender_got() {
     // GIVEN alice connected to arena
     let table = TestTable::new().await.unwrap();
     let connect = ConnectState {
@@ -309,12 +348,12 @@ async fn ingest_prints_a_line_per_frame_accepted_or_refused_under_the_code_the_s
     ];
 
     // WHEN she sends good and bad frames through the Lambda entry point
-    let mut out = Vec::new();
+    let metrics = aggregator();
     let mut accepted = 0;
     let mut codes: BTreeMap<String, usize> = BTreeMap::new();
     for frame in frames {
         let ev = message_event(&ctx("A"), frame, 2).unwrap();
-        let response = ingest::handle_with_metrics(&ingest, ev, &mut out).await;
+        let response = ingest::handle_with_metrics(&ingest, ev, &metrics).await;
         assert_eq!(response.status_code, 200, "{frame}");
         match response.body {
             Some(Body::Text(reply)) => {
@@ -327,9 +366,11 @@ async fn ingest_prints_a_line_per_frame_accepted_or_refused_under_the_code_the_s
         }
     }
 
-    // THEN one line per frame
-    let lines = emf_lines(&out, "ingest");
-    assert_eq!(lines.len(), frames.len());
+    // THEN nothing is printed per frame: the window prints one line of sums and one per code
+    assert_eq!(metrics.printed().lines, 0);
+    let lines = emf_lines(&metrics.into_inner(), "ingest");
+    assert_eq!(lines.iter().filter(|l| l.is_total()).count(), 1);
+    assert_eq!(lines.len(), 1 + 3);
     // AND accepted frames are counted as such
     assert_eq!(accepted, 3);
     assert_eq!(total(&lines, "Accepted"), accepted as f64);
@@ -337,10 +378,11 @@ async fn ingest_prints_a_line_per_frame_accepted_or_refused_under_the_code_the_s
     // AND each refusal is counted under the code the sender got
     assert_eq!(total(&lines, "Refused"), 4.0);
     let mut by_code: BTreeMap<String, usize> = BTreeMap::new();
-    for line in lines.iter().filter(|l| l.n("Refused") == 1.0) {
+    for line in lines.iter().filter(|l| !l.is_total()) {
         *by_code
             .entry(line.dimension("Code").unwrap().to_owned())
-            .or_default() += 1;
+            .or_default() += line.n("Refused") as usize;
+        assert!(line.get("Accepted").is_none(), "{line:?}");
     }
     assert_eq!(by_code, codes);
     assert_eq!(
@@ -350,7 +392,7 @@ async fn ingest_prints_a_line_per_frame_accepted_or_refused_under_the_code_the_s
     assert!(
         lines
             .iter()
-            .filter(|l| l.n("Accepted") == 1.0)
+            .filter(|l| l.is_total())
             .all(|l| l.dimension("Code").is_none())
     );
 }
@@ -365,7 +407,7 @@ async fn connect_counts_connects_rejections_by_status_and_disconnects() {
     };
     let mut guarded = open.clone();
     guarded.settings.jwt_secret = Some("s3cret-for-the-test".into());
-    let mut out = Vec::new();
+    let metrics = aggregator();
 
     // WHEN alice connects, someone sends a bad channel, someone comes without a token,
     // and alice leaves
@@ -374,30 +416,37 @@ async fn connect_counts_connects_rejections_by_status_and_disconnects() {
     let anonymous = connect_event(&ctx("C"), &[], &query(&[("user", "mallory")]), 1).unwrap();
     let bye = disconnect_event(&ctx("A"), 1000, "client closed", 2).unwrap();
     let statuses = [
-        connect::handle_with_metrics(&open, ok, &mut out)
+        connect::handle_with_metrics(&open, ok, &metrics)
             .await
             .status_code,
-        connect::handle_with_metrics(&open, bad, &mut out)
+        connect::handle_with_metrics(&open, bad, &metrics)
             .await
             .status_code,
-        connect::handle_with_metrics(&guarded, anonymous, &mut out)
+        connect::handle_with_metrics(&guarded, anonymous, &metrics)
             .await
             .status_code,
-        connect::handle_with_metrics(&open, bye, &mut out)
+        connect::handle_with_metrics(&open, bye, &metrics)
             .await
             .status_code,
     ];
 
     // THEN the lines count one connect, two rejections (400 and 401), one disconnect
     assert_eq!(statuses, [200, 400, 401, 200]);
-    let lines = emf_lines(&out, "connect");
-    assert_eq!(lines.len(), 4);
+    let lines = emf_lines(&metrics.into_inner(), "connect");
+    assert_eq!(
+        lines.len(),
+        1 + 2,
+        "the sums, and one line per rejected status"
+    );
     assert_eq!(total(&lines, "Connects"), 1.0);
     assert_eq!(total(&lines, "RejectedConnects"), 2.0);
     assert_eq!(total(&lines, "Disconnects"), 1.0);
     assert_eq!(total(&lines, "Failed"), 0.0);
-    let statuses: Vec<&str> = lines.iter().filter_map(|l| l.dimension("Status")).collect();
-    assert_eq!(statuses, ["400", "401"]);
+    let statuses: Vec<(&str, f64)> = lines
+        .iter()
+        .filter_map(|l| Some((l.dimension("Status")?, l.n("RejectedConnects"))))
+        .collect();
+    assert_eq!(statuses, [("400", 1.0), ("401", 1.0)]);
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -440,8 +489,8 @@ async fn a_handlers_json_logs_carry_the_request_id_of_lambda_runtimes_invocation
 
     // WHEN ingest refuses a frame inside the span lambda_runtime opens for the invocation
     let ev = message_event(&ctx("A"), "not json", 1).unwrap();
-    let mut emf_out = Vec::new();
-    ingest::handle_with_metrics(&ingest, ev, &mut emf_out)
+    let metrics = aggregator();
+    ingest::handle_with_metrics(&ingest, ev, &metrics)
         .instrument(lambda_runtime::layers::trace::request_span(&invocation))
         .await;
 
@@ -464,7 +513,7 @@ async fn a_handlers_json_logs_carry_the_request_id_of_lambda_runtimes_invocation
     assert_eq!(refused["code"], "bad_request");
     assert!(lines.iter().all(|l| l["requestId"] == "8f5c2b1e-request"));
     // AND the metrics line went to its own writer, not into the logs
-    assert_eq!(emf_lines(&emf_out, "ingest").len(), 1);
+    assert_eq!(emf_lines(&metrics.into_inner(), "ingest").len(), 2);
     assert!(!text.contains("CloudWatchMetrics"));
 }
 

@@ -1,12 +1,13 @@
-//! Presence, late-join snapshot, session resume and the stale-connection sweep, against
-//! `ripple dev` (real WebSockets, DynamoDB Local with its TTL and stream) and recorded records.
+//! Presence, late-join snapshot, session resume, the stale-connection sweep and the init warm-up,
+//! against `ripple dev` (real WebSockets, DynamoDB Local with its TTL and stream) and recorded
+//! records.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic: a panic is a failed test
 
 use std::time::Duration;
 
 use fanout::FanoutState;
-use fanout::sweep::{SweepConfig, sweep};
+use fanout::sweep::{SweepConfig, SweepReport, sweep, sweep_until};
 use ripple::dev::DevOptions;
 use ripple_common::items::{ConnectionItem, Endpoint, MemberItem};
 use ripple_tests::{RecordingConnections, TestTable, WsClient, fixture, start_dev, ws_url as url};
@@ -285,6 +286,169 @@ async fn the_sweep_deletes_dead_connections_keeps_live_ones_and_announces_leave(
         .collect();
     left.sort();
     assert_eq!(left, ["dead-20m", "dead-3h"]);
+}
+
+/// `n` live connections in arena, connected 20 minutes ago (old enough to be checked), and one
+/// fresh (2 minutes) that no sweep examines; the live ones answer `GET @connections` with 200.
+async fn live_connections(
+    table: &TestTable,
+    server: &RecordingConnections,
+    n: usize,
+) -> Vec<String> {
+    let now = ripple_common::now_ms();
+    let endpoint = Endpoint {
+        domain: "127.0.0.1:1".into(),
+        stage: "local".into(),
+    };
+    let mut ids = Vec::new();
+    for i in 0..=n {
+        let (id, age_min) = if i == n {
+            ("fresh".to_owned(), 2)
+        } else {
+            (format!("live-{i:02}"), 20)
+        };
+        let at = now - age_min * 60_000 + i as u64;
+        let conn = ConnectionItem::new(&id, &id, &endpoint, at, now / 1000 + 3600);
+        table.store.put_connection(&conn).await.unwrap();
+        server.mark_live(&id);
+        if i < n {
+            ids.push(id);
+        }
+    }
+    ids
+}
+
+/// A sweep that may start `max_checks` checks per run, fast, reading 2 connections per Query.
+fn budgeted(max_checks: Option<usize>) -> SweepConfig {
+    SweepConfig {
+        checks_per_second: 10_000,
+        max_checks,
+        page_size: 2,
+        ..SweepConfig::default()
+    }
+}
+
+/// How many times `GET @connections` asked about each id.
+fn checks_per_id(server: &RecordingConnections) -> std::collections::BTreeMap<String, usize> {
+    let mut per_id = std::collections::BTreeMap::new();
+    for id in server.checked() {
+        *per_id.entry(id).or_insert(0) += 1;
+    }
+    per_id
+}
+
+#[tokio::test]
+async fn a_budgeted_sweep_stops_saves_its_cursor_and_the_next_runs_check_everyone_once_per_cycle() {
+    // GIVEN 10 live connections old enough to check (spread over the index shards) and a fresh one
+    let table = TestTable::new().await.unwrap();
+    let server = RecordingConnections::start().await.unwrap();
+    let ids = live_connections(&table, &server, 10).await;
+    let state = FanoutState::new(table.store.clone(), server.client(), &table.settings);
+
+    // WHEN the sweep runs with a budget of 3 checks per run until a run finishes the cycle
+    let mut runs: Vec<SweepReport> = Vec::new();
+    while runs.last().is_none_or(|r| !r.cycle_finished) {
+        assert!(runs.len() < 10, "the cycle never finished: {runs:?}");
+        let report = sweep(&state, &budgeted(Some(3)), ripple_common::now_ms()).await;
+        if !report.cycle_finished {
+            // THEN a run that stopped early saved where it stopped
+            assert!(report.stopped_early, "{report:?}");
+            let cursor = table.store.sweep_cursor().await.unwrap().unwrap();
+            assert!(cursor.after.is_some() || cursor.shard > 0, "{cursor:?}");
+            assert_eq!(cursor.cycles, 0);
+        }
+        runs.push(report);
+    }
+
+    // THEN each run checked at most 3, and together they checked every old connection exactly once
+    let examined: Vec<usize> = runs.iter().map(|r| r.examined).collect();
+    assert_eq!(examined, [3, 3, 3, 1], "{runs:?}");
+    assert!(
+        runs.iter()
+            .all(|r| r.alive == r.examined && r.deleted == 0 && !r.cursor_failed)
+    );
+    let per_id = checks_per_id(&server);
+    assert_eq!(
+        per_id.keys().cloned().collect::<Vec<_>>(),
+        ids,
+        "fresh is never checked"
+    );
+    assert!(per_id.values().all(|n| *n == 1), "{per_id:?}");
+    // AND the cursor is back at the start, one cycle done
+    let cursor = table.store.sweep_cursor().await.unwrap().unwrap();
+    assert_eq!((cursor.shard, cursor.after, cursor.cycles), (0, None, 1));
+
+    // WHEN a second cycle runs (no budget)
+    let report = sweep(&state, &budgeted(None), ripple_common::now_ms()).await;
+    // THEN it checks everyone once more, and no more
+    assert!(report.cycle_finished && !report.stopped_early, "{report:?}");
+    assert_eq!(report.examined, 10);
+    assert!(checks_per_id(&server).values().all(|n| *n == 2));
+}
+
+#[tokio::test]
+async fn a_sweep_at_its_deadline_checks_nobody_keeps_its_cursor_and_the_next_run_goes_on() {
+    // GIVEN 6 live old connections and a cycle stopped after 2 checks
+    let table = TestTable::new().await.unwrap();
+    let server = RecordingConnections::start().await.unwrap();
+    let ids = live_connections(&table, &server, 6).await;
+    let state = FanoutState::new(table.store.clone(), server.client(), &table.settings);
+    let first = sweep(&state, &budgeted(Some(2)), ripple_common::now_ms()).await;
+    assert_eq!((first.examined, first.stopped_early), (2, true));
+    let saved = table.store.sweep_cursor().await.unwrap().unwrap();
+
+    // WHEN a run starts with its deadline already inside the reserve (a tiny time budget)
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(1);
+    let late = sweep_until(
+        &state,
+        &budgeted(None),
+        ripple_common::now_ms(),
+        Some(deadline),
+    )
+    .await;
+
+    // THEN it checks nobody and leaves the cursor where it was
+    assert_eq!((late.examined, late.stopped_early), (0, true), "{late:?}");
+    let kept = table.store.sweep_cursor().await.unwrap().unwrap();
+    assert_eq!((kept.shard, &kept.after), (saved.shard, &saved.after));
+    assert_eq!(server.checked().len(), 2);
+
+    // AND the next run with time to spare checks the other 4 and finishes the cycle
+    let rest = sweep(&state, &budgeted(None), ripple_common::now_ms()).await;
+    assert_eq!((rest.examined, rest.cycle_finished), (4, true), "{rest:?}");
+    let per_id = checks_per_id(&server);
+    assert_eq!(per_id.keys().cloned().collect::<Vec<_>>(), ids);
+    assert!(per_id.values().all(|n| *n == 1), "{per_id:?}");
+}
+
+#[tokio::test]
+async fn the_init_warm_up_opens_dynamodb_and_connections_and_survives_a_dead_endpoint() {
+    // GIVEN a table with one old live connection, and a store pointed at nothing
+    let table = TestTable::new().await.unwrap();
+    let server = RecordingConnections::start().await.unwrap();
+    let ids = live_connections(&table, &server, 1).await;
+    let dead = ripple_common::store::Store::new(
+        ripple_common::config::dynamodb_client(
+            &ripple_common::config::local_sdk_config(),
+            Some("http://127.0.0.1:9"),
+        ),
+        "nowhere".to_owned(),
+    );
+
+    // WHEN each function's warm-up runs, as their main.rs do before serving
+    use ripple_common::warm::{Probe, connections, dynamodb};
+    // THEN the reads of a missing key succeed against DynamoDB Local
+    assert!(dynamodb(&table.store, Probe::GetItem).await);
+    assert!(dynamodb(&table.store, Probe::Query).await);
+    // AND fanout's asks @connections about a connection it found in the sweep index
+    assert!(connections(&table.store, &server.client()).await);
+    assert_eq!(server.checked().len(), 1);
+    assert!(ids.contains(&server.checked()[0]) || server.checked()[0] == "fresh");
+    // AND against a dead endpoint they report failure instead of stopping the function
+    assert!(!dynamodb(&dead, Probe::GetItem).await);
+    assert!(!connections(&dead, &server.client()).await);
+    // AND nothing was written
+    assert_eq!(table.item_count().await.unwrap(), 2);
 }
 
 #[tokio::test]

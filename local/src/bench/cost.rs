@@ -20,6 +20,8 @@ pub struct Prices {
     pub lambda_per_million_requests: f64,
     /// Memory of every function, in GB (128 MB).
     pub lambda_memory_gb: f64,
+    /// CloudWatch Logs, per GB ingested (standard log class).
+    pub logs_per_gb_ingested: f64,
 }
 
 impl Default for Prices {
@@ -32,6 +34,7 @@ impl Default for Prices {
             lambda_per_gb_second: 0.000_013_333_4,
             lambda_per_million_requests: 0.20,
             lambda_memory_gb: 128.0 / 1024.0,
+            logs_per_gb_ingested: 0.50,
         }
     }
 }
@@ -50,6 +53,8 @@ pub struct Usage {
     pub lambda_requests: u64,
     /// Billed Lambda time over all invocations (each rounded up to the millisecond), in ms.
     pub lambda_billed_ms: f64,
+    /// Bytes the functions print to CloudWatch Logs (platform, metrics and application lines).
+    pub log_bytes: u64,
 }
 
 /// One line of the bill.
@@ -120,6 +125,12 @@ pub fn bill(usage: &Usage, prices: &Prices) -> Vec<CostLine> {
             unit: "GB-s",
             usd: gb_seconds * prices.lambda_per_gb_second,
         },
+        CostLine {
+            item: "CloudWatch Logs ingestion",
+            quantity: usage.log_bytes as f64 / 1e6,
+            unit: "MB",
+            usd: usage.log_bytes as f64 / 1e9 * prices.logs_per_gb_ingested,
+        },
     ]
 }
 
@@ -152,11 +163,13 @@ mod tests {
             read_units: 1_000_000.0,
             lambda_requests: 1_000_000,
             lambda_billed_ms: 1_000_000.0,
+            log_bytes: 2_000_000_000,
         };
         // WHEN billed at the design notes' prices
         let lines = bill(&usage, &Prices::default());
         let usd: Vec<f64> = lines.iter().map(|l| l.usd).collect();
-        // THEN every line matches the price list, and 1,000 s at 128 MB is 125 GB-s
+        // THEN every line matches the price list, 1,000 s at 128 MB is 125 GB-s, and 2 GB of
+        // logs cost $1
         let expected = [
             1.00,
             2.00,
@@ -165,6 +178,7 @@ mod tests {
             0.125,
             0.20,
             125.0 * 0.000_013_333_4,
+            1.00,
         ];
         for (got, want) in usd.iter().zip(expected) {
             assert!(close(*got, want), "{got} != {want}");

@@ -226,7 +226,8 @@ async fn drive(args: &E2eArgs, server: &DevServer) -> anyhow::Result<(E2eResults
         .first()
         .map(|p| (p.player.channel.clone(), p.player.connection_id.clone()));
     close_all(played.into_iter().map(|p| p.player).collect()).await;
-    let connection_minutes = connected_at.elapsed().as_secs_f64() / 60.0 * connections as f64;
+    let connected_seconds = connected_at.elapsed().as_secs_f64();
+    let connection_minutes = connected_seconds / 60.0 * connections as f64;
     let closing = Instant::now();
     while server_counts(server).disconnects < connections
         && closing.elapsed() < Duration::from_secs(5)
@@ -264,6 +265,7 @@ async fn drive(args: &E2eArgs, server: &DevServer) -> anyhow::Result<(E2eResults
         delivered: Tallies::get(&tallies.delivered_total),
         messages_out: Tallies::get(&tallies.messages_out),
         connection_minutes: round(connection_minutes, 3),
+        seconds: round(connected_seconds, 1),
     };
     let estimate = estimate(
         &counts,

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::calibrate::HandlerTimes;
 use super::cost::{CostLine, Prices, Usage, bill, per_million, total};
+use super::logs::{Invocations, LogBytes, RunShape};
 use super::units::{
     eventual_read_units, expected_distinct_channels, item_bytes, strong_read_units, write_units,
 };
@@ -33,6 +34,9 @@ pub struct ClientCounts {
     pub messages_out: u64,
     /// Time connected, summed over players.
     pub connection_minutes: f64,
+    /// Wall time of the run, connects to closes (for the instances' metrics windows).
+    #[serde(default)]
+    pub seconds: f64,
 }
 
 /// Item sizes (bytes, as DynamoDB counts them) of the run's items.
@@ -114,6 +118,8 @@ pub struct Estimate {
     pub dynamodb: DynamoUsage,
     pub lambda: LambdaUsage,
     pub usage: Usage,
+    /// What the functions would print to CloudWatch Logs.
+    pub logs: LogBytes,
     pub lines: Vec<CostLine>,
     pub total_usd: f64,
     pub per_million_delivered_usd: Option<f64>,
@@ -121,7 +127,7 @@ pub struct Estimate {
 }
 
 /// How the estimate is made (printed with it, and in the README).
-pub const ASSUMPTIONS: [&str; 7] = [
+pub const ASSUMPTIONS: [&str; 8] = [
     "prices: us-east-1 on demand, as listed in ../shared/DESIGN.md",
     "API Gateway: each client frame is one inbound message (all < 32 KB); outbound = every frame the players received (welcome, join, events), per started 32 KB",
     "connection-minutes: time each player was connected, pro-rated",
@@ -129,6 +135,7 @@ pub const ASSUMPTIONS: [&str; 7] = [
     "DynamoDB reads: 1 strongly consistent membership GetItem per accepted frame; fanout: 1 eventually consistent index Query per channel per batch (batches × expected channels touched per batch); 1 partition Query per disconnect; stream reads by Lambda are free",
     "Lambda: arm64 at 128 MB; ingest and fanout time per invocation measured here (x86, DynamoDB Local), rounded up to 1 ms; connect/disconnect billed like ingest",
     "the whole run counts (warm-up, connects, disconnects): cost per delivered update over everything delivered",
+    "CloudWatch Logs: Lambda's START/END/REPORT lines per invocation, the metrics windows (about one per second per instance, or per 100 invocations; instances by Little's law) and the info-level lines per fanout batch, refusal and connect/disconnect, at $0.50 per GB (10^9 bytes)",
 ];
 
 /// Estimates DynamoDB, Lambda and the bill for a run.
@@ -183,6 +190,28 @@ pub fn estimate(
         billed_ms: (ingest_invocations + connect_invocations) as f64 * ingest_billed
             + server.fanout_batches as f64 * fanout_billed,
     };
+    let logs = super::logs::estimate(&RunShape {
+        seconds: client.seconds,
+        ingest: Invocations {
+            count: ingest_invocations,
+            ms: times.ingest_ms,
+        },
+        connect: Invocations {
+            count: connect_invocations,
+            ms: times.ingest_ms,
+        },
+        fanout: Invocations {
+            count: server.fanout_batches,
+            ms: times.fanout_ms,
+        },
+        frames_refused: server.frames_refused,
+        records_per_batch: avg_records,
+        posts_per_batch: if server.fanout_batches > 0 {
+            client.messages_out as f64 / server.fanout_batches as f64
+        } else {
+            0.0
+        },
+    });
     let usage = Usage {
         inbound_messages: client.sent,
         outbound_messages: client.messages_out,
@@ -191,6 +220,7 @@ pub fn estimate(
         read_units: dynamodb.read_units,
         lambda_requests: ingest_invocations + connect_invocations + server.fanout_batches,
         lambda_billed_ms: lambda.billed_ms,
+        log_bytes: logs.total,
     };
     let lines = bill(&usage, prices);
     let total_usd = total(&lines);
@@ -199,6 +229,7 @@ pub fn estimate(
         dynamodb,
         lambda,
         usage,
+        logs,
         lines,
         total_usd,
         assumptions: ASSUMPTIONS.to_vec(),
@@ -226,6 +257,7 @@ mod tests {
             delivered: 4_000,
             messages_out: 500,
             connection_minutes: 2.0,
+            seconds: 12.0,
         };
         let sizes = ItemSizes {
             connection: 200,
@@ -251,7 +283,11 @@ mod tests {
         // AND the per-million price is the total over 4,000 updates
         let per_million = e.per_million_delivered_usd.unwrap();
         assert!((per_million - e.total_usd / 4_000.0 * 1e6).abs() < 1e-9);
-        assert_eq!(e.lines.len(), 7);
+        // AND the logs: every invocation's platform lines at least, billed on their own line
+        assert!(e.logs.platform >= 1_120 * 200, "{:?}", e.logs);
+        assert_eq!(e.usage.log_bytes, e.logs.total);
+        assert_eq!(e.lines.len(), 8);
+        assert_eq!(e.lines[7].item, "CloudWatch Logs ingestion");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //!   peak memory.
 //! - `ripple bench e2e` plays N players over real WebSockets against `ripple dev` and reports
 //!   write→receive latency, messages per update, DynamoDB usage and a cost estimate.
+//! - `ripple bench cold-start` times each function binary's init and first invocations.
 //!
 //! | module | what it holds |
 //! |---|---|
@@ -17,9 +18,11 @@
 //! | [`e2e`] | `bench e2e`: `ripple dev` in-process, the run and its progress line |
 //! | [`e2e_report`] | `bench e2e` results: the JSON line and the readable report |
 //! | [`players`] | simulated players: WebSocket clients sending positions and timing what they receive |
+//! | [`cold_start`] | `bench cold-start`: each function binary's init and first calls behind a loopback Runtime API |
 //! | [`calibrate`] | measuring the ingest and fanout handlers' time per invocation, for the Lambda cost |
 //! | [`estimate`] | `bench e2e`'s DynamoDB, Lambda and cost estimate from the counters |
 //! | [`cost`] | the price list and the bill |
+//! | [`logs`] | what the functions would print to CloudWatch Logs in a `bench e2e` run |
 //! | [`units`] | billing units: 32 KB messages, DynamoDB capacity units, item sizes |
 //! | [`latency`] | the latency histogram and its percentiles |
 //! | [`svg`] | the latency histogram as a hand-written SVG |
@@ -27,6 +30,7 @@
 
 pub mod batch;
 pub mod calibrate;
+pub mod cold_start;
 pub mod cost;
 pub mod e2e;
 pub mod e2e_report;
@@ -34,6 +38,7 @@ pub mod estimate;
 pub mod fanout;
 pub mod latency;
 pub mod layout;
+pub mod logs;
 pub mod players;
 pub mod report;
 pub mod rss;
@@ -56,6 +61,9 @@ pub enum BenchCommand {
     /// Players over real WebSockets against `ripple dev`: latency, messages per update,
     /// DynamoDB usage and cost per million delivered updates.
     E2e(e2e::E2eArgs),
+    /// Each function binary's init time and first invocations, behind a loopback Lambda Runtime
+    /// API against DynamoDB Local.
+    ColdStart(cold_start::ColdStartArgs),
     /// One strategy of `bench fanout`, in its own process (used by `bench fanout`).
     #[command(hide = true)]
     FanoutRun(strategies::RunArgs),
@@ -75,6 +83,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Fanout(args) => fanout::run(args).await,
         BenchCommand::E2e(args) => e2e::run(args).await,
+        BenchCommand::ColdStart(args) => cold_start::run(args).await,
         BenchCommand::FanoutRun(args) => strategies::run(args).await,
     }
 }

@@ -1,6 +1,6 @@
 //! A loopback `@connections` server for `ripple bench fanout`: answers every POST 200 at once and
 //! counts, per strategy (the URL's stage: `/{strategy}/@connections/{id}`), posts, bytes, billed
-//! 32 KB messages and the distinct connections posted to.
+//! 32 KB messages and the distinct connections posted to; `GET` answers 200 (connected).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -67,12 +67,20 @@ async fn count(
     StatusCode::OK
 }
 
+/// `GET @connections/{id}`: every connection is there (fanout's init warm-up asks).
+async fn info() -> impl axum::response::IntoResponse {
+    (
+        [("content-type", "application/json")],
+        r#"{"connectedAt":"2026-11-26T21:00:00.000Z","lastActiveAt":"2026-11-26T21:00:00.000Z","identity":{"sourceIp":"127.0.0.1"}}"#,
+    )
+}
+
 impl Sink {
     /// Listens on a free loopback port.
     pub async fn start() -> anyhow::Result<Self> {
         let tallies: Tallies = Arc::default();
         let app = Router::new()
-            .route("/{stage}/@connections/{id}", post(count))
+            .route("/{stage}/@connections/{id}", post(count).get(info))
             .with_state(Arc::clone(&tallies));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
