@@ -50,7 +50,9 @@ async fn ripple_publish_reaches_every_member_once_as_server() {
     let mut bob = WsClient::connect(&url(&server, "user=bob&channel=arena"))
         .await
         .unwrap();
-    alice.wait_for_event(|e| e["type"] == "join").await.unwrap();
+    // (each is in arena's roster once its snapshot came)
+    alice.wait_for_snapshot("arena").await.unwrap();
+    bob.wait_for_snapshot("arena").await.unwrap();
 
     // WHEN a backend publishes a message and a position with `ripple publish` (found by --dev)
     let mut message = args(&server, "arena");
@@ -76,6 +78,14 @@ async fn ripple_publish_reaches_every_member_once_as_server() {
                 &json!({"kind": "flag"})
             )
         );
+        // (the message and the position are in different partitions, so different stream
+        // shards: they may arrive in either order)
+        if !client.seen_events().iter().any(|e| e["type"] == "message") {
+            client
+                .wait_for_event(|e| e["type"] == "message")
+                .await
+                .unwrap();
+        }
         let messages: Vec<_> = client
             .seen_events()
             .into_iter()
