@@ -50,6 +50,8 @@ describe('RippleClient against ripple dev', () => {
     const welcome = await alice.client.connected();
     assert.equal(welcome.user, 'alice');
     assert.ok(welcome.connectionId);
+    // (alice hears events once she is in the channel's roster, which her snapshot tells)
+    await waitFor(alice.client, alice.log, 'snapshot', (s) => s.channel === channel, "alice's snapshot");
     bob = open('bob');
     await bob.client.connected();
     await waitFor(bob.client, bob.log, 'snapshot', (s) => s.channel === channel, "bob's snapshot");
