@@ -144,7 +144,9 @@ impl Grant {
         for (claim, patterns) in [("channels", &self.channels), ("publish", &self.publish)] {
             let Some(patterns) = patterns else { continue };
             if patterns.len() > MAX_GRANT_ENTRIES {
-                return Err(format!("`{claim}` has more than {MAX_GRANT_ENTRIES} entries"));
+                return Err(format!(
+                    "`{claim}` has more than {MAX_GRANT_ENTRIES} entries"
+                ));
             }
             for p in patterns {
                 let ok = match p.strip_suffix('*') {
@@ -323,12 +325,9 @@ impl Verifier {
         validation.leeway = LEEWAY_SECS;
         validation.validate_nbf = true;
         let mut required = vec!["exp", "sub"];
-        match &self.inner.issuer {
-            Some(iss) => {
-                validation.set_issuer(&[iss]);
-                required.push("iss");
-            }
-            None => {}
+        if let Some(iss) = &self.inner.issuer {
+            validation.set_issuer(&[iss]);
+            required.push("iss");
         }
         match &self.inner.audience {
             Some(aud) => {
@@ -338,8 +337,7 @@ impl Verifier {
             None => validation.validate_aud = false,
         }
         validation.set_required_spec_claims(&required);
-        let data =
-            jsonwebtoken::decode::<Claims>(token, &key, &validation).map_err(refusal_of)?;
+        let data = jsonwebtoken::decode::<Claims>(token, &key, &validation).map_err(refusal_of)?;
         let claims = data.claims;
         let user = match claims.sub {
             Some(sub) if validate_user(&sub).is_ok() => sub,
@@ -395,7 +393,11 @@ fn header_refusal(token: &str) -> AuthError {
     let alg = token
         .split('.')
         .next()
-        .and_then(|h| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(h).ok())
+        .and_then(|h| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(h)
+                .ok()
+        })
         .and_then(|h| serde_json::from_slice::<serde_json::Value>(&h).ok())
         .and_then(|h| h.get("alg").and_then(|a| a.as_str()).map(str::to_owned));
     match alg {
@@ -464,10 +466,8 @@ async fn fetch_jwks(client: &mut Option<HttpClient>, url: &str) -> Result<JwkSet
                 .enable_http1()
                 .build();
             client.insert(
-                hyper_util::client::legacy::Client::builder(
-                    hyper_util::rt::TokioExecutor::new(),
-                )
-                .build(https),
+                hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                    .build(https),
             )
         }
     };
@@ -686,9 +686,7 @@ mod tests {
         let ec = SigningKey::es256("ec-1").unwrap();
         let server = serve(jwks(&[&rsa, &ec]).unwrap()).await;
         let v = jwks_verifier(&server.url, Some("https://issuer.example"), Some("ripple"));
-        let full = |sub: &str| {
-            json!({"sub": sub, "exp": now() + 300, "iss": "https://issuer.example", "aud": "ripple"})
-        };
+        let full = |sub: &str| json!({"sub": sub, "exp": now() + 300, "iss": "https://issuer.example", "aud": "ripple"});
         // WHEN tokens of each kind are verified
         // THEN each identity is the token's `sub`
         let alice = v.verify(&rsa.sign(&full("alice"))).await.unwrap();
@@ -708,9 +706,7 @@ mod tests {
         let stranger = SigningKey::rs256("rsa-2").unwrap();
         let server = serve(jwks(&[&rsa]).unwrap()).await;
         let v = jwks_verifier(&server.url, Some("https://issuer.example"), Some("ripple"));
-        let good = || {
-            json!({"sub": "eve", "exp": now() + 300, "iss": "https://issuer.example", "aud": "ripple"})
-        };
+        let good = || json!({"sub": "eve", "exp": now() + 300, "iss": "https://issuer.example", "aud": "ripple"});
         let with = |k: &str, val: Value| {
             let mut c = good();
             c[k] = val;
@@ -733,11 +729,17 @@ mod tests {
         let expired = rsa.sign(&with("exp", json!(now() - 3600)));
         assert!(matches!(v.verify(&expired).await, Err(AuthError::Expired)));
         let early = rsa.sign(&with("nbf", json!(now() + 3600)));
-        assert!(matches!(v.verify(&early).await, Err(AuthError::NotYetValid)));
+        assert!(matches!(
+            v.verify(&early).await,
+            Err(AuthError::NotYetValid)
+        ));
         let iss = rsa.sign(&with("iss", json!("https://evil.example")));
         assert!(matches!(v.verify(&iss).await, Err(AuthError::WrongIssuer)));
         let aud = rsa.sign(&with("aud", json!("someone-else")));
-        assert!(matches!(v.verify(&aud).await, Err(AuthError::WrongAudience)));
+        assert!(matches!(
+            v.verify(&aud).await,
+            Err(AuthError::WrongAudience)
+        ));
         let mut no_aud = good();
         no_aud.as_object_mut().unwrap().remove("aud");
         assert!(matches!(
@@ -786,8 +788,16 @@ mod tests {
         // a tampered payload under a valid signature
         let valid = rsa.sign(&good());
         let parts: Vec<&str> = valid.split('.').collect();
-        let evil = format!("{}.{}.{}", parts[0], b64(&with("sub", json!("root"))), parts[2]);
-        assert!(matches!(v.verify(&evil).await, Err(AuthError::BadSignature)));
+        let evil = format!(
+            "{}.{}.{}",
+            parts[0],
+            b64(&with("sub", json!("root"))),
+            parts[2]
+        );
+        assert!(matches!(
+            v.verify(&evil).await,
+            Err(AuthError::BadSignature)
+        ));
         // not a JWT at all, and a grant of the wrong shape
         assert!(matches!(v.verify("a.b").await, Err(AuthError::Malformed)));
         let bad_grant = rsa.sign(&with("channels", json!("lobby")));
@@ -814,7 +824,10 @@ mod tests {
         ));
         // AND a valid HS256 one passes
         assert_eq!(
-            v.verify(&sign_hs256(&claims("a"), SECRET)).await.unwrap().user,
+            v.verify(&sign_hs256(&claims("a"), SECRET))
+                .await
+                .unwrap()
+                .user,
             "a"
         );
         // GIVEN a verifier with only a key set

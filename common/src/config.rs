@@ -332,7 +332,10 @@ mod tests {
         // AND each way of satisfying it works
         for pair in [
             ("RIPPLE_JWT_SECRET_PARAMETER", "/ripple/jwt-secret"),
-            ("RIPPLE_JWKS_URL", "https://example.com/.well-known/jwks.json"),
+            (
+                "RIPPLE_JWKS_URL",
+                "https://example.com/.well-known/jwks.json",
+            ),
             ("RIPPLE_ALLOW_ANONYMOUS", "true"),
         ] {
             let s = Settings::from_lookup(lookup(&[("RIPPLE_TABLE", "t"), pair])).unwrap();

@@ -48,12 +48,14 @@ impl ConnectState {
 /// Why the HS256 secret could not be read from SSM Parameter Store.
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
-    #[error("could not read the SSM parameter {name} (it must be a SecureString the function may ssm:GetParameter and kms:Decrypt)")]
+    #[error(
+        "could not read the SSM parameter {name} (it must be a SecureString the function may ssm:GetParameter and kms:Decrypt)"
+    )]
     Read {
         name: String,
         #[source]
-        source: aws_sdk_ssm::error::SdkError<
-            aws_sdk_ssm::operation::get_parameter::GetParameterError,
+        source: Box<
+            aws_sdk_ssm::error::SdkError<aws_sdk_ssm::operation::get_parameter::GetParameterError>,
         >,
     },
     #[error("the SSM parameter {0} has no value")]
@@ -73,7 +75,7 @@ pub async fn read_secret_parameter(
         .await
         .map_err(|source| SecretError::Read {
             name: name.to_owned(),
-            source,
+            source: Box::new(source),
         })?;
     out.parameter
         .and_then(|p| p.value)
@@ -277,7 +279,11 @@ async fn on_connect(
             return response(401, Some("Unauthorized"));
         }
         Err(ConnectRefusal::Forbidden(channel)) => {
-            tracing::info!(connection_id, channel, "connect forbidden by the token's grant");
+            tracing::info!(
+                connection_id,
+                channel,
+                "connect forbidden by the token's grant"
+            );
             return response(403, Some("Forbidden"));
         }
     };

@@ -55,11 +55,17 @@ async fn assert_refused(url: &str, status: u16) {
     }
 }
 
-/// Reads frames until one of `type` (and `channel`, when given) arrives.
+/// The first frame of `type` (and `channel`, when given), from those already read or the next
+/// ones (snapshots of different channels come in any order).
 async fn frame_of(client: &mut WsClient, kind: &str, channel: Option<&str>) -> Value {
+    let wanted =
+        |frame: &Value| frame["type"] == kind && channel.is_none_or(|c| frame["channel"] == c);
+    if let Some(i) = client.seen.iter().position(wanted) {
+        return client.seen.remove(i);
+    }
     loop {
         let frame = client.next_frame().await.unwrap().expect("socket closed");
-        if frame["type"] == kind && channel.is_none_or(|c| frame["channel"] == c) {
+        if wanted(&frame) {
             return frame;
         }
         client.seen.push(frame);
@@ -137,7 +143,8 @@ async fn rs256_es256_and_hs256_tokens_connect_as_sub_and_every_bad_token_gets_40
     })
     .await
     .unwrap();
-    let claims = |sub: &str| json!({"sub": sub, "exp": now() + 300, "iss": ISSUER, "aud": AUDIENCE});
+    let claims =
+        |sub: &str| json!({"sub": sub, "exp": now() + 300, "iss": ISSUER, "aud": AUDIENCE});
     let connect_url = |token: &str| format!("{}/?token={token}&channel=arena", server.ws_url());
 
     // WHEN valid RS256, ES256 and HS256 tokens connect
@@ -146,10 +153,12 @@ async fn rs256_es256_and_hs256_tokens_connect_as_sub_and_every_bad_token_gets_40
         ("es-user", ec.sign(&claims("es-user"))),
         ("hs-user", sign_hs256(&claims("hs-user"), SECRET.as_bytes())),
     ];
+    let mut connected = Vec::new();
     for (sub, token) in &valid {
         let client = WsClient::connect(&connect_url(token)).await.unwrap();
         // THEN each identity is the token's `sub`
         assert_eq!(&client.user, sub);
+        connected.push(client);
     }
     let before = table_items(&server).await;
 
@@ -181,7 +190,10 @@ async fn rs256_es256_and_hs256_tokens_connect_as_sub_and_every_bad_token_gets_40
         ("alg none", alg_none),
         ("expired", rsa.sign(&with("exp", json!(now() - 3600)))),
         ("wrong aud", ec.sign(&with("aud", json!("another-app")))),
-        ("wrong iss", rsa.sign(&with("iss", json!("https://evil.example")))),
+        (
+            "wrong iss",
+            rsa.sign(&with("iss", json!("https://evil.example"))),
+        ),
         ("unknown kid", unpublished.sign(&claims("eve"))),
         ("HS256 with the RSA public key", hs256_with_rsa_public_key),
         (
@@ -206,6 +218,7 @@ async fn rs256_es256_and_hs256_tokens_connect_as_sub_and_every_bad_token_gets_40
     }
     // AND nothing was written for any of them
     assert_eq!(table_items(&server).await, before);
+    drop(connected);
     server.shutdown().await;
 }
 
@@ -283,7 +296,9 @@ async fn a_grant_limits_joins_and_publishes_and_nothing_refused_is_written_or_fa
         .send(r#"{"action":"message","channel":"room:7","text":"still here"}"#)
         .await
         .unwrap();
-    let mut friend = WsClient::connect(&url(&everything, &["lobby"])).await.unwrap();
+    let mut friend = WsClient::connect(&url(&everything, &["lobby"]))
+        .await
+        .unwrap();
     friend
         .send(r#"{"action":"message","channel":"lobby","text":"marker"}"#)
         .await

@@ -17,7 +17,7 @@
 //!   allowed), never `*`, `dynamodb:*` or `dynamodb:Scan`, table actions only on the table and its
 //!   indexes, stream actions only on its stream, `@connections` only on this API; a function that
 //!   reads the secret parameter is granted `ssm:GetParameter` on that parameter only and
-//!   `kms:Decrypt` (never on `*`), and no other function may read parameters or decrypt.
+//!   `kms:Decrypt` (never on `*`), and no other function may read parameters.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -952,14 +952,12 @@ fn check_iam(cfg: &Config, problems: &mut Vec<String>) -> Result<()> {
                     ));
                 }
             }
-        } else if statements.iter().any(|s| {
-            s.allow
-                && s.actions
-                    .iter()
-                    .any(|a| a.starts_with("ssm:") || a == "kms:Decrypt")
-        }) {
+        } else if statements
+            .iter()
+            .any(|s| s.allow && s.actions.iter().any(|a| a.starts_with("ssm:")))
+        {
             problems.push(format!(
-                "{at}: its role may read SSM parameters or decrypt, which the code does not"
+                "{at}: its role may read SSM parameters, which the code does not"
             ));
         }
 
@@ -985,7 +983,8 @@ fn check_iam(cfg: &Config, problems: &mut Vec<String>) -> Result<()> {
                 }
             }
             if s.actions.iter().any(|a| a == "kms:Decrypt")
-                && (s.resources.is_empty() || s.resources.iter().any(|r| r.contains('*')))
+                && (s.resources.is_empty()
+                    || s.resources.iter().any(|r| r == "*" || r.ends_with("/*")))
             {
                 problems.push(format!(
                     "{}: kms:Decrypt on {:?}, expected only the parameter's key",
