@@ -27,6 +27,11 @@ module "ripple" {
   fanout_member_cache_ms                 = var.fanout_member_cache_ms
   enable_jwt_auth                        = var.enable_jwt_auth
   jwt_secret_ssm_parameter_name          = var.jwt_secret_ssm_parameter_name
+  jwt_secret_kms_key_arn                 = var.jwt_secret_kms_key_arn
+  jwks_url                               = var.jwks_url
+  jwt_issuer                             = var.jwt_issuer
+  jwt_audience                           = var.jwt_audience
+  allow_anonymous_users                  = var.allow_anonymous_users
   deletion_protection                    = var.deletion_protection
   kms_key_arn                            = var.kms_key_arn
   stage_name                             = var.stage_name

@@ -110,15 +110,50 @@ variable "fanout_posts_per_second" {
 }
 
 variable "enable_jwt_auth" {
-  description = "When true, connect reads RIPPLE_JWT_SECRET (HS256) from the SSM SecureString parameter named by jwt_secret_ssm_parameter_name and rejects upgrades without a valid token."
+  description = "Require an HS256 JWT at $connect. connect gets the name of the SSM SecureString parameter jwt_secret_ssm_parameter_name (RIPPLE_JWT_SECRET_PARAMETER) and reads the secret at cold start; the secret never passes through Terraform."
   type        = bool
   default     = false
 }
 
 variable "jwt_secret_ssm_parameter_name" {
-  description = "Name of the SSM SecureString parameter holding the JWT secret (read at apply time; used only when enable_jwt_auth is true)."
+  description = "Name of the SSM SecureString parameter holding the HS256 secret (create it yourself; used only when enable_jwt_auth is true)."
   type        = string
   default     = "/ripple/jwt-secret"
+}
+
+variable "jwt_secret_kms_key_arn" {
+  description = "ARN of the KMS key the secret parameter is encrypted with (null: the AWS managed key alias/aws/ssm)."
+  type        = string
+  default     = null
+}
+
+variable "jwks_url" {
+  description = "RIPPLE_JWKS_URL: require an RS256/ES256 JWT at $connect, verified with this JSON Web Key Set (e.g. https://cognito-idp.<region>.amazonaws.com/<pool id>/.well-known/jwks.json). null: off."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.jwks_url == null || startswith(coalesce(var.jwks_url, "https://"), "https://")
+    error_message = "jwks_url must be an https:// URL."
+  }
+}
+
+variable "jwt_issuer" {
+  description = "RIPPLE_JWT_ISSUER: the `iss` tokens must carry (null: not checked)."
+  type        = string
+  default     = null
+}
+
+variable "jwt_audience" {
+  description = "RIPPLE_JWT_AUDIENCE: the `aud` tokens must carry (null: not checked)."
+  type        = string
+  default     = null
+}
+
+variable "allow_anonymous_users" {
+  description = "DEVELOPMENT ONLY. When no token is configured, trust the client's ?user= (anyone may claim any identity, and resume anyone's session). With false and no enable_jwt_auth or jwks_url, terraform plan stops and says what to set."
+  type        = bool
+  default     = false
 }
 
 variable "deletion_protection" {

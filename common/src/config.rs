@@ -39,7 +39,19 @@ pub struct Settings {
     pub connections_endpoint: Option<String>,
     pub max_in_flight: usize,
     pub posts_per_second: u32,
+    /// HS256 secret: `ripple dev --jwt-secret`, or on Lambda read from SSM at cold start.
     pub jwt_secret: Option<String>,
+    /// The SSM SecureString parameter holding the HS256 secret (Lambda).
+    pub jwt_secret_parameter: Option<String>,
+    /// Where the RS256 / ES256 keys are published.
+    pub jwks_url: Option<String>,
+    /// Required token `iss`.
+    pub jwt_issuer: Option<String>,
+    /// Required token `aud`.
+    pub jwt_audience: Option<String>,
+    /// Without a configured secret or key set, trust `?user=` (development). `ripple dev` and
+    /// tests default to true; a deployed function to false.
+    pub allow_anonymous: bool,
     pub position_rate: u32,
     pub message_rate: u32,
     pub resume_window_secs: u64,
@@ -59,6 +71,11 @@ impl Settings {
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             posts_per_second: DEFAULT_POSTS_PER_SECOND,
             jwt_secret: None,
+            jwt_secret_parameter: None,
+            jwks_url: None,
+            jwt_issuer: None,
+            jwt_audience: None,
+            allow_anonymous: true,
             position_rate: DEFAULT_POSITION_RATE,
             message_rate: DEFAULT_MESSAGE_RATE,
             resume_window_secs: DEFAULT_RESUME_WINDOW_SECS,
@@ -144,9 +161,76 @@ impl Settings {
             }
             s.connections_endpoint = Some(url.trim_end_matches('/').to_owned());
         }
-        s.jwt_secret = get(ENV_JWT_SECRET);
+        if get(ENV_JWT_SECRET).is_some() {
+            return Err(ConfigError::Invalid {
+                name: ENV_JWT_SECRET,
+                value: "(hidden)".to_owned(),
+                hint: "a deployed function never takes the secret from its environment: store it as an SSM SecureString parameter and set RIPPLE_JWT_SECRET_PARAMETER to its name",
+            });
+        }
+        s.jwt_secret_parameter = get(ENV_JWT_SECRET_PARAMETER);
+        if let Some(url) = get(ENV_JWKS_URL) {
+            if !(url.starts_with("https://") || is_loopback_http(&url)) {
+                return Err(ConfigError::Invalid {
+                    name: ENV_JWKS_URL,
+                    value: url,
+                    hint: "an https:// URL of a JSON Web Key Set, such as https://cognito-idp.us-east-1.amazonaws.com/<pool id>/.well-known/jwks.json",
+                });
+            }
+            s.jwks_url = Some(url);
+        }
+        s.jwt_issuer = get(ENV_JWT_ISSUER);
+        s.jwt_audience = get(ENV_JWT_AUDIENCE);
+        s.allow_anonymous = match get(ENV_ALLOW_ANONYMOUS) {
+            None => false,
+            Some(v) => match v.trim() {
+                "true" | "1" => true,
+                "false" | "0" => false,
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        name: ENV_ALLOW_ANONYMOUS,
+                        value: v,
+                        hint: "true or false",
+                    });
+                }
+            },
+        };
         Ok(s)
     }
+
+    /// How `$connect` checks tokens.
+    pub fn auth_config(&self) -> crate::auth::AuthConfig {
+        crate::auth::AuthConfig {
+            hs256_secret: self.jwt_secret.as_ref().map(|s| s.as_bytes().to_vec()),
+            jwks_url: self.jwks_url.clone(),
+            issuer: self.jwt_issuer.clone(),
+            audience: self.jwt_audience.clone(),
+        }
+    }
+
+    /// For `connect`: fails unless tokens can be checked (a secret parameter or a key set) or
+    /// anonymous connections were explicitly allowed.
+    pub fn require_auth_or_anonymous(&self) -> Result<(), ConfigError> {
+        if self.jwt_secret.is_some()
+            || self.jwt_secret_parameter.is_some()
+            || self.jwks_url.is_some()
+            || self.allow_anonymous
+        {
+            return Ok(());
+        }
+        Err(ConfigError::Missing {
+            name: ENV_JWT_SECRET_PARAMETER,
+            hint: "set it (HS256 secret in SSM) or RIPPLE_JWKS_URL (RS256/ES256 keys) to require a token at $connect; RIPPLE_ALLOW_ANONYMOUS=true trusts ?user= instead (development only)",
+        })
+    }
+}
+
+/// `http://` on a loopback host (a JWKS served by a test or a local issuer).
+fn is_loopback_http(url: &str) -> bool {
+    url.strip_prefix("http://")
+        .map(|rest| rest.split(['/', '?']).next().unwrap_or_default())
+        .map(|host| host.rsplit_once(':').map_or(host, |(h, _)| h))
+        .is_some_and(|h| h == "localhost" || h.starts_with("127.") || h == "[::1]")
 }
 
 /// The SDK configuration of a deployed function (region and credentials from Lambda).
@@ -227,6 +311,43 @@ mod tests {
                 .contains("RIPPLE_MAX_IN_FLIGHT=\"lots\" is invalid"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_secret_in_the_environment_is_refused_and_auth_is_required_by_default() {
+        // GIVEN a deployed function's environment with the secret itself in it
+        let err = Settings::from_lookup(lookup(&[
+            ("RIPPLE_TABLE", "t"),
+            ("RIPPLE_JWT_SECRET", "hunter2hunter2"),
+        ]))
+        .unwrap_err();
+        // THEN it refuses to start, pointing at the SSM parameter, without echoing the secret
+        let msg = err.to_string();
+        assert!(msg.contains("RIPPLE_JWT_SECRET_PARAMETER"), "{msg}");
+        assert!(!msg.contains("hunter2"), "{msg}");
+        // GIVEN no auth settings at all: connect must not start
+        let s = Settings::from_lookup(lookup(&[("RIPPLE_TABLE", "t")])).unwrap();
+        assert!(!s.allow_anonymous);
+        assert!(s.require_auth_or_anonymous().is_err());
+        // AND each way of satisfying it works
+        for pair in [
+            ("RIPPLE_JWT_SECRET_PARAMETER", "/ripple/jwt-secret"),
+            (
+                "RIPPLE_JWKS_URL",
+                "https://example.com/.well-known/jwks.json",
+            ),
+            ("RIPPLE_ALLOW_ANONYMOUS", "true"),
+        ] {
+            let s = Settings::from_lookup(lookup(&[("RIPPLE_TABLE", "t"), pair])).unwrap();
+            assert!(s.require_auth_or_anonymous().is_ok(), "{pair:?}");
+        }
+        // AND a plain-http key set off loopback is refused
+        let err = Settings::from_lookup(lookup(&[
+            ("RIPPLE_TABLE", "t"),
+            ("RIPPLE_JWKS_URL", "http://example.com/jwks.json"),
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().contains("RIPPLE_JWKS_URL"), "{err}");
     }
 
     #[test]

@@ -17,11 +17,22 @@ pub struct FunctionSpec {
     pub stream_actions: &'static [&'static str],
     /// Whether the function posts to / deletes connections (`execute-api:ManageConnections`).
     pub manages_connections: bool,
+    /// Whether the function reads the SSM SecureString parameter named by
+    /// `RIPPLE_JWT_SECRET_PARAMETER` (`ssm:GetParameter` on it, `kms:Decrypt` of its key).
+    pub reads_secret_parameter: bool,
 }
 
 pub const ENV_TABLE: &str = "RIPPLE_TABLE";
 pub const ENV_CONNECTION_TTL_SECS: &str = "RIPPLE_CONNECTION_TTL_SECS";
+/// `ripple dev` only: the HS256 secret itself. A deployed function refuses to start with it set.
 pub const ENV_JWT_SECRET: &str = "RIPPLE_JWT_SECRET";
+/// The name of the SSM SecureString parameter holding the HS256 secret (read at cold start).
+pub const ENV_JWT_SECRET_PARAMETER: &str = "RIPPLE_JWT_SECRET_PARAMETER";
+pub const ENV_JWKS_URL: &str = "RIPPLE_JWKS_URL";
+pub const ENV_JWT_ISSUER: &str = "RIPPLE_JWT_ISSUER";
+pub const ENV_JWT_AUDIENCE: &str = "RIPPLE_JWT_AUDIENCE";
+/// `true`: without a token, trust the client's `?user=` (development only).
+pub const ENV_ALLOW_ANONYMOUS: &str = "RIPPLE_ALLOW_ANONYMOUS";
 pub const ENV_POSITION_TTL_SECS: &str = "RIPPLE_POSITION_TTL_SECS";
 pub const ENV_MESSAGE_TTL_SECS: &str = "RIPPLE_MESSAGE_TTL_SECS";
 pub const ENV_CONNECTIONS_ENDPOINT: &str = "RIPPLE_CONNECTIONS_ENDPOINT";
@@ -38,7 +49,11 @@ pub const CONNECT: FunctionSpec = FunctionSpec {
     env_required: &[ENV_TABLE],
     env_optional: &[
         ENV_CONNECTION_TTL_SECS,
-        ENV_JWT_SECRET,
+        ENV_JWT_SECRET_PARAMETER,
+        ENV_JWKS_URL,
+        ENV_JWT_ISSUER,
+        ENV_JWT_AUDIENCE,
+        ENV_ALLOW_ANONYMOUS,
         ENV_RESUME_WINDOW_SECS,
         ENV_RUST_LOG,
     ],
@@ -50,6 +65,7 @@ pub const CONNECT: FunctionSpec = FunctionSpec {
     ],
     stream_actions: &[],
     manages_connections: false,
+    reads_secret_parameter: true,
 };
 
 pub const INGEST: FunctionSpec = FunctionSpec {
@@ -69,6 +85,7 @@ pub const INGEST: FunctionSpec = FunctionSpec {
     ],
     stream_actions: &[],
     manages_connections: false,
+    reads_secret_parameter: false,
 };
 
 pub const FANOUT: FunctionSpec = FunctionSpec {
@@ -98,6 +115,7 @@ pub const FANOUT: FunctionSpec = FunctionSpec {
         "dynamodb:ListStreams",
     ],
     manages_connections: true,
+    reads_secret_parameter: false,
 };
 
 /// Every deployed function.

@@ -49,6 +49,10 @@ pub struct ConnectionItem {
     /// in their channels' rosters and it receives events.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub welcomed: bool,
+    /// The token's channel permissions (`channels`, `publish` claims); absent: every channel.
+    /// Ingest reads it with the connection on every `join`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<crate::auth::Grant>,
 }
 
 impl ConnectionItem {
@@ -72,7 +76,13 @@ impl ConnectionItem {
             gsi1pk: keys::sweep_pk(connection_id),
             gsi1sk: keys::sweep_sk(connected_at, connection_id),
             welcomed: false,
+            grant: None,
         }
+    }
+
+    /// Whether the connection may join `channel`.
+    pub fn may_join(&self, channel: &str) -> bool {
+        self.grant.as_ref().is_none_or(|g| g.may_join(channel))
     }
 
     pub fn endpoint(&self) -> Endpoint {
@@ -104,6 +114,10 @@ pub struct MemberItem {
     /// When set, the joiner asked for the chat messages written after this time (ms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since: Option<u64>,
+    /// The connection's grant does not let it publish here (`publish` claim): ingest refuses its
+    /// positions and messages with `forbidden`. Written only when true.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub read_only: bool,
 }
 
 impl MemberItem {
@@ -121,6 +135,10 @@ impl MemberItem {
             // A membership never outlives its connection.
             expires_at: connection.expires_at,
             since: None,
+            read_only: connection
+                .grant
+                .as_ref()
+                .is_some_and(|g| !g.may_publish(channel)),
         }
     }
 

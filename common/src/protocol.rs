@@ -28,6 +28,8 @@ pub enum ErrorCode {
     TooLarge,
     NotMember,
     RateLimited,
+    /// The token's grant does not allow this `join` or publish.
+    Forbidden,
 }
 
 impl ErrorCode {
@@ -38,6 +40,7 @@ impl ErrorCode {
             ErrorCode::TooLarge => "too_large",
             ErrorCode::NotMember => "not_member",
             ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Forbidden => "forbidden",
         }
     }
 }

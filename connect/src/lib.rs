@@ -2,13 +2,18 @@
 //!
 //! `$connect` stores the connection (id, user, the domain and stage to call back, connect time,
 //! TTL) and one membership per `channel` query parameter, then answers 200. A bad request answers
-//! 400 and writes nothing. With `RIPPLE_JWT_SECRET` set, the identity is the `sub` of an HS256
-//! JWT from `?token=` or `Sec-WebSocket-Protocol`; a missing, expired or badly signed token
-//! answers 401 and writes nothing. `$disconnect` deletes the connection and its memberships.
+//! 400 and writes nothing. With a secret or a key set configured ([`ripple_common::auth`]), the
+//! identity is the `sub` of a JWT from `?token=` or `Sec-WebSocket-Protocol`; a missing, expired
+//! or badly signed token answers 401, a `channel` outside the token's grant 403, and both write
+//! nothing. The grant is stored on the connection item so that ingest checks every later `join`
+//! and publish against it; `resume` restores only the channels the new token may join. Without
+//! auth, `?user=` is trusted only when anonymous connections are allowed (`ripple dev`,
+//! `RIPPLE_ALLOW_ANONYMOUS=true`); otherwise every connect answers 401. `$disconnect` deletes the
+//! connection and its memberships.
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use aws_lambda_events::encodings::Body;
-use ripple_common::auth::{self, AuthError};
+use ripple_common::auth::{self, AuthError, Grant, Verifier};
 use ripple_common::config::Settings;
 use ripple_common::items::{ConnectionItem, Endpoint, MemberItem, SessionItem};
 use ripple_common::protocol::{Refusal, validate_channel, validate_client_user};
@@ -24,6 +29,58 @@ pub const MAX_CHANNELS_AT_CONNECT: usize = 16;
 pub struct ConnectState {
     pub store: Store,
     pub settings: Settings,
+    /// Checks tokens (caches the key set for the instance).
+    pub verifier: Verifier,
+}
+
+impl ConnectState {
+    /// The state for `settings`, with a verifier of its auth settings.
+    pub fn new(store: Store, settings: Settings) -> Self {
+        let verifier = Verifier::new(&settings.auth_config());
+        Self {
+            store,
+            settings,
+            verifier,
+        }
+    }
+}
+
+/// Why the HS256 secret could not be read from SSM Parameter Store.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error(
+        "could not read the SSM parameter {name} (it must be a SecureString the function may ssm:GetParameter and kms:Decrypt)"
+    )]
+    Read {
+        name: String,
+        #[source]
+        source: Box<
+            aws_sdk_ssm::error::SdkError<aws_sdk_ssm::operation::get_parameter::GetParameterError>,
+        >,
+    },
+    #[error("the SSM parameter {0} has no value")]
+    Empty(String),
+}
+
+/// Reads the HS256 secret from the SSM SecureString parameter `name`, decrypted (cold start).
+pub async fn read_secret_parameter(
+    ssm: &aws_sdk_ssm::Client,
+    name: &str,
+) -> Result<String, SecretError> {
+    let out = ssm
+        .get_parameter()
+        .name(name)
+        .with_decryption(true)
+        .send()
+        .await
+        .map_err(|source| SecretError::Read {
+            name: name.to_owned(),
+            source: Box::new(source),
+        })?;
+    out.parameter
+        .and_then(|p| p.value)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| SecretError::Empty(name.to_owned()))
 }
 
 /// Handles one `$connect` or `$disconnect` event, without metrics (`ripple dev`, tests).
@@ -89,6 +146,8 @@ async fn handle_measured(
 #[derive(Debug, PartialEq)]
 pub struct ConnectRequest {
     pub user: String,
+    /// The token's grant (None: anonymous, every channel).
+    pub grant: Option<Grant>,
     pub channels: Vec<String>,
     /// `?resume=1`: rejoin the channels of this user's last connection, if it closed within the
     /// resume window.
@@ -101,12 +160,15 @@ pub struct ConnectRequest {
 }
 
 /// Why a connect is refused.
-#[derive(Debug, PartialEq)]
+#[derive(Debug)]
 pub enum ConnectRefusal {
     /// 400: bad parameters.
     BadRequest(Refusal),
-    /// 401: auth is on and the token is missing, expired or badly signed.
+    /// 401: auth is on and the token is missing, expired or badly signed (or auth is off and
+    /// anonymous connections are not allowed).
     Unauthorized(AuthError),
+    /// 403: a `channel` the token's grant does not include.
+    Forbidden(String),
 }
 
 fn offered_protocols(req: &ApiGatewayWebsocketProxyRequest) -> Vec<String> {
@@ -120,36 +182,43 @@ fn offered_protocols(req: &ApiGatewayWebsocketProxyRequest) -> Vec<String> {
         .collect()
 }
 
-/// Reads identity (`token` or `user`) and `channel`s from the request.
-pub fn parse_connect(
+/// Reads identity (`token` or `user`) and `channel`s from the request, verifying the token when
+/// auth is on.
+pub async fn parse_connect(
     req: &ApiGatewayWebsocketProxyRequest,
     connection_id: &str,
-    jwt_secret: Option<&str>,
-    now_secs: u64,
+    verifier: &Verifier,
+    allow_anonymous: bool,
 ) -> Result<ConnectRequest, ConnectRefusal> {
     let offered = offered_protocols(req);
     let mut protocol = offered.first().cloned();
-    let user = match jwt_secret {
-        Some(secret) => {
-            let from_query = req
-                .query_string_parameters
-                .first("token")
-                .map(str::to_owned);
-            let from_protocol = offered.iter().find(|p| auth::looks_like_jwt(p)).cloned();
-            if from_query.is_none() {
-                protocol = from_protocol.clone().or(protocol);
-            }
-            let token = from_query
-                .or(from_protocol)
-                .ok_or(ConnectRefusal::Unauthorized(AuthError::Missing))?;
-            auth::verify_hs256(&token, secret.as_bytes(), now_secs)
-                .map_err(ConnectRefusal::Unauthorized)?
+    let (user, grant) = if verifier.is_enabled() {
+        let from_query = req
+            .query_string_parameters
+            .first("token")
+            .map(str::to_owned);
+        let from_protocol = offered.iter().find(|p| auth::looks_like_jwt(p)).cloned();
+        if from_query.is_none() {
+            protocol = from_protocol.clone().or(protocol);
         }
-        None => req
+        let token = from_query
+            .or(from_protocol)
+            .ok_or(ConnectRefusal::Unauthorized(AuthError::Missing))?;
+        let identity = verifier
+            .verify(&token)
+            .await
+            .map_err(ConnectRefusal::Unauthorized)?;
+        let grant = (!identity.grant.is_everything()).then_some(identity.grant);
+        (identity.user, grant)
+    } else if allow_anonymous {
+        let user = req
             .query_string_parameters
             .first("user")
             .map(str::to_owned)
-            .unwrap_or_else(|| connection_id.to_owned()),
+            .unwrap_or_else(|| connection_id.to_owned());
+        (user, None)
+    } else {
+        return Err(ConnectRefusal::Unauthorized(AuthError::Missing));
     };
     validate_client_user(&user).map_err(ConnectRefusal::BadRequest)?;
     let mut channels: Vec<String> = Vec::new();
@@ -183,8 +252,15 @@ pub fn parse_connect(
             ))
         })?),
     };
+    if let Some(channel) = channels
+        .iter()
+        .find(|c| grant.as_ref().is_some_and(|g| !g.may_join(c)))
+    {
+        return Err(ConnectRefusal::Forbidden(channel.clone()));
+    }
     Ok(ConnectRequest {
         user,
+        grant,
         channels,
         resume,
         since,
@@ -197,16 +273,34 @@ async fn on_connect(
     req: &ApiGatewayWebsocketProxyRequest,
     connection_id: &str,
 ) -> ApiGatewayProxyResponse {
-    let secret = state.settings.jwt_secret.as_deref();
-    let request = match parse_connect(req, connection_id, secret, ripple_common::now_ms() / 1000) {
+    let request = match parse_connect(
+        req,
+        connection_id,
+        &state.verifier,
+        state.settings.allow_anonymous,
+    )
+    .await
+    {
         Ok(r) => r,
         Err(ConnectRefusal::BadRequest(refusal)) => {
             tracing::info!(connection_id, reason = %refusal, "connect refused");
             return response(400, Some(&refusal.message));
         }
+        Err(ConnectRefusal::Unauthorized(why)) if why.is_server_error() => {
+            tracing::error!(connection_id, error = %why, "connect could not check the token");
+            return response(500, None);
+        }
         Err(ConnectRefusal::Unauthorized(why)) => {
             tracing::info!(connection_id, reason = %why, "connect unauthorized");
             return response(401, Some("Unauthorized"));
+        }
+        Err(ConnectRefusal::Forbidden(channel)) => {
+            tracing::info!(
+                connection_id,
+                channel,
+                "connect forbidden by the token's grant"
+            );
+            return response(403, Some("Forbidden"));
         }
     };
     let ctx = &req.request_context;
@@ -220,13 +314,14 @@ async fn on_connect(
         .filter(|t| *t > 0)
         .unwrap_or(now);
     let expires_at = connected_at / 1000 + state.settings.connection_ttl_secs;
-    let connection = ConnectionItem::new(
+    let mut connection = ConnectionItem::new(
         connection_id,
         &request.user,
         &endpoint,
         connected_at,
         expires_at,
     );
+    connection.grant = request.grant.clone();
     if let Err(err) = state.store.put_connection(&connection).await {
         tracing::error!(connection_id, error = %err, "could not store the connection");
         return response(500, None);
@@ -259,14 +354,16 @@ async fn on_connect(
 }
 
 /// The channels to join and the history cursor: the requested ones, plus, with `resume`, those
-/// of the user's last session (whose close time is then the default cursor).
+/// of the user's last session that the token may join (whose close time is then the default
+/// cursor). The session is the verified `sub`'s own when auth is on.
 async fn resumed(state: &ConnectState, request: &ConnectRequest) -> (Vec<String>, Option<u64>) {
     let mut channels = request.channels.clone();
     let mut since = request.since;
     if request.resume {
         match state.store.take_session(&request.user).await {
             Ok(Some(session)) if session.expires_at > ripple_common::now_ms() / 1000 => {
-                for channel in session.channels {
+                let allowed = |c: &String| request.grant.as_ref().is_none_or(|g| g.may_join(c));
+                for channel in session.channels.into_iter().filter(allowed) {
                     if !channels.contains(&channel) && channels.len() < MAX_CHANNELS_AT_CONNECT {
                         channels.push(channel);
                     }

@@ -3,7 +3,10 @@
 //! item (a membership for `join`, its deletion for `leave`, the position or the message). The
 //! fan-out happens later, from the table's stream. A refused frame writes nothing and answers an
 //! `error` frame in the route response body, which API Gateway sends to the sender only.
-//! Publishing faster than the per-connection limit is refused with `rate_limited`.
+//! Publishing faster than the per-connection limit is refused with `rate_limited`. A `join` outside
+//! the connection's grant (the token's `channels` claim, stored on the connection item at
+//! `$connect`) and a publish to a channel the grant does not let it publish to (`publish`, carried
+//! on the membership as `read_only`) are refused with `forbidden`; the socket stays open.
 
 mod limits;
 pub mod metrics;
@@ -129,6 +132,13 @@ pub async fn ingest_frame(state: &IngestState, connection_id: &str, body: &[u8])
     }
 }
 
+fn forbidden(what: &str, channel: &str) -> Refusal {
+    Refusal::new(
+        ErrorCode::Forbidden,
+        format!("your token does not allow you to {what} {channel:?}"),
+    )
+}
+
 fn not_member(channel: &str) -> Refusal {
     Refusal::new(
         ErrorCode::NotMember,
@@ -151,6 +161,9 @@ async fn write(
                     "unknown connection: reconnect",
                 )));
             };
+            if !connection.may_join(&channel) {
+                return Ok(Some(forbidden("join", &channel)));
+            }
             let mut member = MemberItem::new(&connection, &channel, now);
             member.since = since;
             store.put_member(&member).await?;
@@ -164,6 +177,9 @@ async fn write(
             let Some(member) = store.get_member(connection_id, &update.channel).await? else {
                 return Ok(Some(not_member(&update.channel)));
             };
+            if member.read_only {
+                return Ok(Some(forbidden("publish to", &update.channel)));
+            }
             let item = PositionItem::new(
                 &member.user,
                 &member.connection_id,
@@ -179,6 +195,9 @@ async fn write(
             let Some(member) = store.get_member(connection_id, &channel).await? else {
                 return Ok(Some(not_member(&channel)));
             };
+            if member.read_only {
+                return Ok(Some(forbidden("publish to", &channel)));
+            }
             store
                 .put_message(&MessageItem::new(
                     channel,

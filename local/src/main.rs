@@ -130,6 +130,16 @@ struct DevArgs {
     /// Require an HS256 JWT at connect, signed with this secret (`?token=` or Sec-WebSocket-Protocol).
     #[arg(long, env = "RIPPLE_JWT_SECRET", hide_env_values = true)]
     jwt_secret: Option<String>,
+    /// Require an RS256 / ES256 JWT at connect, verified with the keys of this JSON Web Key Set
+    /// (chosen by `kid`), e.g. https://cognito-idp.<region>.amazonaws.com/<pool>/.well-known/jwks.json
+    #[arg(long, env = "RIPPLE_JWKS_URL")]
+    jwks_url: Option<String>,
+    /// Require this `iss` in tokens.
+    #[arg(long, env = "RIPPLE_JWT_ISSUER")]
+    jwt_issuer: Option<String>,
+    /// Require this `aud` in tokens.
+    #[arg(long, env = "RIPPLE_JWT_AUDIENCE")]
+    jwt_audience: Option<String>,
     /// Positions one connection may publish per second.
     #[arg(long, default_value_t = ripple_common::config::DEFAULT_POSITION_RATE)]
     position_rate: u32,
@@ -194,6 +204,9 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
         max_in_flight: args.max_in_flight,
         stats: args.stats.map(|s| Duration::from_secs(s.max(1))),
         jwt_secret: args.jwt_secret,
+        jwks_url: args.jwks_url,
+        jwt_issuer: args.jwt_issuer,
+        jwt_audience: args.jwt_audience,
         position_rate: args.position_rate,
         message_rate: args.message_rate,
         resume_window: Duration::from_secs(args.resume_window_secs.max(1)),

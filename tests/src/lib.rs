@@ -742,3 +742,30 @@ async fn serve_on_loopback(
 pub fn ws_url(server: &ripple::dev::DevServer, query: &str) -> String {
     format!("{}/?{query}", server.ws_url())
 }
+
+/// A JSON document (a JWKS) served by plain HTTP on loopback, the way an identity provider
+/// publishes its keys; stops when dropped.
+#[derive(Debug)]
+pub struct JsonServer {
+    /// The document's URL.
+    pub url: String,
+    _shutdown: Arc<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl JsonServer {
+    /// Serves `doc` at `/.well-known/jwks.json`.
+    pub async fn start(doc: Value) -> anyhow::Result<Self> {
+        let app = Router::new().route(
+            "/.well-known/jwks.json",
+            axum::routing::get(move || {
+                let doc = doc.clone();
+                async move { axum::Json(doc) }
+            }),
+        );
+        let (base, shutdown) = serve_on_loopback(app).await?;
+        Ok(Self {
+            url: format!("{base}/.well-known/jwks.json"),
+            _shutdown: shutdown,
+        })
+    }
+}

@@ -37,10 +37,7 @@ async fn under_faults_nothing_is_lost_gone_connections_leave_and_seq_never_goes_
     let mut settings = table.settings.clone();
     settings.position_rate = 10_000;
     settings.message_rate = 10_000;
-    let connect = ConnectState {
-        store: table.store.clone(),
-        settings: settings.clone(),
-    };
+    let connect = ConnectState::new(table.store.clone(), settings.clone());
     let ingest = IngestState::new(table.store.clone(), settings);
     for (id, user, channels, _) in PLAYERS {
         let mut q = vec![("user".to_owned(), user.to_owned())];

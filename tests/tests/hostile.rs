@@ -251,10 +251,7 @@ fn hostile_frames() -> Vec<(&'static str, String, &'static str)> {
 async fn every_hostile_frame_gets_its_error_code_and_writes_nothing() {
     // GIVEN alice connected to arena, and the stream drained
     let mut table = TestTable::new().await.unwrap();
-    let connect = ConnectState {
-        store: table.store.clone(),
-        settings: table.settings.clone(),
-    };
+    let connect = ConnectState::new(table.store.clone(), table.settings.clone());
     let ingest = IngestState::new(table.store.clone(), table.settings.clone());
     let q = vec![
         ("user".into(), "alice".into()),
@@ -351,10 +348,7 @@ async fn over_a_real_socket_hostile_frames_leave_the_connection_open() {
 async fn the_extreme_numbers_a_frame_may_carry_are_stored_as_sent() {
     // GIVEN alice in arena
     let table = TestTable::new().await.unwrap();
-    let connect = ConnectState {
-        store: table.store.clone(),
-        settings: table.settings.clone(),
-    };
+    let connect = ConnectState::new(table.store.clone(), table.settings.clone());
     let ingest = IngestState::new(table.store.clone(), table.settings.clone());
     let q = vec![
         ("user".into(), "alice".into()),
@@ -475,10 +469,7 @@ async fn publishing_above_the_rate_limit_is_refused_and_not_written() {
     let mut table = TestTable::new().await.unwrap();
     let mut settings = table.settings.clone();
     settings.position_rate = 2;
-    let connect = ConnectState {
-        store: table.store.clone(),
-        settings: settings.clone(),
-    };
+    let connect = ConnectState::new(table.store.clone(), settings.clone());
     let ingest = IngestState::new(table.store.clone(), settings);
     let q = vec![
         ("user".into(), "alice".into()),

@@ -329,10 +329,7 @@ fn query(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
 async fn ingest_sums_its_frames_accepted_or_refused_under_the_code_the_sender_got() {
     // GIVEN alice connected to arena
     let table = TestTable::new().await.unwrap();
-    let connect = ConnectState {
-        store: table.store.clone(),
-        settings: table.settings.clone(),
-    };
+    let connect = ConnectState::new(table.store.clone(), table.settings.clone());
     let ingest = IngestState::new(table.store.clone(), table.settings.clone());
     let q = query(&[("user", "alice"), ("channel", "arena")]);
     let ev = connect_event(&ctx("A"), &[], &q, 1).unwrap();
@@ -401,12 +398,10 @@ async fn ingest_sums_its_frames_accepted_or_refused_under_the_code_the_sender_go
 async fn connect_counts_connects_rejections_by_status_and_disconnects() {
     // GIVEN connect without auth, and connect with auth on
     let table = TestTable::new().await.unwrap();
-    let open = ConnectState {
-        store: table.store.clone(),
-        settings: table.settings.clone(),
-    };
-    let mut guarded = open.clone();
-    guarded.settings.jwt_secret = Some("s3cret-for-the-test".into());
+    let open = ConnectState::new(table.store.clone(), table.settings.clone());
+    let mut secured = table.settings.clone();
+    secured.jwt_secret = Some("s3cret-for-the-test".into());
+    let guarded = ConnectState::new(table.store.clone(), secured);
     let metrics = aggregator();
 
     // WHEN alice connects, someone sends a bad channel, someone comes without a token,

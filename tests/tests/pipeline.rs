@@ -24,10 +24,7 @@ impl Stack {
     async fn new() -> Self {
         let table = TestTable::new().await.unwrap();
         let server = RecordingConnections::start().await.unwrap();
-        let connect = ConnectState {
-            store: table.store.clone(),
-            settings: table.settings.clone(),
-        };
+        let connect = ConnectState::new(table.store.clone(), table.settings.clone());
         let ingest = IngestState::new(table.store.clone(), table.settings.clone());
         let fanout = FanoutState::new(table.store.clone(), server.client(), &table.settings);
         Self {

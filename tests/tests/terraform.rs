@@ -8,11 +8,16 @@
 //! Decisions the checks encode (docs/deploy.md explains them):
 //! - Environment: each function gets exactly `env_required ∪ env_optional` minus
 //!   `RIPPLE_CONNECTIONS_ENDPOINT` (the code derives it from the request's domain and stage on
-//!   AWS). `RUST_LOG` is always set (variable `log_level`); `RIPPLE_JWT_SECRET` is set only when
-//!   auth is enabled, from an SSM parameter, so it counts as set.
+//!   AWS). `RUST_LOG` is always set (variable `log_level`); the auth variables are set only when
+//!   their feature is on (conditional maps count as set).
+//! - Secrets: no function gets `RIPPLE_JWT_SECRET`, and no `aws_ssm_parameter` data source or
+//!   resource exists (its value would be kept in Terraform state); connect reads the parameter
+//!   itself at cold start.
 //! - IAM: a function's policy must grant at least the actions its code calls (a superset is
 //!   allowed), never `*`, `dynamodb:*` or `dynamodb:Scan`, table actions only on the table and its
-//!   indexes, stream actions only on its stream, `@connections` only on this API.
+//!   indexes, stream actions only on its stream, `@connections` only on this API; a function that
+//!   reads the secret parameter is granted `ssm:GetParameter` on that parameter only and
+//!   `kms:Decrypt` (never on `*`), and no other function may read parameters.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -777,10 +782,23 @@ fn check_environment(cfg: &Config, problems: &mut Vec<String>) -> Result<()> {
                 "{at}: RIPPLE_TABLE is `{table_name}`, not the table aws_dynamodb_table.{table}"
             ));
         }
-        let secret = env.get("RIPPLE_JWT_SECRET");
-        if secret.is_some_and(|s| !s.contains("data.aws_ssm_parameter.")) {
+        for (name, value) in &env {
+            if name == "RIPPLE_JWT_SECRET" || value.contains("aws_ssm_parameter.") {
+                problems.push(format!(
+                    "{at}: {name} puts a secret into the environment; pass the parameter's name (RIPPLE_JWT_SECRET_PARAMETER)"
+                ));
+            }
+        }
+    }
+    for (file, block) in module.blocks() {
+        let labels = label_strs(block);
+        if matches!(block.identifier(), "data" | "resource")
+            && labels.first() == Some(&"aws_ssm_parameter")
+        {
             problems.push(format!(
-                "{at}: RIPPLE_JWT_SECRET is `{secret:?}`, not read from an SSM parameter"
+                "terraform/{file}: {} aws_ssm_parameter.{} keeps the parameter's value in Terraform state",
+                block.identifier(),
+                label(block, 1)
             ));
         }
     }
@@ -925,8 +943,54 @@ fn check_iam(cfg: &Config, problems: &mut Vec<String>) -> Result<()> {
             ));
         }
 
+        // The secret parameter: read and decrypted exactly when the code does.
+        if spec.reads_secret_parameter {
+            for action in ["ssm:GetParameter", "kms:Decrypt"] {
+                if !granted(action) {
+                    problems.push(format!(
+                        "{at}: its role does not grant {action}, which the code calls to read the secret parameter"
+                    ));
+                }
+            }
+        } else if statements
+            .iter()
+            .any(|s| s.allow && s.actions.iter().any(|a| a.starts_with("ssm:")))
+        {
+            problems.push(format!(
+                "{at}: its role may read SSM parameters, which the code does not"
+            ));
+        }
+
         // … and only on what it needs.
         for s in statements.iter().filter(|s| s.allow) {
+            for a in s.actions.iter().filter(|a| a.starts_with("ssm:")) {
+                if a != "ssm:GetParameter" {
+                    problems.push(format!(
+                        "{}: grants {a}; the code calls only ssm:GetParameter",
+                        s.at
+                    ));
+                }
+                let the_parameter = |r: &String| {
+                    r.contains(":ssm:")
+                        && r.contains(":parameter/")
+                        && r.contains("var.jwt_secret_ssm_parameter_name")
+                };
+                if s.resources.is_empty() || !s.resources.iter().all(the_parameter) {
+                    problems.push(format!(
+                        "{}: {a} on {:?}, expected only the secret parameter (var.jwt_secret_ssm_parameter_name)",
+                        s.at, s.resources
+                    ));
+                }
+            }
+            if s.actions.iter().any(|a| a == "kms:Decrypt")
+                && (s.resources.is_empty()
+                    || s.resources.iter().any(|r| r == "*" || r.ends_with("/*")))
+            {
+                problems.push(format!(
+                    "{}: kms:Decrypt on {:?}, expected only the parameter's key",
+                    s.at, s.resources
+                ));
+            }
             let wildcard = s
                 .actions
                 .iter()
@@ -1719,7 +1783,7 @@ struct Breakage {
     reported: &'static str,
 }
 
-const BREAKAGES: [Breakage; 9] = [
+const BREAKAGES: [Breakage; 12] = [
     Breakage {
         what: "a misspelt resource reference",
         file: "modules/ripple/lambda.tf",
@@ -1749,6 +1813,29 @@ const BREAKAGES: [Breakage; 9] = [
         to: r#"actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Scan"]
     resources = ["*"]"#,
         reported: "grants dynamodb:Scan",
+    },
+    Breakage {
+        what: "the SSM read of the secret parameter, removed",
+        file: "modules/ripple/iam.tf",
+        from: r#"actions   = ["ssm:GetParameter"]"#,
+        to: r#"actions   = []"#,
+        reported: "aws_lambda_function.connect: its role does not grant ssm:GetParameter",
+    },
+    Breakage {
+        what: "the SSM read widened to every parameter",
+        file: "modules/ripple/iam.tf",
+        from: r#"resources = [local.jwt_secret_parameter_arn]
+    }"#,
+        to: r#"resources = ["*"]
+    }"#,
+        reported: "ssm:GetParameter on [\"*\"], expected only the secret parameter",
+    },
+    Breakage {
+        what: "the secret read at plan time into the environment (and state)",
+        file: "modules/ripple/main.tf",
+        from: r#"var.enable_jwt_auth ? { RIPPLE_JWT_SECRET_PARAMETER = var.jwt_secret_ssm_parameter_name } : {},"#,
+        to: r#"var.enable_jwt_auth ? { RIPPLE_JWT_SECRET = data.aws_ssm_parameter.jwt_secret[0].value } : {},"#,
+        reported: "RIPPLE_JWT_SECRET puts a secret into the environment",
     },
     Breakage {
         what: "the stream view type",

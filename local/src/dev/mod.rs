@@ -53,6 +53,11 @@ pub struct DevOptions {
     pub stats: Option<Duration>,
     /// HS256 secret: when set, `$connect` requires a JWT (`?token=` or `Sec-WebSocket-Protocol`).
     pub jwt_secret: Option<String>,
+    /// JWKS URL for RS256 / ES256 tokens: when set, `$connect` requires a JWT.
+    pub jwks_url: Option<String>,
+    /// Required token `iss` and `aud`.
+    pub jwt_issuer: Option<String>,
+    pub jwt_audience: Option<String>,
     /// Per-connection publish limits (positions, messages per second).
     pub position_rate: u32,
     pub message_rate: u32,
@@ -80,6 +85,9 @@ impl Default for DevOptions {
             max_in_flight: ripple_common::config::DEFAULT_MAX_IN_FLIGHT,
             stats: None,
             jwt_secret: None,
+            jwks_url: None,
+            jwt_issuer: None,
+            jwt_audience: None,
             position_rate: ripple_common::config::DEFAULT_POSITION_RATE,
             message_rate: ripple_common::config::DEFAULT_MESSAGE_RATE,
             resume_window: Duration::from_secs(ripple_common::config::DEFAULT_RESUME_WINDOW_SECS),
@@ -153,16 +161,16 @@ impl DevServer {
         settings.posts_per_second = opts.posts_per_second;
         settings.max_in_flight = opts.max_in_flight;
         settings.jwt_secret = opts.jwt_secret.clone();
+        settings.jwks_url = opts.jwks_url.clone();
+        settings.jwt_issuer = opts.jwt_issuer.clone();
+        settings.jwt_audience = opts.jwt_audience.clone();
         settings.position_rate = opts.position_rate;
         settings.message_rate = opts.message_rate;
         settings.resume_window_secs = opts.resume_window.as_secs().max(1);
         settings.connections_endpoint = Some(format!("http://{loopback}"));
         let metrics = Metrics::default();
         let gateway = Gateway {
-            connect: ConnectState {
-                store: store.clone(),
-                settings: settings.clone(),
-            },
+            connect: ConnectState::new(store.clone(), settings.clone()),
             ingest: IngestState::new(store.clone(), settings.clone()),
             registry: registry::Registry::default(),
             config: GatewayConfig {

@@ -38,6 +38,38 @@ data "aws_iam_policy_document" "connect" {
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
     resources = ["${aws_cloudwatch_log_group.lambda["connect"].arn}:*"]
   }
+
+  # HS256 auth: read the one SecureString parameter holding the secret, at cold start …
+  dynamic "statement" {
+    for_each = var.enable_jwt_auth ? [1] : []
+    content {
+      sid       = "JwtSecretParameter"
+      actions   = ["ssm:GetParameter"]
+      resources = [local.jwt_secret_parameter_arn]
+    }
+  }
+
+  # … and decrypt it, only through SSM and only for that parameter.
+  dynamic "statement" {
+    for_each = var.enable_jwt_auth ? [1] : []
+    content {
+      sid       = "JwtSecretDecrypt"
+      actions   = ["kms:Decrypt"]
+      resources = [local.jwt_secret_kms_key_arn]
+
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["ssm.${data.aws_region.current.name}.amazonaws.com"]
+      }
+
+      condition {
+        test     = "StringEquals"
+        variable = "kms:EncryptionContext:PARAMETER_ARN"
+        values   = [local.jwt_secret_parameter_arn]
+      }
+    }
+  }
 }
 
 resource "aws_iam_role_policy" "connect" {

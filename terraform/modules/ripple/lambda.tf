@@ -47,6 +47,13 @@ resource "aws_lambda_function" "connect" {
 
   tags = var.tags
 
+  lifecycle {
+    precondition {
+      condition     = var.enable_jwt_auth || var.jwks_url != null || var.allow_anonymous_users
+      error_message = "connect needs a way to check tokens: set enable_jwt_auth = true (HS256 secret in SSM) or jwks_url (RS256/ES256), or, for development only, allow_anonymous_users = true to trust ?user=."
+    }
+  }
+
   depends_on = [aws_cloudwatch_log_group.lambda, aws_iam_role_policy.connect]
 }
 

@@ -13,8 +13,19 @@ locals {
     fanout  = "${var.name}-fanout"
   }
 
-  # The JWT secret is read from SSM at apply time and handed to connect only when auth is on.
-  jwt_environment = var.enable_jwt_auth ? { RIPPLE_JWT_SECRET = data.aws_ssm_parameter.jwt_secret[0].value } : {}
+  # Auth settings of connect. The HS256 secret itself never passes through Terraform: connect gets
+  # the parameter's *name* and reads the SecureString at cold start (iam.tf grants exactly that).
+  jwt_environment = merge(
+    var.enable_jwt_auth ? { RIPPLE_JWT_SECRET_PARAMETER = var.jwt_secret_ssm_parameter_name } : {},
+    var.jwks_url == null ? {} : { RIPPLE_JWKS_URL = var.jwks_url },
+    var.jwt_issuer == null ? {} : { RIPPLE_JWT_ISSUER = var.jwt_issuer },
+    var.jwt_audience == null ? {} : { RIPPLE_JWT_AUDIENCE = var.jwt_audience },
+    { RIPPLE_ALLOW_ANONYMOUS = tostring(var.allow_anonymous_users) },
+  )
+
+  # The SSM parameter holding the HS256 secret, and the KMS key it is encrypted with.
+  jwt_secret_parameter_arn = "arn:${data.aws_partition.current.partition}:ssm:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:parameter/${trimprefix(var.jwt_secret_ssm_parameter_name, "/")}"
+  jwt_secret_kms_key_arn   = var.jwt_secret_kms_key_arn != null ? var.jwt_secret_kms_key_arn : one(data.aws_kms_alias.ssm[*].target_key_arn)
 
   # Route keys (the `action` of a client frame) and the function behind each.
   connect_route_keys = ["$connect", "$disconnect"]
@@ -25,9 +36,11 @@ locals {
   fanout_remove_kinds = ["roster"]
 }
 
-data "aws_ssm_parameter" "jwt_secret" {
-  count = var.enable_jwt_auth ? 1 : 0
+data "aws_caller_identity" "current" {}
 
-  name            = var.jwt_secret_ssm_parameter_name
-  with_decryption = true
+# The AWS managed key of SSM, which encrypts SecureString parameters unless another key is given.
+data "aws_kms_alias" "ssm" {
+  count = var.enable_jwt_auth && var.jwt_secret_kms_key_arn == null ? 1 : 0
+
+  name = "alias/aws/ssm"
 }
