@@ -7,9 +7,15 @@
 //! | [`dev`] | `ripple dev`: gateway, `@connections`, stream trigger, fault injection, metrics |
 //! | [`dynamodb_local`] | installing and starting DynamoDB Local |
 //! | [`stream`] | reading a table's stream as Lambda's event source mapping does, in Lambda's JSON shape |
+//! | [`wsclient`] | a WebSocket client of Ripple's protocol (`ripple smoke`, the tests) |
+//! | [`smoke`] | `ripple smoke`: a one-command check of a running stack |
+//! | [`redrive`] | `ripple replay` and `ripple redrive`: stream batches through fanout again |
 
 pub mod apigw;
 pub mod bench;
 pub mod dev;
 pub mod dynamodb_local;
+pub mod redrive;
+pub mod smoke;
 pub mod stream;
+pub mod wsclient;

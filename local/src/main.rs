@@ -33,6 +33,14 @@ enum Command {
     /// Run the stale-connection sweep once against a running stack (`ripple dev` sweeps every
     /// minute by itself).
     Sweep(SweepArgs),
+    /// Check a running stack end to end: two clients, welcome, snapshot, a position and a chat
+    /// message each way, the error frame; prints round-trip times, exits non-zero on a miss.
+    Smoke(ripple::smoke::SmokeArgs),
+    /// Run a recorded stream batch (Lambda's JSON) through fanout against a running stack.
+    Replay(ripple::redrive::ReplayArgs),
+    /// Fetch the batches the stream mapping gave up on (its on-failure messages) back from the
+    /// stream and deliver them through fanout.
+    Redrive(ripple::redrive::RedriveArgs),
 }
 
 #[derive(Args)]
@@ -128,6 +136,15 @@ async fn main() -> anyhow::Result<()> {
         Command::Sweep(args) => {
             ripple_common::telemetry::init_local();
             sweep(args).await
+        }
+        Command::Smoke(args) => ripple::smoke::run(args).await,
+        Command::Replay(args) => {
+            ripple_common::telemetry::init_local();
+            ripple::redrive::replay(args).await
+        }
+        Command::Redrive(args) => {
+            ripple_common::telemetry::init_local();
+            ripple::redrive::redrive(args).await
         }
     }
 }
