@@ -1,16 +1,15 @@
 # Ripple: the whole AWS stack from modules/ripple. Build the zips first: bash scripts/package.sh
 
 locals {
-  # Written by `bash scripts/package.sh` (cargo lambda build --release --output-format zip): the
-  # zips, and build.json recording their architecture and hashes.
-  lambda_artifacts_dir = "${path.module}/../target/lambda"
-  build_record_file    = "${local.lambda_artifacts_dir}/build.json"
+  # Written by `bash scripts/package.sh` next to the zips: their architecture and hashes.
+  build_record_file = "${path.module}/../target/lambda/build.json"
 }
 
 module "ripple" {
   source = "./modules/ripple"
 
-  lambda_artifacts_dir = local.lambda_artifacts_dir
+  # Written by `bash scripts/package.sh` (cargo lambda build --release --output-format zip).
+  lambda_artifacts_dir = "${path.module}/../target/lambda"
   build_record         = jsondecode(file(local.build_record_file))
 
   name                                   = var.name

@@ -160,7 +160,10 @@ fn after(seq: &str, end: &str) -> bool {
 
 /// The region in a stream ARN (`arn:aws:dynamodb:REGION:…`), for the records' `awsRegion`.
 fn region_of(arn: &str) -> &str {
-    arn.split(':').nth(3).filter(|r| !r.is_empty()).unwrap_or("us-east-1")
+    arn.split(':')
+        .nth(3)
+        .filter(|r| !r.is_empty())
+        .unwrap_or("us-east-1")
 }
 
 /// Reads the batch's records back from the stream: from `startSequenceNumber` (inclusive) to
@@ -494,7 +497,10 @@ mod tests {
             OnFailureRecord::parse(r#"{"version":"1.0"}"#),
             Err(RedriveError::NotOnFailure(_))
         ));
-        let bad = AWS_EXAMPLE.replace("\"800000000003126276362\",\n            \"endSequenceNumber\"", "\"8e5\",\n            \"endSequenceNumber\"");
+        let bad = AWS_EXAMPLE.replace(
+            r#""startSequenceNumber": "800000000003126276362""#,
+            r#""startSequenceNumber": "8e5""#,
+        );
         assert!(matches!(
             OnFailureRecord::parse(&bad),
             Err(RedriveError::BadSequence(_))

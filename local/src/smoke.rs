@@ -48,10 +48,7 @@ pub struct SmokeReport {
 impl SmokeReport {
     /// The printed report: one line per step with its round trip.
     pub fn render(&self) -> String {
-        let mut out = format!(
-            "ripple smoke: {} (channel {})\n",
-            self.url, self.channel
-        );
+        let mut out = format!("ripple smoke: {} (channel {})\n", self.url, self.channel);
         for s in &self.steps {
             out.push_str(&format!(
                 "  ok  {:<42} {:>7.1} ms\n",
@@ -72,8 +69,15 @@ pub async fn run(args: SmokeArgs) -> anyhow::Result<()> {
 }
 
 fn with_query(url: &str, query: &str) -> String {
-    let sep = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{sep}{query}")
+    if url.contains('?') {
+        return format!("{url}&{query}");
+    }
+    // A URL without a path (`ws://host:port`) gets `/`: the request line needs one.
+    let has_path = url
+        .split_once("://")
+        .is_some_and(|(_, rest)| rest.contains('/'));
+    let slash = if has_path { "" } else { "/" };
+    format!("{url}{slash}?{query}")
 }
 
 fn unique_suffix() -> String {
@@ -93,9 +97,7 @@ pub async fn check(args: &SmokeArgs) -> anyhow::Result<SmokeReport> {
     let tokens: [Option<&str>; 2] = match args.tokens.as_slice() {
         [] => [None, None],
         [a, b] => [Some(a.as_str()), Some(b.as_str())],
-        _ => bail!(
-            "give --token twice (one per client, for two different users) or not at all"
-        ),
+        _ => bail!("give --token twice (one per client, for two different users) or not at all"),
     };
     let suffix = unique_suffix();
     let channel = args
@@ -173,8 +175,17 @@ pub async fn check(args: &SmokeArgs) -> anyhow::Result<SmokeReport> {
 
     // 3. A position and a chat message each way.
     let seq = ripple_common::now_ms();
-    for (from_a, kind) in [(true, "position"), (false, "position"), (true, "message"), (false, "message")] {
-        let (sender, receiver) = if from_a { (&mut a, &mut b) } else { (&mut b, &mut a) };
+    for (from_a, kind) in [
+        (true, "position"),
+        (false, "position"),
+        (true, "message"),
+        (false, "message"),
+    ] {
+        let (sender, receiver) = if from_a {
+            (&mut a, &mut b)
+        } else {
+            (&mut b, &mut a)
+        };
         let (s, r) = if from_a { ("A", "B") } else { ("B", "A") };
         let text = format!("smoke {suffix} from {s}");
         let frame = if kind == "position" {
@@ -296,5 +307,9 @@ mod tests {
     fn the_query_is_appended_to_a_url_with_or_without_one() {
         assert_eq!(with_query("wss://x/prod", "a=1"), "wss://x/prod?a=1");
         assert_eq!(with_query("ws://x/?k=v", "a=1"), "ws://x/?k=v&a=1");
+        assert_eq!(
+            with_query("ws://127.0.0.1:3001", "a=1"),
+            "ws://127.0.0.1:3001/?a=1"
+        );
     }
 }

@@ -155,4 +155,3 @@ impl WsClient {
         let _ = self.ws.close(None).await;
     }
 }
-

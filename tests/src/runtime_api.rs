@@ -82,7 +82,10 @@ impl RuntimeApi {
         });
         let app = Router::new()
             .route(&format!("{PREFIX}/invocation/next"), get(next))
-            .route(&format!("{PREFIX}/invocation/{{id}}/response"), post(response))
+            .route(
+                &format!("{PREFIX}/invocation/{{id}}/response"),
+                post(response),
+            )
             .route(&format!("{PREFIX}/invocation/{{id}}/error"), post(error))
             .route(&format!("{PREFIX}/init/error"), post(init_error))
             .with_state(Arc::clone(&shared));
@@ -309,6 +312,8 @@ pub struct PackagedFunction {
     pub api: RuntimeApi,
     child: tokio::process::Child,
     stderr: Arc<Mutex<String>>,
+    /// The tasks copying stdout and stderr; they end when the process closes them.
+    readers: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for PackagedFunction {
@@ -354,15 +359,22 @@ impl PackagedFunction {
             .spawn()
             .with_context(|| format!("starting {}", bootstrap.display()))?;
         let stderr = Arc::new(Mutex::new(String::new()));
+        let mut readers = Vec::new();
         for pipe in [
-            child.stdout.take().map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
-            child.stderr.take().map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+            child
+                .stdout
+                .take()
+                .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+            child
+                .stderr
+                .take()
+                .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
         ]
         .into_iter()
         .flatten()
         {
             let sink = Arc::clone(&stderr);
-            tokio::spawn(async move {
+            readers.push(tokio::spawn(async move {
                 use tokio::io::AsyncBufReadExt;
                 let mut lines = tokio::io::BufReader::new(pipe).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
@@ -371,16 +383,27 @@ impl PackagedFunction {
                         s.push('\n');
                     }
                 }
-            });
+            }));
         }
-        Ok(Self { api, child, stderr })
+        Ok(Self {
+            api,
+            child,
+            stderr,
+            readers,
+        })
     }
 
     /// Invokes the function with `event`; on failure the error carries the process's output.
     pub async fn invoke(&mut self, event: &Value) -> anyhow::Result<Outcome> {
         let result = tokio::select! {
             r = self.api.invoke(event) => r,
-            status = self.child.wait() => Err(anyhow::anyhow!("the process exited: {status:?}")),
+            status = self.child.wait() => {
+                // Let the readers drain what the process wrote before it exited.
+                for reader in self.readers.drain(..) {
+                    let _ = tokio::time::timeout(Duration::from_secs(5), reader).await;
+                }
+                Err(anyhow::anyhow!("the process exited: {status:?}"))
+            }
         };
         result.with_context(|| format!("output so far:\n{}", self.output()))
     }

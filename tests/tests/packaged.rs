@@ -66,7 +66,10 @@ async fn start(
     connections: &RecordingConnections,
 ) -> PackagedFunction {
     let bootstrap = build
-        .extract(spec.package, &build.dir.join(format!("{}-task", spec.package)))
+        .extract(
+            spec.package,
+            &build.dir.join(format!("{}-task", spec.package)),
+        )
         .unwrap();
     PackagedFunction::start(
         &format!("ripple-{}", spec.package),
@@ -121,8 +124,7 @@ async fn the_packaged_binaries_serve_connect_frames_stream_batches_and_the_sweep
     assert_eq!(build.record["architecture"], host_arch, "{}", build.record);
     for spec in deploy::FUNCTIONS {
         let bytes = std::fs::read(build.zip(spec.package).unwrap()).unwrap();
-        let hash =
-            base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&bytes));
+        let hash = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&bytes));
         assert_eq!(
             build.record["functions"][spec.package]["base64sha256"], hash,
             "build.json records {}'s zip hash (what Terraform compares)",
@@ -267,6 +269,9 @@ async fn a_binary_started_without_its_table_reports_what_to_set() {
         .await;
 
     // THEN the invocation fails, and the process said which variable to set
-    let err = format!("{:#}", result.expect_err("a function without its table must not serve"));
+    let err = format!(
+        "{:#}",
+        result.expect_err("a function without its table must not serve")
+    );
     assert!(err.contains(deploy::ENV_TABLE), "{err}");
 }

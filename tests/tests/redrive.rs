@@ -65,7 +65,7 @@ async fn record_of(table: &TestTable, text: &str) -> (String, String) {
                 let Some(i) = it.take() else { break };
                 let out = client.get_records().shard_iterator(i).send().await.unwrap();
                 for r in out.records.unwrap_or_default() {
-                    let db = r.dynamodb.unwrap_or_default();
+                    let Some(db) = r.dynamodb else { continue };
                     let has_text = db
                         .new_image
                         .as_ref()
@@ -156,7 +156,10 @@ async fn redrive_delivers_exactly_the_records_of_an_on_failure_message_and_files
     // AND the on-failure message Lambda would have sent for the batch of the two middle ones
     let (shard, start) = record_of(&table, "lost one").await;
     let (shard_end, end) = record_of(&table, "lost two").await;
-    assert_eq!(shard, shard_end, "DynamoDB Local keeps a new table in one shard");
+    assert_eq!(
+        shard, shard_end,
+        "DynamoDB Local keeps a new table in one shard"
+    );
     let dir = scratch_dir("ok");
     let file = dir.join("0001.json");
     std::fs::write(

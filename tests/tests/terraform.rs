@@ -23,9 +23,9 @@ use std::fmt;
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
+use hcl::eval::{Context as EvalContext, Evaluate, FuncArgs, FuncDef, ParamType};
 use hcl::expr::{Expression, ObjectKey, TemplateExpr, Traversal, TraversalOperator};
 use hcl::template::{Directive, Element, Template};
-use hcl::eval::{Context as EvalContext, Evaluate, FuncArgs, FuncDef, ParamType};
 use hcl::{Block, Body};
 use ripple_common::deploy::{ENV_CONNECTIONS_ENDPOINT, FUNCTIONS, FunctionSpec};
 use serde_json::Value as Json;
@@ -828,7 +828,10 @@ fn check_build_record_source(cfg: &Config, problems: &mut Vec<String>) -> Result
         );
     }
     let dir = terraform_dir().to_string_lossy().into_owned();
-    ctx.declare_var("path", hcl::to_value(serde_json::json!({"module": dir, "root": dir}))?);
+    ctx.declare_var(
+        "path",
+        hcl::to_value(serde_json::json!({"module": dir, "root": dir}))?,
+    );
     let mut locals = serde_json::Map::new();
     for _ in 0..4 {
         ctx.declare_var("local", hcl::to_value(&locals)?);
@@ -844,10 +847,13 @@ fn check_build_record_source(cfg: &Config, problems: &mut Vec<String>) -> Result
     let read = expr
         .evaluate(&ctx)
         .map_err(|e| anyhow!("terraform/{file}: build_record = `{expr}` does not evaluate: {e}"))?;
-    let expected = normalize(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/lambda/build.json"));
+    let expected =
+        normalize(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/lambda/build.json"));
     let read_path = match &read {
         hcl::Value::String(p) => normalize(Path::new(p)),
-        other => bail!("terraform/{file}: build_record = `{expr}` is {other:?}, not jsondecode(file(…))"),
+        other => {
+            bail!("terraform/{file}: build_record = `{expr}` is {other:?}, not jsondecode(file(…))")
+        }
     };
     if read_path != expected || !render(expr).contains("jsondecode") {
         problems.push(format!(
@@ -931,7 +937,10 @@ fn check_environment(cfg: &Config, problems: &mut Vec<String>) -> Result<()> {
         }
         if spec.manages_connections {
             // The execute-api endpoint of the stage, never a request's (custom) domain.
-            let value = env.get(ENV_CONNECTIONS_ENDPOINT).cloned().unwrap_or_default();
+            let value = env
+                .get(ENV_CONNECTIONS_ENDPOINT)
+                .cloned()
+                .unwrap_or_default();
             let text = match value
                 .strip_prefix("${local.")
                 .and_then(|rest| rest.strip_suffix('}'))
@@ -1805,7 +1814,10 @@ type Check = fn(&Config, &mut Vec<String>) -> Result<()>;
 /// so `terraform init` never picks a major version nobody tested.
 fn check_provider_bounds(cfg: &Config, problems: &mut Vec<String>) -> Result<()> {
     for module in cfg.modules.values() {
-        for (file, block) in module.blocks().filter(|(_, b)| b.identifier() == "terraform") {
+        for (file, block) in module
+            .blocks()
+            .filter(|(_, b)| b.identifier() == "terraform")
+        {
             let Some(required) = sub_block(&block.body, "required_providers") else {
                 continue;
             };
@@ -2015,8 +2027,8 @@ const BREAKAGES: [Breakage; 15] = [
     Breakage {
         what: "a build record read from elsewhere than package.sh writes it",
         file: "main.tf",
-        from: "build_record_file    = \"${local.lambda_artifacts_dir}/build.json\"",
-        to: "build_record_file    = \"${local.lambda_artifacts_dir}/record.json\"",
+        from: "build_record_file = \"${path.module}/../target/lambda/build.json\"",
+        to: "build_record_file = \"${path.module}/../target/lambda/record.json\"",
         reported: "but scripts/package.sh writes",
     },
     Breakage {
