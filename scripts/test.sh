@@ -21,6 +21,9 @@ if [ -x scripts/validate-terraform.sh ] || [ -f scripts/validate-terraform.sh ];
   bash scripts/validate-terraform.sh
 fi
 
+log "packaged Lambda binaries (scripts/package.sh --profile dev: what tests/tests/packaged.rs runs)"
+bash scripts/package.sh --profile dev
+
 log "tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast

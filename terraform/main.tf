@@ -1,10 +1,16 @@
 # Ripple: the whole AWS stack from modules/ripple. Build the zips first: bash scripts/package.sh
 
+locals {
+  # Written by `bash scripts/package.sh` next to the zips: their architecture and hashes.
+  build_record_file = "${path.module}/../target/lambda/build.json"
+}
+
 module "ripple" {
   source = "./modules/ripple"
 
   # Written by `bash scripts/package.sh` (cargo lambda build --release --output-format zip).
   lambda_artifacts_dir = "${path.module}/../target/lambda"
+  build_record         = jsondecode(file(local.build_record_file))
 
   name                                   = var.name
   architecture                           = var.architecture
@@ -38,6 +44,9 @@ module "ripple" {
   throttling_rate_limit                  = var.throttling_rate_limit
   throttling_burst_limit                 = var.throttling_burst_limit
   manage_api_gateway_account             = var.manage_api_gateway_account
+  enable_access_logs                     = var.enable_access_logs
+  domain_name                            = var.domain_name
+  certificate_arn                        = var.certificate_arn
   log_retention_days                     = var.log_retention_days
   fanout_batch_size                      = var.fanout_batch_size
   fanout_maximum_batching_window_seconds = var.fanout_maximum_batching_window_seconds

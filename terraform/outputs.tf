@@ -42,3 +42,13 @@ output "alarm_names" {
   description = "CloudWatch alarms by what they watch (README.md, Operating, says what to do when one fires)."
   value       = module.ripple.alarm_names
 }
+
+output "architecture" {
+  description = "The functions' instruction set (the build record's unless set)."
+  value       = module.ripple.architecture
+}
+
+output "custom_domain" {
+  description = "With domain_name: its wss:// URL and the DNS target (CNAME or alias) to point it at."
+  value       = module.ripple.custom_domain
+}

@@ -20,9 +20,9 @@ variable "tags" {
 }
 
 variable "architecture" {
-  description = "Lambda instruction set: arm64 (cheaper per GB-s) or x86_64. Must match how the zips were built (scripts/package.sh arm64|x86_64)."
+  description = "Lambda instruction set, arm64 or x86_64. null (the default) = what scripts/package.sh built (target/lambda/build.json); a different value fails the plan. arm64 (cheaper per GB-s): bash scripts/package.sh --arm64."
   type        = string
-  default     = "arm64"
+  default     = null
 }
 
 variable "log_level" {
@@ -187,9 +187,27 @@ variable "throttling_burst_limit" {
 }
 
 variable "manage_api_gateway_account" {
-  description = "Create the IAM role that lets API Gateway write logs and register it in this region's API Gateway account settings (needed once per account and region for access logs). Set false when something else manages aws_api_gateway_account."
+  description = "Opt-in: create an IAM role for API Gateway's logging and register it as this region's account-wide API Gateway CloudWatch role, replacing any the account has (and left pointing at a deleted role after destroy)."
   type        = bool
-  default     = true
+  default     = false
+}
+
+variable "enable_access_logs" {
+  description = "Write the stage's access log to CloudWatch (needs the region's API Gateway CloudWatch role: an existing one, or manage_api_gateway_account = true)."
+  type        = bool
+  default     = false
+}
+
+variable "domain_name" {
+  description = "Optional custom domain for the WebSocket API (e.g. ws.example.com); needs certificate_arn. null = the execute-api URL only."
+  type        = string
+  default     = null
+}
+
+variable "certificate_arn" {
+  description = "ACM certificate in the API's region covering domain_name."
+  type        = string
+  default     = null
 }
 
 variable "log_retention_days" {

@@ -37,6 +37,14 @@ enum Command {
     /// the reserved sender `server`: to the running `ripple dev` by default, or to a deployed
     /// stack with `--table`.
     Publish(ripple::publish::PublishArgs),
+    /// Check a running stack end to end: two clients, welcome, snapshot, a position and a chat
+    /// message each way, the error frame; prints round-trip times, exits non-zero on a miss.
+    Smoke(ripple::smoke::SmokeArgs),
+    /// Run a recorded stream batch (Lambda's JSON) through fanout against a running stack.
+    Replay(ripple::redrive::ReplayArgs),
+    /// Fetch the batches the stream mapping gave up on (its on-failure messages) back from the
+    /// stream and deliver them through fanout.
+    Redrive(ripple::redrive::RedriveArgs),
 }
 
 #[derive(Args)]
@@ -172,6 +180,15 @@ async fn main() -> anyhow::Result<()> {
             sweep(args).await
         }
         Command::Publish(args) => ripple::publish::run(args).await,
+        Command::Smoke(args) => ripple::smoke::run(args).await,
+        Command::Replay(args) => {
+            ripple_common::telemetry::init_local();
+            ripple::redrive::replay(args).await
+        }
+        Command::Redrive(args) => {
+            ripple_common::telemetry::init_local();
+            ripple::redrive::redrive(args).await
+        }
     }
 }
 

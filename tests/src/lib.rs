@@ -6,6 +6,9 @@
 //! - [`RecordingConnections`]: a real HTTP `@connections` server that records every post and can
 //!   answer 410 for chosen connection ids.
 //! - [`fixture`]: recorded DynamoDB Streams events in the exact JSON shape Lambda delivers.
+//! - [`runtime_api`]: the packaged `bootstrap` binaries behind a loopback Lambda Runtime API.
+
+pub mod runtime_api;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -463,175 +466,7 @@ pub async fn start_dev(
     ripple::dev::DevServer::start(opts).await
 }
 
-/// A real WebSocket client (tokio-tungstenite) for end-to-end tests.
-pub struct WsClient {
-    ws: tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
-    /// The connection id from `welcome`.
-    pub id: String,
-    /// The identity from `welcome`.
-    pub user: String,
-    /// Frames read while waiting for something else, oldest first.
-    pub seen: Vec<Value>,
-}
-
-impl std::fmt::Debug for WsClient {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WsClient").field("id", &self.id).finish()
-    }
-}
-
-/// How long an end-to-end test waits for a frame before it fails.
-pub const E2E_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
-
-impl WsClient {
-    /// Connects and waits for `welcome`, which must be the first frame.
-    pub async fn connect(url: &str) -> anyhow::Result<Self> {
-        Self::connect_with_protocol(url, None).await.map(|(c, _)| c)
-    }
-
-    /// Connects offering `protocol` in `Sec-WebSocket-Protocol`; returns the client and the
-    /// protocol the server echoed.
-    pub async fn connect_with_protocol(
-        url: &str,
-        protocol: Option<&str>,
-    ) -> anyhow::Result<(Self, Option<String>)> {
-        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-        let mut request = url.into_client_request()?;
-        if let Some(p) = protocol {
-            request
-                .headers_mut()
-                .insert("sec-websocket-protocol", p.parse()?);
-        }
-        let (ws, response) = tokio_tungstenite::connect_async(request)
-            .await
-            .with_context(|| format!("connecting to {url}"))?;
-        let echoed = response
-            .headers()
-            .get("sec-websocket-protocol")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let mut client = Self {
-            ws,
-            id: String::new(),
-            user: String::new(),
-            seen: Vec::new(),
-        };
-        let first = client
-            .next_frame()
-            .await?
-            .context("closed before welcome")?;
-        anyhow::ensure!(
-            first["type"] == "welcome",
-            "first frame was not welcome: {first}"
-        );
-        client.id = first["connectionId"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        client.user = first["user"].as_str().unwrap_or_default().to_owned();
-        Ok((client, echoed))
-    }
-
-    pub async fn send(&mut self, frame: &str) -> anyhow::Result<()> {
-        use futures::SinkExt;
-        self.ws
-            .send(tokio_tungstenite::tungstenite::Message::text(frame))
-            .await?;
-        Ok(())
-    }
-
-    pub async fn send_raw(
-        &mut self,
-        msg: tokio_tungstenite::tungstenite::Message,
-    ) -> anyhow::Result<()> {
-        use futures::SinkExt;
-        self.ws.send(msg).await?;
-        Ok(())
-    }
-
-    /// The next JSON text frame; `None` when the socket closed. Fails after [`E2E_WAIT`].
-    pub async fn next_frame(&mut self) -> anyhow::Result<Option<Value>> {
-        Ok(match self.next_message().await? {
-            Some(tokio_tungstenite::tungstenite::Message::Text(t)) => {
-                Some(serde_json::from_str(&t)?)
-            }
-            Some(other) => anyhow::bail!("unexpected message {other:?}"),
-            None => None,
-        })
-    }
-
-    /// The next data or close message (pings skipped); `None` when the stream ended.
-    pub async fn next_message(
-        &mut self,
-    ) -> anyhow::Result<Option<tokio_tungstenite::tungstenite::Message>> {
-        use futures::StreamExt;
-        use tokio_tungstenite::tungstenite::Message;
-        loop {
-            let msg = tokio::time::timeout(E2E_WAIT, self.ws.next())
-                .await
-                .context("timed out waiting for a frame")?;
-            match msg {
-                None => return Ok(None),
-                Some(Err(e)) => return Err(e.into()),
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-                Some(Ok(m)) => return Ok(Some(m)),
-            }
-        }
-    }
-
-    /// Reads frames until an event matching `pred` arrives inside an `events` frame.
-    pub async fn wait_for_event(&mut self, pred: impl Fn(&Value) -> bool) -> anyhow::Result<Value> {
-        loop {
-            let frame = self
-                .next_frame()
-                .await?
-                .context("closed while waiting for an event")?;
-            let hit = frame["events"]
-                .as_array()
-                .and_then(|evs| evs.iter().find(|e| pred(e)).cloned());
-            self.seen.push(frame);
-            if let Some(e) = hit {
-                return Ok(e);
-            }
-        }
-    }
-
-    /// The `snapshot` of `channel`: one already read (in `seen`), or the next to arrive (frames
-    /// read meanwhile go to `seen`). Snapshots of several channels come in any order.
-    pub async fn wait_for_snapshot(&mut self, channel: &str) -> anyhow::Result<Value> {
-        if let Some(i) = self
-            .seen
-            .iter()
-            .position(|f| f["type"] == "snapshot" && f["channel"] == channel)
-        {
-            return Ok(self.seen.remove(i));
-        }
-        loop {
-            let frame = self
-                .next_frame()
-                .await?
-                .context("closed while waiting for a snapshot")?;
-            if frame["type"] == "snapshot" && frame["channel"] == channel {
-                return Ok(frame);
-            }
-            self.seen.push(frame);
-        }
-    }
-
-    /// Every event received so far (in `seen`).
-    pub fn seen_events(&self) -> Vec<Value> {
-        self.seen
-            .iter()
-            .flat_map(|f| f["events"].as_array().cloned().unwrap_or_default())
-            .collect()
-    }
-
-    pub async fn close(mut self) {
-        let _ = self.ws.close(None).await;
-    }
-}
+pub use ripple::wsclient::{E2E_WAIT, WsClient};
 
 /// A minimal HTTP/1.1 request over a loopback TCP socket (what curl would send); returns the
 /// status and the body. For `ripple dev`'s `@connections` and `/metrics`.
@@ -722,7 +557,7 @@ pub async fn seed_new(
 }
 
 /// Serves `app` on a free loopback port until the returned sender (and its clones) are dropped.
-async fn serve_on_loopback(
+pub(crate) async fn serve_on_loopback(
     app: Router,
 ) -> anyhow::Result<(String, Arc<tokio::sync::oneshot::Sender<()>>)> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

@@ -6,13 +6,16 @@
 //! the table's stream and keys, the stream → fanout mapping and the WebSocket routes.
 //!
 //! Decisions the checks encode (docs/deploy.md explains them):
-//! - Environment: each function gets exactly `env_required ∪ env_optional` minus
-//!   `RIPPLE_CONNECTIONS_ENDPOINT` (the code derives it from the request's domain and stage on
-//!   AWS). `RUST_LOG` is always set (variable `log_level`); the auth variables are set only when
-//!   their feature is on (conditional maps count as set).
+//! - Environment: each function gets exactly `env_required ∪ env_optional`. Fanout's
+//!   `RIPPLE_CONNECTIONS_ENDPOINT` is the stage's execute-api endpoint (never a request's domain,
+//!   which is wrong behind a custom domain). `RUST_LOG` is always set (variable `log_level`); the
+//!   auth variables are set only when their feature is on (conditional maps count as set).
 //! - Secrets: no function gets `RIPPLE_JWT_SECRET`, and no `aws_ssm_parameter` data source or
 //!   resource exists (its value would be kept in Terraform state); connect reads the parameter
 //!   itself at cold start.
+//! - Architecture: what `scripts/package.sh` built, read from its build record
+//!   (`target/lambda/build.json`); a requested architecture other than the record's fails the plan
+//!   (a precondition on each function). The checks evaluate those expressions with `hcl::eval`.
 //! - IAM: a function's policy must grant at least the actions its code calls (a superset is
 //!   allowed), never `*`, `dynamodb:*` or `dynamodb:Scan`, table actions only on the table and its
 //!   indexes, stream actions only on its stream, `@connections` only on this API; a function that
@@ -24,6 +27,7 @@ use std::fmt;
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
+use hcl::eval::{Context as EvalContext, Evaluate, FuncArgs, FuncDef, ParamType};
 use hcl::expr::{Expression, ObjectKey, TemplateExpr, Traversal, TraversalOperator};
 use hcl::template::{Directive, Element, Template};
 use hcl::{Block, Body};
@@ -699,14 +703,168 @@ fn check_packages(cfg: &Config, problems: &mut Vec<String>) -> Result<()> {
                 problems.push(format!("{at}: {key} is {got:?}, expected {want}"));
             }
         }
-        let arch = attr(&f.body, "architectures")
-            .map(|e| module.strings(e))
-            .unwrap_or_default();
-        if arch != ["arm64"] {
-            problems.push(format!(
-                "{at}: architectures default to {arch:?}, expected [\"arm64\"] (x86_64 by variable)"
-            ));
+        for (arch, requested, plan_passes) in [
+            ("x86_64", None, true),
+            ("arm64", None, true),
+            ("x86_64", Some("x86_64"), true),
+            ("x86_64", Some("arm64"), false),
+            ("arm64", Some("x86_64"), false),
+        ] {
+            match deployed_architecture(module, f, arch, requested) {
+                Ok((deployed, passes)) => {
+                    if passes != plan_passes {
+                        problems.push(format!(
+                            "{at}: with zips built for {arch} and architecture = {requested:?}, the preconditions {} (a mismatch must fail the plan)",
+                            if passes { "pass" } else { "fail" }
+                        ));
+                    }
+                    if passes && deployed != [arch] {
+                        problems.push(format!(
+                            "{at}: architectures is {deployed:?} with zips built for {arch} (build.json), not from the build record"
+                        ));
+                    }
+                }
+                Err(e) => problems.push(format!("{at}: {e:#}")),
+            }
         }
+    }
+    check_build_record_source(cfg, problems)
+}
+
+/// A build record as `scripts/package.sh` writes it (`target/lambda/build.json`).
+fn build_record(arch: &str) -> Json {
+    let functions: serde_json::Map<String, Json> = FUNCTIONS
+        .iter()
+        .map(|f| {
+            (
+                f.package.to_owned(),
+                serde_json::json!({"zip": format!("{}/bootstrap.zip", f.package), "base64sha256": "x"}),
+            )
+        })
+        .collect();
+    serde_json::json!({"architecture": arch, "profile": "release", "functions": functions})
+}
+
+/// Terraform's `coalesce`: the first argument that is not null.
+fn tf_coalesce(args: FuncArgs) -> std::result::Result<hcl::Value, String> {
+    args.iter()
+        .find(|v| !v.is_null())
+        .cloned()
+        .ok_or_else(|| "coalesce: every argument is null".to_owned())
+}
+
+/// Evaluates a function's `architectures` and its preconditions that do not read files, with
+/// the module's `var.build_record` built for `built` and `var.architecture` = `requested`:
+/// the architectures deployed, and whether every such precondition holds.
+fn deployed_architecture(
+    module: &Module,
+    function: &Block,
+    built: &str,
+    requested: Option<&str>,
+) -> Result<(Vec<String>, bool)> {
+    let mut ctx = EvalContext::new();
+    ctx.declare_func(
+        "coalesce",
+        FuncDef::builder()
+            .variadic_param(ParamType::Any)
+            .build(tf_coalesce),
+    );
+    let var = serde_json::json!({"architecture": requested, "build_record": build_record(built)});
+    ctx.declare_var("var", hcl::to_value(&var)?);
+    let local = module
+        .local("architecture")
+        .ok_or_else(|| anyhow!("no local.architecture"))?
+        .evaluate(&ctx)
+        .map_err(|e| anyhow!("local.architecture does not evaluate: {e}"))?;
+    ctx.declare_var(
+        "local",
+        hcl::to_value(serde_json::json!({ "architecture": hcl::from_value::<Json>(local)? }))?,
+    );
+    let deployed = attr(&function.body, "architectures")
+        .ok_or_else(|| anyhow!("no architectures"))?
+        .evaluate(&ctx)
+        .map_err(|e| anyhow!("architectures does not evaluate: {e}"))?;
+    let deployed: Vec<String> = hcl::from_value(deployed)?;
+    let mut arch_checks = 0;
+    let mut passes = true;
+    for lifecycle in sub_blocks(&function.body, "lifecycle") {
+        for pre in sub_blocks(&lifecycle.body, "precondition") {
+            let Some(cond) = attr(&pre.body, "condition") else {
+                continue;
+            };
+            if !mentions(cond, "var.build_record") || render(cond).contains("file") {
+                continue;
+            }
+            arch_checks += 1;
+            let holds = cond
+                .evaluate(&ctx)
+                .map_err(|e| anyhow!("precondition `{cond}` does not evaluate: {e}"))?;
+            passes &= holds == hcl::Value::Bool(true);
+        }
+    }
+    if arch_checks == 0 {
+        bail!("no precondition compares var.architecture with var.build_record.architecture");
+    }
+    Ok((deployed, passes))
+}
+
+/// The module's `build_record` is the file `scripts/package.sh` writes: `target/lambda/build.json`.
+fn check_build_record_source(cfg: &Config, problems: &mut Vec<String>) -> Result<()> {
+    let root = cfg.root()?;
+    let (file, call) = root
+        .find("module", &["ripple"])
+        .ok_or_else(|| anyhow!("no module \"ripple\" in terraform/"))?;
+    let Some(expr) = attr(&call.body, "build_record") else {
+        problems.push(format!(
+            "terraform/{file}: module \"ripple\" gets no build_record (target/lambda/build.json)"
+        ));
+        return Ok(());
+    };
+    fn identity(args: FuncArgs) -> std::result::Result<hcl::Value, String> {
+        Ok(args.first().cloned().unwrap_or(hcl::Value::Null))
+    }
+    // `file` and `jsondecode` as identities: the expression evaluates to the path it reads.
+    let mut ctx = EvalContext::new();
+    for name in ["file", "jsondecode"] {
+        ctx.declare_func(
+            name,
+            FuncDef::builder().param(ParamType::Any).build(identity),
+        );
+    }
+    let dir = terraform_dir().to_string_lossy().into_owned();
+    ctx.declare_var(
+        "path",
+        hcl::to_value(serde_json::json!({"module": dir, "root": dir}))?,
+    );
+    let mut locals = serde_json::Map::new();
+    for _ in 0..4 {
+        ctx.declare_var("local", hcl::to_value(&locals)?);
+        for (_, b) in root.blocks().filter(|(_, b)| b.identifier() == "locals") {
+            for a in b.body.attributes() {
+                if let Ok(v) = a.expr().evaluate(&ctx) {
+                    locals.insert(a.key().to_owned(), hcl::from_value(v)?);
+                }
+            }
+        }
+    }
+    ctx.declare_var("local", hcl::to_value(&locals)?);
+    let read = expr
+        .evaluate(&ctx)
+        .map_err(|e| anyhow!("terraform/{file}: build_record = `{expr}` does not evaluate: {e}"))?;
+    let expected =
+        normalize(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/lambda/build.json"));
+    let read_path = match &read {
+        hcl::Value::String(p) => normalize(Path::new(p)),
+        other => {
+            bail!("terraform/{file}: build_record = `{expr}` is {other:?}, not jsondecode(file(…))")
+        }
+    };
+    if read_path != expected || !render(expr).contains("jsondecode") {
+        problems.push(format!(
+            "terraform/{file}: build_record = `{expr}` reads {}, but scripts/package.sh writes {}",
+            read_path.display(),
+            expected.display()
+        ));
     }
     Ok(())
 }
@@ -750,7 +908,6 @@ fn expected_env(spec: &FunctionSpec) -> BTreeSet<String> {
     spec.env_required
         .iter()
         .chain(spec.env_optional)
-        .filter(|name| **name != ENV_CONNECTIONS_ENDPOINT)
         .map(|name| (*name).to_owned())
         .collect()
 }
@@ -781,6 +938,25 @@ fn check_environment(cfg: &Config, problems: &mut Vec<String>) -> Result<()> {
             problems.push(format!(
                 "{at}: RIPPLE_TABLE is `{table_name}`, not the table aws_dynamodb_table.{table}"
             ));
+        }
+        if spec.manages_connections {
+            // The execute-api endpoint of the stage, never a request's (custom) domain.
+            let value = env
+                .get(ENV_CONNECTIONS_ENDPOINT)
+                .cloned()
+                .unwrap_or_default();
+            let text = match value
+                .strip_prefix("${local.")
+                .and_then(|rest| rest.strip_suffix('}'))
+            {
+                Some(name) => module.local(name).map(render).unwrap_or_default(),
+                None => value.clone(),
+            };
+            if !text.contains(".api_endpoint") || !text.contains("stage") {
+                problems.push(format!(
+                    "{at}: {ENV_CONNECTIONS_ENDPOINT} is `{value}` (`{text}`), not the stage's execute-api endpoint (api_endpoint + stage)"
+                ));
+            }
         }
         for (name, value) in &env {
             if name == "RIPPLE_JWT_SECRET" || value.contains("aws_ssm_parameter.") {
@@ -1412,12 +1588,39 @@ fn check_api(cfg: &Config, problems: &mut Vec<String>) -> Result<()> {
             problems.push(format!("{at}: default_route_settings.{key} is not set"));
         }
     }
+    // Access logs are opt-in (they need the account-level role): a `dynamic` block over the
+    // optional log group, whose content sends them there.
     let log_destination = sub_block(&stage.body, "access_log_settings")
-        .and_then(|s| attr(&s.body, "destination_arn"));
-    if !log_destination.is_some_and(|d| mentions(d, "aws_cloudwatch_log_group.")) {
+        .and_then(|s| attr(&s.body, "destination_arn"))
+        .or_else(|| {
+            sub_blocks(&stage.body, "dynamic")
+                .find(|d| label(d, 0) == "access_log_settings")
+                .filter(|d| {
+                    attr(&d.body, "for_each")
+                        .is_some_and(|e| mentions(e, "aws_cloudwatch_log_group."))
+                })
+                .and_then(|d| sub_block(&d.body, "content"))
+                .and_then(|c| attr(&c.body, "destination_arn"))
+        });
+    if !log_destination.is_some_and(|d| {
+        mentions(d, "aws_cloudwatch_log_group.") || mentions(d, "access_log_settings.value")
+    }) {
         problems.push(format!(
             "{at}: access logs do not go to a CloudWatch log group"
         ));
+    }
+    // The account-wide API Gateway role is never taken over by default.
+    for (file, block) in module.resources("aws_api_gateway_account") {
+        let opt_in = attr(&block.body, "count")
+            .is_some_and(|c| mentions(c, "var.manage_api_gateway_account"));
+        let default_off = module
+            .variable_default("manage_api_gateway_account")
+            .is_some_and(|d| matches!(d, Expression::Bool(false)));
+        if !opt_in || !default_off {
+            problems.push(format!(
+                "terraform/{file}: aws_api_gateway_account must be opt-in (count on var.manage_api_gateway_account, default false): it replaces the region's logging role for the whole account"
+            ));
+        }
     }
     let outputs = Declared::of(cfg.root()?).outputs;
     for output in ["websocket_url", "connections_endpoint"] {
@@ -1674,7 +1877,39 @@ fn check_observability(cfg: &Config, problems: &mut Vec<String>) -> Result<()> {
 
 type Check = fn(&Config, &mut Vec<String>) -> Result<()>;
 
-const ALL_CHECKS: [(&str, Check); 9] = [
+/// Every module's AWS provider constraint has a lower and an upper bound (`>= x, < next major`),
+/// so `terraform init` never picks a major version nobody tested.
+fn check_provider_bounds(cfg: &Config, problems: &mut Vec<String>) -> Result<()> {
+    for module in cfg.modules.values() {
+        for (file, block) in module
+            .blocks()
+            .filter(|(_, b)| b.identifier() == "terraform")
+        {
+            let Some(required) = sub_block(&block.body, "required_providers") else {
+                continue;
+            };
+            let Some(aws) = attr(&required.body, "aws") else {
+                continue;
+            };
+            let version = match aws {
+                Expression::Object(o) => o
+                    .iter()
+                    .find(|(k, _)| key_name(k) == "version")
+                    .map(|(_, v)| render(v)),
+                _ => None,
+            }
+            .unwrap_or_default();
+            if !(version.contains(">=") && version.contains('<') && !version.contains("<=")) {
+                problems.push(format!(
+                    "terraform/{file}: aws provider version `{version}` is not bounded (`>= x, < next major`)"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+const ALL_CHECKS: [(&str, Check); 10] = [
     ("references", check_references),
     ("packages", check_packages),
     ("environment", check_environment),
@@ -1684,6 +1919,7 @@ const ALL_CHECKS: [(&str, Check); 9] = [
     ("api", check_api),
     ("root defaults", check_root_defaults),
     ("observability", check_observability),
+    ("provider bounds", check_provider_bounds),
 ];
 
 /// The problems a check reports; a check that cannot run reports why as a problem.
@@ -1756,18 +1992,24 @@ fn root_configuration_keeps_the_module_defaults() -> Result<()> {
 }
 
 #[test]
+fn the_aws_provider_is_bounded_to_the_major_version_written_for() -> Result<()> {
+    check_repo(check_provider_bounds, "provider constraints")
+}
+
+#[test]
 fn the_dashboard_and_alarms_watch_metrics_the_code_emits() -> Result<()> {
     check_repo(check_observability, "the dashboard and alarms")
 }
 
 #[test]
-fn expected_environment_skips_only_the_derived_connections_endpoint() {
+fn expected_environment_includes_the_configured_connections_endpoint() {
     // GIVEN the fanout's contract, which lists RIPPLE_CONNECTIONS_ENDPOINT as optional
     let fanout = FUNCTIONS.iter().find(|f| f.package == "fanout").copied();
     // WHEN the expected AWS environment is computed
     let expected = fanout.map(|f| expected_env(&f)).unwrap_or_default();
-    // THEN the endpoint is left out (derived on AWS) and the table and RUST_LOG are in
-    assert!(!expected.contains(ENV_CONNECTIONS_ENDPOINT), "{expected:?}");
+    // THEN the endpoint is in it (a custom domain is not the @connections host), with the table
+    // and RUST_LOG
+    assert!(expected.contains(ENV_CONNECTIONS_ENDPOINT), "{expected:?}");
     assert!(
         expected.contains("RIPPLE_TABLE") && expected.contains("RUST_LOG"),
         "{expected:?}"
@@ -1783,7 +2025,7 @@ struct Breakage {
     reported: &'static str,
 }
 
-const BREAKAGES: [Breakage; 12] = [
+const BREAKAGES: [Breakage; 18] = [
     Breakage {
         what: "a misspelt resource reference",
         file: "modules/ripple/lambda.tf",
@@ -1857,6 +2099,48 @@ const BREAKAGES: [Breakage; 12] = [
         from: r#"filename      = "${var.lambda_artifacts_dir}/fanout/bootstrap.zip""#,
         to: r#"filename      = "${var.lambda_artifacts_dir}/fan-out/bootstrap.zip""#,
         reported: "but cargo lambda writes",
+    },
+    Breakage {
+        what: "an architecture hard-coded instead of the build record's",
+        file: "modules/ripple/lambda.tf",
+        from: "architectures = [local.architecture]\n  filename      = \"${var.lambda_artifacts_dir}/fanout/bootstrap.zip\"",
+        to: "architectures = [\"arm64\"]\n  filename      = \"${var.lambda_artifacts_dir}/fanout/bootstrap.zip\"",
+        reported: "architectures is [\"arm64\"] with zips built for x86_64 (build.json), not from the build record",
+    },
+    Breakage {
+        what: "a requested architecture that wins over the build record without a check",
+        file: "modules/ripple/lambda.tf",
+        from: "condition     = var.architecture == null || var.architecture == var.build_record.architecture",
+        to: "condition     = var.architecture == null || var.build_record.architecture != null",
+        reported: "with zips built for x86_64 and architecture = Some(\"arm64\"), the preconditions pass",
+    },
+    Breakage {
+        what: "a build record read from elsewhere than package.sh writes it",
+        file: "main.tf",
+        from: "build_record_file = \"${path.module}/../target/lambda/build.json\"",
+        to: "build_record_file = \"${path.module}/../target/lambda/record.json\"",
+        reported: "but scripts/package.sh writes",
+    },
+    Breakage {
+        what: "the account-wide API Gateway role managed by default",
+        file: "modules/ripple/variables.tf",
+        from: "default     = false\n}\n\nvariable \"enable_access_logs\"",
+        to: "default     = true\n}\n\nvariable \"enable_access_logs\"",
+        reported: "aws_api_gateway_account must be opt-in",
+    },
+    Breakage {
+        what: "an unbounded provider",
+        file: "modules/ripple/versions.tf",
+        from: "version = \">= 5.30, < 6.0\"",
+        to: "version = \">= 5.30\"",
+        reported: "is not bounded",
+    },
+    Breakage {
+        what: "fanout posting to the request's domain",
+        file: "modules/ripple/lambda.tf",
+        from: "RIPPLE_CONNECTIONS_ENDPOINT = local.connections_endpoint",
+        to: "RIPPLE_CONNECTIONS_ENDPOINT = var.domain_name",
+        reported: "not the stage's execute-api endpoint",
     },
     Breakage {
         what: "an alarm on a metric the code does not emit",

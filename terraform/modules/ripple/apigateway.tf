@@ -82,6 +82,8 @@ resource "aws_apigatewayv2_deployment" "this" {
 
 resource "aws_cloudwatch_log_group" "api_access" {
   #checkov:skip=CKV_AWS_338:Retention is the operator's choice (var.log_retention_days, 14 days by default); these are operational logs, not audit records.
+  count = var.enable_access_logs ? 1 : 0
+
   name              = "/aws/apigateway/${var.name}-access"
   retention_in_days = var.log_retention_days
   kms_key_id        = var.kms_key_arn
@@ -91,6 +93,7 @@ resource "aws_cloudwatch_log_group" "api_access" {
 
 resource "aws_apigatewayv2_stage" "this" {
   #checkov:skip=CKV2_AWS_51:WebSocket APIs do not support mutual TLS; clients (browsers, game engines) authenticate with a JWT at $connect.
+  #checkov:skip=CKV_AWS_76:Access logs are opt-in (enable_access_logs): they need the region-wide API Gateway CloudWatch role, which this module does not take over unless asked (manage_api_gateway_account). The functions' logs and metrics are always on.
   api_id        = aws_apigatewayv2_api.this.id
   name          = var.stage_name
   deployment_id = aws_apigatewayv2_deployment.this.id
@@ -101,26 +104,59 @@ resource "aws_apigatewayv2_stage" "this" {
     data_trace_enabled     = false
   }
 
-  access_log_settings {
-    destination_arn = aws_cloudwatch_log_group.api_access.arn
-    format = jsonencode({
-      requestId        = "$context.requestId"
-      requestTime      = "$context.requestTime"
-      eventType        = "$context.eventType"
-      routeKey         = "$context.routeKey"
-      connectionId     = "$context.connectionId"
-      status           = "$context.status"
-      sourceIp         = "$context.identity.sourceIp"
-      integrationError = "$context.integrationErrorMessage"
-      integrationMs    = "$context.integrationLatency"
-      error            = "$context.error.message"
-    })
+  dynamic "access_log_settings" {
+    for_each = aws_cloudwatch_log_group.api_access
+    content {
+      destination_arn = access_log_settings.value.arn
+      format = jsonencode({
+        requestId        = "$context.requestId"
+        requestTime      = "$context.requestTime"
+        eventType        = "$context.eventType"
+        routeKey         = "$context.routeKey"
+        connectionId     = "$context.connectionId"
+        status           = "$context.status"
+        sourceIp         = "$context.identity.sourceIp"
+        integrationError = "$context.integrationErrorMessage"
+        integrationMs    = "$context.integrationLatency"
+        error            = "$context.error.message"
+      })
+    }
   }
 
   tags = var.tags
 
-  # Access logging needs the account-level CloudWatch role to be registered first.
+  # Access logging needs the account-level CloudWatch role to be registered first (when managed here).
   depends_on = [aws_api_gateway_account.this]
+}
+
+# Optional custom domain (domain_name + certificate_arn): the stage served at wss://<domain_name>/.
+resource "aws_apigatewayv2_domain_name" "this" {
+  count = var.domain_name == null ? 0 : 1
+
+  domain_name = var.domain_name
+
+  domain_name_configuration {
+    certificate_arn = var.certificate_arn
+    endpoint_type   = "REGIONAL"
+    security_policy = "TLS_1_2"
+  }
+
+  tags = var.tags
+
+  lifecycle {
+    precondition {
+      condition     = var.certificate_arn != null
+      error_message = "domain_name needs certificate_arn: an ACM certificate for it in the API's region."
+    }
+  }
+}
+
+resource "aws_apigatewayv2_api_mapping" "this" {
+  count = var.domain_name == null ? 0 : 1
+
+  api_id      = aws_apigatewayv2_api.this.id
+  domain_name = aws_apigatewayv2_domain_name.this[0].id
+  stage       = aws_apigatewayv2_stage.this.id
 }
 
 resource "aws_lambda_permission" "connect" {
@@ -139,7 +175,9 @@ resource "aws_lambda_permission" "ingest" {
   source_arn    = "${aws_apigatewayv2_stage.this.execution_arn}/*"
 }
 
-# API Gateway writes access logs with an account-wide (per region) role.
+# API Gateway writes access logs with an account-wide (per region) role. Opt-in
+# (manage_api_gateway_account): aws_api_gateway_account replaces whatever role the account already
+# has in this region, and after destroy it would point at the deleted role.
 data "aws_iam_policy_document" "apigateway_assume" {
   statement {
     sid     = "ApiGatewayAssume"

@@ -1,7 +1,8 @@
 # The three functions, built by scripts/package.sh (cargo lambda build --release --output-format zip)
-# into <lambda_artifacts_dir>/<package>/bootstrap.zip. Each function's environment is exactly what
-# its code reads (common/src/deploy.rs); RIPPLE_CONNECTIONS_ENDPOINT is left unset on AWS because
-# the code derives the @connections endpoint from the request's domain and stage.
+# into <lambda_artifacts_dir>/<package>/bootstrap.zip, with the build record (build.json) saying for
+# which architecture. Each function's environment is exactly what its code reads
+# (common/src/deploy.rs); fanout gets RIPPLE_CONNECTIONS_ENDPOINT, the stage's execute-api
+# @connections endpoint, so posts work whatever domain the clients connected through.
 
 resource "aws_cloudwatch_log_group" "lambda" {
   #checkov:skip=CKV_AWS_338:Retention is the operator's choice (var.log_retention_days, 14 days by default); these are operational logs, not audit records.
@@ -25,7 +26,7 @@ resource "aws_lambda_function" "connect" {
   role          = aws_iam_role.connect.arn
   runtime       = "provided.al2023"
   handler       = "bootstrap"
-  architectures = [var.architecture]
+  architectures = [local.architecture]
   filename      = "${var.lambda_artifacts_dir}/connect/bootstrap.zip"
   memory_size   = var.connect_memory_mb
   timeout       = var.connect_timeout_seconds
@@ -52,6 +53,14 @@ resource "aws_lambda_function" "connect" {
       condition     = var.enable_jwt_auth || var.jwks_url != null || var.allow_anonymous_users
       error_message = "connect needs a way to check tokens: set enable_jwt_auth = true (HS256 secret in SSM) or jwks_url (RS256/ES256), or, for development only, allow_anonymous_users = true to trust ?user=."
     }
+    precondition {
+      condition     = var.architecture == null || var.architecture == var.build_record.architecture
+      error_message = "architecture = ${coalesce(var.architecture, "null")}, but the zips in ${var.lambda_artifacts_dir} were built for ${var.build_record.architecture} (build.json). Rebuild them (bash scripts/package.sh, add --arm64 for arm64) or drop the architecture variable."
+    }
+    precondition {
+      condition     = filebase64sha256("${var.lambda_artifacts_dir}/connect/bootstrap.zip") == var.build_record.functions["connect"].base64sha256
+      error_message = "${var.lambda_artifacts_dir}/connect/bootstrap.zip is not the zip build.json records (built apart from scripts/package.sh?). Rebuild with bash scripts/package.sh."
+    }
   }
 
   depends_on = [aws_cloudwatch_log_group.lambda, aws_iam_role_policy.connect]
@@ -68,7 +77,7 @@ resource "aws_lambda_function" "ingest" {
   role          = aws_iam_role.ingest.arn
   runtime       = "provided.al2023"
   handler       = "bootstrap"
-  architectures = [var.architecture]
+  architectures = [local.architecture]
   filename      = "${var.lambda_artifacts_dir}/ingest/bootstrap.zip"
   memory_size   = var.ingest_memory_mb
   timeout       = var.ingest_timeout_seconds
@@ -89,6 +98,17 @@ resource "aws_lambda_function" "ingest" {
 
   tags = var.tags
 
+  lifecycle {
+    precondition {
+      condition     = var.architecture == null || var.architecture == var.build_record.architecture
+      error_message = "architecture = ${coalesce(var.architecture, "null")}, but the zips in ${var.lambda_artifacts_dir} were built for ${var.build_record.architecture} (build.json). Rebuild them (bash scripts/package.sh, add --arm64 for arm64) or drop the architecture variable."
+    }
+    precondition {
+      condition     = filebase64sha256("${var.lambda_artifacts_dir}/ingest/bootstrap.zip") == var.build_record.functions["ingest"].base64sha256
+      error_message = "${var.lambda_artifacts_dir}/ingest/bootstrap.zip is not the zip build.json records (built apart from scripts/package.sh?). Rebuild with bash scripts/package.sh."
+    }
+  }
+
   depends_on = [aws_cloudwatch_log_group.lambda, aws_iam_role_policy.ingest]
 }
 
@@ -103,7 +123,7 @@ resource "aws_lambda_function" "fanout" {
   role          = aws_iam_role.fanout.arn
   runtime       = "provided.al2023"
   handler       = "bootstrap"
-  architectures = [var.architecture]
+  architectures = [local.architecture]
   filename      = "${var.lambda_artifacts_dir}/fanout/bootstrap.zip"
   memory_size   = var.fanout_memory_mb
   timeout       = var.fanout_timeout_seconds
@@ -113,15 +133,27 @@ resource "aws_lambda_function" "fanout" {
 
   environment {
     variables = {
-      RIPPLE_TABLE            = aws_dynamodb_table.this.name
-      RIPPLE_MAX_IN_FLIGHT    = tostring(var.fanout_max_in_flight)
-      RIPPLE_POSTS_PER_SECOND = tostring(var.fanout_posts_per_second)
-      RIPPLE_MEMBER_CACHE_MS  = tostring(var.fanout_member_cache_ms)
-      RUST_LOG                = var.log_level
+      RIPPLE_TABLE                = aws_dynamodb_table.this.name
+      RIPPLE_CONNECTIONS_ENDPOINT = local.connections_endpoint
+      RIPPLE_MAX_IN_FLIGHT        = tostring(var.fanout_max_in_flight)
+      RIPPLE_POSTS_PER_SECOND     = tostring(var.fanout_posts_per_second)
+      RIPPLE_MEMBER_CACHE_MS      = tostring(var.fanout_member_cache_ms)
+      RUST_LOG                    = var.log_level
     }
   }
 
   tags = var.tags
+
+  lifecycle {
+    precondition {
+      condition     = var.architecture == null || var.architecture == var.build_record.architecture
+      error_message = "architecture = ${coalesce(var.architecture, "null")}, but the zips in ${var.lambda_artifacts_dir} were built for ${var.build_record.architecture} (build.json). Rebuild them (bash scripts/package.sh, add --arm64 for arm64) or drop the architecture variable."
+    }
+    precondition {
+      condition     = filebase64sha256("${var.lambda_artifacts_dir}/fanout/bootstrap.zip") == var.build_record.functions["fanout"].base64sha256
+      error_message = "${var.lambda_artifacts_dir}/fanout/bootstrap.zip is not the zip build.json records (built apart from scripts/package.sh?). Rebuild with bash scripts/package.sh."
+    }
+  }
 
   depends_on = [aws_cloudwatch_log_group.lambda, aws_iam_role_policy.fanout]
 }

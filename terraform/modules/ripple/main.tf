@@ -7,6 +7,14 @@
 data "aws_partition" "current" {}
 
 locals {
+  # What the functions run on: the build's architecture unless one is asked for (and then the
+  # functions' preconditions require it to be the build's).
+  architecture = coalesce(var.architecture, var.build_record.architecture)
+
+  # The @connections endpoint fanout posts to: the stage on the execute-api host, which also
+  # serves connections made through a custom domain (RIPPLE_CONNECTIONS_ENDPOINT).
+  connections_endpoint = "${replace(aws_apigatewayv2_api.this.api_endpoint, "wss://", "https://")}/${var.stage_name}"
+
   function_names = {
     connect = "${var.name}-connect"
     ingest  = "${var.name}-ingest"

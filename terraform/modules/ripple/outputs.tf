@@ -5,7 +5,7 @@ output "websocket_url" {
 
 output "connections_endpoint" {
   description = "The @connections (management API) endpoint: https://{api_id}.execute-api.{region}.amazonaws.com/{stage}."
-  value       = "${replace(aws_apigatewayv2_api.this.api_endpoint, "wss://", "https://")}/${aws_apigatewayv2_stage.this.name}"
+  value       = local.connections_endpoint
 }
 
 output "api_id" {
@@ -36,7 +36,7 @@ output "log_group_names" {
   description = "CloudWatch log groups: one per function plus the API's access log."
   value = merge(
     { for k, g in aws_cloudwatch_log_group.lambda : k => g.name },
-    { api_access = aws_cloudwatch_log_group.api_access.name },
+    { for g in aws_cloudwatch_log_group.api_access : "api_access" => g.name },
   )
 }
 
@@ -57,5 +57,19 @@ output "alarm_names" {
     fanout_failed_records   = aws_cloudwatch_metric_alarm.fanout_failed_records.alarm_name
     fanout_throttled_posts  = aws_cloudwatch_metric_alarm.fanout_throttled_posts.alarm_name
     fanout_batches_given_up = aws_cloudwatch_metric_alarm.fanout_batches_given_up.alarm_name
+  }
+}
+
+output "architecture" {
+  description = "The functions' instruction set (from the build record unless set)."
+  value       = local.architecture
+}
+
+output "custom_domain" {
+  description = "With domain_name set: the wss:// URL on it, and the target a DNS record must point at (CNAME, or an alias A record with the hosted zone id). null otherwise."
+  value = var.domain_name == null ? null : {
+    websocket_url      = "wss://${var.domain_name}"
+    target_domain_name = aws_apigatewayv2_domain_name.this[0].domain_name_configuration[0].target_domain_name
+    hosted_zone_id     = aws_apigatewayv2_domain_name.this[0].domain_name_configuration[0].hosted_zone_id
   }
 }

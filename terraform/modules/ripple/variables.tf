@@ -25,14 +25,36 @@ variable "lambda_artifacts_dir" {
   type        = string
 }
 
-variable "architecture" {
-  description = "Lambda instruction set: arm64 (cheaper per GB-s) or x86_64. Must match how the zips were built (scripts/package.sh arm64|x86_64)."
-  type        = string
-  default     = "arm64"
+variable "build_record" {
+  description = "What scripts/package.sh built: target/lambda/build.json decoded ({architecture, profile, functions = {<package> = {zip, base64sha256}}}). The functions' architecture and code hashes come from it."
+  type = object({
+    architecture = string
+    profile      = string
+    functions = map(object({
+      zip          = string
+      base64sha256 = string
+    }))
+  })
 
   validation {
-    condition     = contains(["arm64", "x86_64"], var.architecture)
-    error_message = "architecture must be arm64 or x86_64."
+    condition     = contains(["arm64", "x86_64"], var.build_record.architecture)
+    error_message = "build.json: architecture must be arm64 or x86_64; rebuild with bash scripts/package.sh [--arm64]."
+  }
+
+  validation {
+    condition     = alltrue([for p in ["connect", "ingest", "fanout"] : contains(keys(var.build_record.functions), p)])
+    error_message = "build.json must list connect, ingest and fanout; rebuild with bash scripts/package.sh."
+  }
+}
+
+variable "architecture" {
+  description = "Lambda instruction set to deploy, arm64 or x86_64. null (the default) = what the zips were built for (build_record.architecture); any other value must equal it, or the plan fails."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.architecture == null || contains(["arm64", "x86_64"], coalesce(var.architecture, "arm64"))
+    error_message = "architecture must be arm64, x86_64 or null (= what scripts/package.sh built)."
   }
 }
 
@@ -244,9 +266,27 @@ variable "throttling_burst_limit" {
 }
 
 variable "manage_api_gateway_account" {
-  description = "Create the IAM role that lets API Gateway write logs and register it in this region's API Gateway account settings (needed once per account and region for access logs). Set false when something else manages aws_api_gateway_account."
+  description = "Opt-in. Create an IAM role for API Gateway's logging and register it in this region's API Gateway account settings (aws_api_gateway_account, one per account and region). That setting is region-wide: it replaces the role the account already has, and after destroy it points at a deleted role. Leave false when the account already has one (aws apigateway get-account shows cloudwatchRoleArn)."
   type        = bool
-  default     = true
+  default     = false
+}
+
+variable "enable_access_logs" {
+  description = "Write the stage's access log to CloudWatch. Needs the region's API Gateway CloudWatch role: one the account already has, or manage_api_gateway_account = true."
+  type        = bool
+  default     = false
+}
+
+variable "domain_name" {
+  description = "Optional custom domain for the WebSocket API (e.g. ws.example.com). null = only the execute-api URL. Needs certificate_arn; point a DNS record at the custom_domain output's target."
+  type        = string
+  default     = null
+}
+
+variable "certificate_arn" {
+  description = "ACM certificate (in the same region as the API) covering domain_name. Used only when domain_name is set."
+  type        = string
+  default     = null
 }
 
 variable "log_retention_days" {

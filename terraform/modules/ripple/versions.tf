@@ -4,7 +4,7 @@ terraform {
   required_providers {
     aws = {
       source  = "hashicorp/aws"
-      version = ">= 5.30" # provided.al2023 and current Lambda/API Gateway v2 arguments
+      version = ">= 5.30, < 6.0" # provided.al2023 and the Lambda/API Gateway v2 arguments of the 5.x series this is written against
     }
   }
 }

@@ -1,0 +1,250 @@
+//! `ripple redrive` and `ripple replay` on real parts: DynamoDB Local's stream, fanout, a
+//! loopback `@connections` server. The on-failure messages are Lambda's invocation records
+//! (`DDBStreamBatchInfo` with shard and sequence range) for records really in the stream.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic: a panic is a failed test
+
+use std::path::{Path, PathBuf};
+
+use aws_sdk_dynamodbstreams::types::ShardIteratorType;
+use ripple::redrive::{RedriveArgs, ReplayArgs, TargetArgs, redrive, replay};
+use ripple::stream::streams_client;
+use ripple_common::config::local_sdk_config;
+use ripple_common::items::{Kind, MessageItem};
+use ripple_common::keys;
+use ripple_tests::{RecordingConnections, TestTable, seed};
+use serde_json::json;
+
+async fn put_message(table: &TestTable, user: &str, sender: &str, text: &str) {
+    let now = ripple_common::now_ms();
+    let id = format!("{text}-{now}").replace(' ', "-");
+    table
+        .store
+        .put_message(&MessageItem {
+            pk: keys::message_pk("arena"),
+            sk: keys::message_sk(now, &id),
+            kind: Kind::Message,
+            channel: "arena".into(),
+            user: user.into(),
+            sender: sender.into(),
+            id,
+            text: text.into(),
+            ts: now,
+            expires_at: now / 1000 + 86_400,
+        })
+        .await
+        .unwrap();
+}
+
+/// The shard and sequence number of the stream record that wrote the message `text`.
+async fn record_of(table: &TestTable, text: &str) -> (String, String) {
+    let client = streams_client(&local_sdk_config(), Some(&table.endpoint));
+    let arn = table.stream.stream_arn().to_owned();
+    for _ in 0..50 {
+        let shards = client
+            .describe_stream()
+            .stream_arn(&arn)
+            .send()
+            .await
+            .unwrap()
+            .stream_description
+            .and_then(|d| d.shards)
+            .unwrap_or_default();
+        for shard in shards {
+            let shard_id = shard.shard_id.unwrap_or_default();
+            let mut it = client
+                .get_shard_iterator()
+                .stream_arn(&arn)
+                .shard_id(&shard_id)
+                .shard_iterator_type(ShardIteratorType::TrimHorizon)
+                .send()
+                .await
+                .unwrap()
+                .shard_iterator;
+            for _ in 0..5 {
+                let Some(i) = it.take() else { break };
+                let out = client.get_records().shard_iterator(i).send().await.unwrap();
+                for r in out.records.unwrap_or_default() {
+                    let Some(db) = r.dynamodb else { continue };
+                    let has_text = db
+                        .new_image
+                        .as_ref()
+                        .and_then(|img| img.get("text"))
+                        .and_then(|v| v.as_s().ok())
+                        .is_some_and(|t| t == text);
+                    if has_text {
+                        return (shard_id, db.sequence_number.unwrap_or_default());
+                    }
+                }
+                it = out.next_shard_iterator;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("no stream record for {text:?}");
+}
+
+/// Lambda's on-failure invocation record for a DynamoDB stream batch (the shape AWS documents in
+/// "Retaining discarded records for a DynamoDB event source").
+fn on_failure_record(stream_arn: &str, shard: &str, start: &str, end: &str, size: u32) -> String {
+    json!({
+        "requestContext": {
+            "requestId": "316aa6d0-8154-4ee7-9af7-85d5f4a6bc81",
+            "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:ripple-fanout",
+            "condition": "RetryAttemptsExhausted",
+            "approximateInvokeCount": 6
+        },
+        "responseContext": {
+            "statusCode": 200,
+            "executedVersion": "$LATEST",
+            "functionError": "Unhandled"
+        },
+        "version": "1.0",
+        "timestamp": "2026-11-26T22:00:49.717Z",
+        "DDBStreamBatchInfo": {
+            "shardId": shard,
+            "startSequenceNumber": start,
+            "endSequenceNumber": end,
+            "approximateArrivalOfFirstRecord": "2026-11-26T22:00:19Z",
+            "approximateArrivalOfLastRecord": "2026-11-26T22:00:19Z",
+            "batchSize": size,
+            "streamArn": stream_arn
+        }
+    })
+    .to_string()
+}
+
+fn scratch_dir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/redrive-test")
+        .join(format!(
+            "{name}-{}-{}",
+            std::process::id(),
+            ripple_common::now_ms()
+        ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn target(table: &TestTable, server: &RecordingConnections) -> TargetArgs {
+    TargetArgs {
+        dynamodb_endpoint: Some(table.endpoint.clone()),
+        table: table.store.table().to_owned(),
+        connections_endpoint: server.url.clone(),
+    }
+}
+
+fn message_texts(server: &RecordingConnections, connection_id: &str) -> Vec<String> {
+    server
+        .events(connection_id)
+        .iter()
+        .filter(|e| e["type"] == "message")
+        .map(|e| e["text"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn redrive_delivers_exactly_the_records_of_an_on_failure_message_and_files_it_as_done() {
+    // GIVEN alice and bob in arena, and three messages from alice in the table's stream
+    let table = TestTable::new().await.unwrap();
+    let server = RecordingConnections::start().await.unwrap();
+    seed(&table, "c-alice", "alice", &["arena"]).await.unwrap();
+    seed(&table, "c-bob", "bob", &["arena"]).await.unwrap();
+    for text in ["before", "lost one", "lost two", "after"] {
+        put_message(&table, "alice", "c-alice", text).await;
+    }
+    // AND the on-failure message Lambda would have sent for the batch of the two middle ones
+    let (shard, start) = record_of(&table, "lost one").await;
+    let (shard_end, end) = record_of(&table, "lost two").await;
+    assert_eq!(
+        shard, shard_end,
+        "DynamoDB Local keeps a new table in one shard"
+    );
+    let dir = scratch_dir("ok");
+    let file = dir.join("0001.json");
+    std::fs::write(
+        &file,
+        on_failure_record(table.stream.stream_arn(), &shard, &start, &end, 2),
+    )
+    .unwrap();
+
+    // WHEN ripple redrive reads the folder
+    redrive(RedriveArgs {
+        queue_url: None,
+        dir: Some(dir.clone()),
+        dry_run: false,
+        target: target(&table, &server),
+    })
+    .await
+    .unwrap();
+
+    // THEN bob received the two lost messages, in order, and nothing outside the range
+    assert_eq!(message_texts(&server, "c-bob"), ["lost one", "lost two"]);
+    // AND alice, the sender, none of her own
+    assert!(message_texts(&server, "c-alice").is_empty());
+    // AND the message moved to done/, so a second redrive sends nothing again
+    assert!(!file.exists());
+    assert!(dir.join("done/0001.json").exists());
+    redrive(RedriveArgs {
+        queue_url: None,
+        dir: Some(dir.clone()),
+        dry_run: false,
+        target: target(&table, &server),
+    })
+    .await
+    .unwrap();
+    assert_eq!(message_texts(&server, "c-bob").len(), 2);
+}
+
+#[tokio::test]
+async fn a_message_that_is_not_an_on_failure_record_is_kept_and_reported() {
+    // GIVEN a folder with a file that is not a DynamoDB stream on-failure record
+    let table = TestTable::new().await.unwrap();
+    let server = RecordingConnections::start().await.unwrap();
+    let dir = scratch_dir("bad");
+    let file = dir.join("0001.json");
+    std::fs::write(&file, r#"{"version":"1.0","KinesisBatchInfo":{}}"#).unwrap();
+
+    // WHEN ripple redrive reads the folder
+    let err = redrive(RedriveArgs {
+        queue_url: None,
+        dir: Some(dir.clone()),
+        dry_run: false,
+        target: target(&table, &server),
+    })
+    .await
+    .expect_err("an unreadable message must fail the run");
+
+    // THEN it says so, posts nothing and keeps the file
+    assert!(format!("{err}").contains("could not be redriven"), "{err}");
+    assert_eq!(server.post_count(), 0);
+    assert!(file.exists());
+}
+
+#[tokio::test]
+async fn replay_runs_a_recorded_batch_through_fanout_against_the_table() {
+    // GIVEN the members of the recorded two-channel batch
+    let table = TestTable::new().await.unwrap();
+    let server = RecordingConnections::start().await.unwrap();
+    for (id, user, channel) in [
+        ("c-alice", "alice", "arena"),
+        ("c-bob", "bob", "arena"),
+        ("c-carol", "carol", "lobby"),
+        ("c-frank", "frank", "lobby"),
+    ] {
+        seed(&table, id, user, &[channel]).await.unwrap();
+    }
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/stream-two-channels.json");
+
+    // WHEN ripple replay runs the file
+    replay(ReplayArgs {
+        file,
+        target: target(&table, &server),
+    })
+    .await
+    .unwrap();
+
+    // THEN it is delivered as Lambda's invocation would deliver it
+    assert_eq!(server.events("c-frank").len(), 1);
+    assert_eq!(message_texts(&server, "c-alice"), ["hi all", "second"]);
+}
