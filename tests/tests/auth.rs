@@ -158,9 +158,11 @@ async fn rs256_es256_and_hs256_tokens_connect_as_sub_and_every_bad_token_gets_40
     ];
     let mut connected = Vec::new();
     for (sub, token) in &valid {
-        let client = WsClient::connect(&connect_url(token)).await.unwrap();
+        let mut client = WsClient::connect(&connect_url(token)).await.unwrap();
         // THEN each identity is the token's `sub`
         assert_eq!(&client.user, sub);
+        // (its snapshot comes once fanout has put it in arena's roster: the table is settled)
+        client.wait_for_snapshot("arena").await.unwrap();
         connected.push(client);
     }
     let before = table_items(&server).await;
