@@ -544,7 +544,8 @@ pub async fn seed_new(
         connection_id,
         user,
         &endpoint,
-        ripple_common::now_ms(),
+        // Connected long ago (days): the sweep examines it, a 410 is proof it is gone.
+        1_795_000_000_000,
         4_000_000_000,
     );
     table.store.put_connection(&conn).await?;

@@ -11,20 +11,42 @@
 
 use base64::Engine;
 use ripple::apigw::{connect_event, message_event};
+use ripple_common::auth::issuer::{SigningKey, jwks};
 use ripple_common::deploy::{self, FunctionSpec};
 use ripple_tests::runtime_api::{Outcome, PackagedBuild, PackagedFunction};
-use ripple_tests::{RecordingConnections, TestTable, fixture, seed, ws_context};
+use ripple_tests::{JsonServer, RecordingConnections, TestTable, fixture, seed, ws_context};
 use serde_json::{Value, json};
 use sha2::Digest;
 
-const SECRET: &str = "packaged-test-secret-0123456789abcdef";
+/// The identity provider of the deployment under test: an RS256 key published as a JWKS on
+/// loopback (Terraform's `jwks_url` mode: no secret to read from SSM, no network beyond loopback).
+struct Idp {
+    key: SigningKey,
+    jwks: JsonServer,
+}
 
-/// The value Terraform gives each environment variable (its defaults), by name.
-fn terraform_value(name: &str, table: &TestTable, connections: &RecordingConnections) -> String {
-    match name {
+async fn idp() -> Idp {
+    let key = SigningKey::rs256("packaged-2026").unwrap();
+    let jwks = JsonServer::start(jwks(&[&key]).unwrap()).await.unwrap();
+    Idp { key, jwks }
+}
+
+/// The value Terraform gives each environment variable (its defaults) in `jwks_url` mode, by
+/// name; `None`: Terraform leaves it unset.
+fn terraform_value(
+    name: &str,
+    table: &TestTable,
+    connections: &RecordingConnections,
+    idp: &Idp,
+) -> Option<String> {
+    Some(match name {
         deploy::ENV_TABLE => table.store.table().to_owned(),
         deploy::ENV_CONNECTION_TTL_SECS => "7800".into(),
-        deploy::ENV_JWT_SECRET => SECRET.into(),
+        deploy::ENV_JWKS_URL => idp.jwks.url.clone(),
+        deploy::ENV_JWT_SECRET_PARAMETER
+        | deploy::ENV_JWT_ISSUER
+        | deploy::ENV_JWT_AUDIENCE
+        | deploy::ENV_ALLOW_ANONYMOUS => return None,
         deploy::ENV_RESUME_WINDOW_SECS => "120".into(),
         deploy::ENV_POSITION_TTL_SECS => "900".into(),
         deploy::ENV_MESSAGE_TTL_SECS => "86400".into(),
@@ -38,7 +60,7 @@ fn terraform_value(name: &str, table: &TestTable, connections: &RecordingConnect
         other => panic!(
             "{other} is in ripple_common::deploy but has no value in tests/tests/packaged.rs: give it the one Terraform sets"
         ),
-    }
+    })
 }
 
 /// Exactly the variables of `spec` (required and optional), valued as Terraform values them.
@@ -46,15 +68,13 @@ fn terraform_env(
     spec: &FunctionSpec,
     table: &TestTable,
     connections: &RecordingConnections,
+    idp: &Idp,
 ) -> Vec<(String, String)> {
     spec.env_required
         .iter()
         .chain(spec.env_optional)
-        .map(|name| {
-            (
-                (*name).to_owned(),
-                terraform_value(name, table, connections),
-            )
+        .filter_map(|name| {
+            terraform_value(name, table, connections, idp).map(|v| ((*name).to_owned(), v))
         })
         .collect()
 }
@@ -64,6 +84,7 @@ async fn start(
     spec: &FunctionSpec,
     table: &TestTable,
     connections: &RecordingConnections,
+    idp: &Idp,
 ) -> PackagedFunction {
     let bootstrap = build
         .extract(
@@ -74,7 +95,7 @@ async fn start(
     PackagedFunction::start(
         &format!("ripple-{}", spec.package),
         &bootstrap,
-        &terraform_env(spec, table, connections),
+        &terraform_env(spec, table, connections, idp),
         &table.endpoint,
     )
     .await
@@ -92,11 +113,10 @@ fn to_json<T: serde::Serialize>(event: &T) -> Value {
     serde_json::to_value(event).unwrap()
 }
 
-fn connect_with_token(connection_id: &str, user: &str, channel: &str) -> Value {
-    let token = ripple_common::auth::sign_hs256(
-        &json!({"sub": user, "exp": ripple_common::now_ms() / 1000 + 600}),
-        SECRET.as_bytes(),
-    );
+fn connect_with_token(idp: &Idp, connection_id: &str, user: &str, channel: &str) -> Value {
+    let token = idp
+        .key
+        .sign(&json!({"sub": user, "exp": ripple_common::now_ms() / 1000 + 600}));
     let query = [
         ("token".to_owned(), token),
         ("channel".to_owned(), channel.to_owned()),
@@ -134,15 +154,16 @@ async fn the_packaged_binaries_serve_connect_frames_stream_batches_and_the_sweep
     // AND the three binaries running with Terraform's environment, on DynamoDB Local
     let mut table = TestTable::new().await.unwrap();
     let connections = RecordingConnections::start().await.unwrap();
-    let mut connect = start(&build, &deploy::CONNECT, &table, &connections).await;
-    let mut ingest = start(&build, &deploy::INGEST, &table, &connections).await;
-    let mut fanout = start(&build, &deploy::FANOUT, &table, &connections).await;
+    let idp = idp().await;
+    let mut connect = start(&build, &deploy::CONNECT, &table, &connections, &idp).await;
+    let mut ingest = start(&build, &deploy::INGEST, &table, &connections, &idp).await;
+    let mut fanout = start(&build, &deploy::FANOUT, &table, &connections, &idp).await;
 
     // WHEN alice and bob connect to arena with tokens
     for (id, user) in [("pk-alice", "alice"), ("pk-bob", "bob")] {
         let answer = response(
             connect
-                .invoke(&connect_with_token(id, user, "arena"))
+                .invoke(&connect_with_token(&idp, id, user, "arena"))
                 .await
                 .unwrap(),
         );
@@ -252,7 +273,8 @@ async fn a_binary_started_without_its_table_reports_what_to_set() {
     let build = PackagedBuild::build().unwrap();
     let table = TestTable::new().await.unwrap();
     let connections = RecordingConnections::start().await.unwrap();
-    let env: Vec<_> = terraform_env(&deploy::CONNECT, &table, &connections)
+    let idp = idp().await;
+    let env: Vec<_> = terraform_env(&deploy::CONNECT, &table, &connections, &idp)
         .into_iter()
         .filter(|(k, _)| k != deploy::ENV_TABLE)
         .collect();
@@ -265,7 +287,7 @@ async fn a_binary_started_without_its_table_reports_what_to_set() {
 
     // WHEN it is invoked
     let result = connect
-        .invoke(&connect_with_token("pk-x", "x", "arena"))
+        .invoke(&connect_with_token(&idp, "pk-x", "x", "arena"))
         .await;
 
     // THEN the invocation fails, and the process said which variable to set
