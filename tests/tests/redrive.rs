@@ -248,3 +248,75 @@ async fn replay_runs_a_recorded_batch_through_fanout_against_the_table() {
     assert_eq!(server.events("c-frank").len(), 1);
     assert_eq!(message_texts(&server, "c-alice"), ["hi all", "second"]);
 }
+
+#[tokio::test]
+async fn a_batch_ripple_dev_gave_up_on_is_delivered_by_redrive_once_the_fault_is_lifted() {
+    use ripple::dev::DevOptions;
+    use ripple::dev::faults::FaultSpec;
+    use ripple_tests::{WsClient, start_dev, ws_url};
+    // GIVEN ripple dev whose stream mapping retries a failing batch once, then writes its
+    // on-failure message to a folder, and alice and bob in arena
+    let dir = scratch_dir("dev");
+    let mut opts = DevOptions::default();
+    opts.mapping.max_retries = Some(1);
+    opts.mapping.on_failure_dir = Some(dir.clone());
+    let server = start_dev(opts).await.unwrap();
+    let mut alice = WsClient::connect(&ws_url(&server, "user=alice&channel=arena"))
+        .await
+        .unwrap();
+    alice.wait_for_snapshot("arena").await.unwrap();
+    let mut bob = WsClient::connect(&ws_url(&server, "user=bob&channel=arena"))
+        .await
+        .unwrap();
+    bob.wait_for_snapshot("arena").await.unwrap();
+
+    // WHEN every @connections post fails while alice chats
+    server.faults.set("error=1".parse::<FaultSpec>().unwrap());
+    alice
+        .send(r#"{"action":"message","channel":"arena","text":"lost while down"}"#)
+        .await
+        .unwrap();
+    // THEN the mapping gives up on the batch and its metadata reaches the folder
+    let file = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        loop {
+            let found = std::fs::read_dir(&dir).ok().and_then(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .find(|p| p.extension().is_some_and(|x| x == "json"))
+            });
+            if let Some(path) = found {
+                return path;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    })
+    .await
+    .expect("no on-failure message from ripple dev");
+    let message: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(
+        message["requestContext"]["condition"],
+        "RetryAttemptsExhausted"
+    );
+
+    // WHEN the fault is lifted and ripple redrive reads the folder
+    server.faults.set(FaultSpec::default());
+    redrive(RedriveArgs {
+        queue_url: None,
+        dir: Some(dir.clone()),
+        dry_run: false,
+        target: TargetArgs {
+            dynamodb_endpoint: Some(server.dynamodb_endpoint.clone()),
+            table: server.table.clone(),
+            connections_endpoint: server.http_url(),
+        },
+    })
+    .await
+    .unwrap();
+    // THEN bob gets the message after all
+    bob.wait_for_event(|e| e["text"] == "lost while down")
+        .await
+        .unwrap();
+    server.shutdown().await;
+}

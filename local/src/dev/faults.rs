@@ -87,32 +87,40 @@ impl Fault {
     }
 }
 
-/// Shared, cheap to clone.
+/// Shared, cheap to clone; clones see [`Faults::set`] (a test lifts a fault on a running stack).
 #[derive(Debug, Clone, Default)]
 pub struct Faults {
-    spec: Arc<FaultSpec>,
+    spec: Arc<std::sync::RwLock<FaultSpec>>,
 }
 
 impl Faults {
     pub fn new(spec: FaultSpec) -> Self {
         Self {
-            spec: Arc::new(spec),
+            spec: Arc::new(std::sync::RwLock::new(spec)),
+        }
+    }
+
+    /// From now on, posts draw from `spec`.
+    pub fn set(&self, spec: FaultSpec) {
+        if let Ok(mut current) = self.spec.write() {
+            *current = spec;
         }
     }
 
     /// Waits the injected latency, then draws a fault (or none).
     pub async fn pick(&self) -> Option<Fault> {
-        if !self.spec.latency.is_zero() {
-            tokio::time::sleep(self.spec.latency).await;
+        let spec = self.spec.read().map(|s| s.clone()).unwrap_or_default();
+        if !spec.latency.is_zero() {
+            tokio::time::sleep(spec.latency).await;
         }
-        let total = self.spec.gone + self.spec.throttle + self.spec.error;
+        let total = spec.gone + spec.throttle + spec.error;
         if total <= 0.0 {
             return None;
         }
         let r: f64 = rand::rng().random();
-        if r < self.spec.gone {
+        if r < spec.gone {
             Some(Fault::Gone)
-        } else if r < self.spec.gone + self.spec.throttle {
+        } else if r < spec.gone + spec.throttle {
             Some(Fault::Throttle)
         } else if r < total {
             Some(Fault::Error)

@@ -101,6 +101,8 @@ impl Default for DevOptions {
 #[derive(Debug)]
 pub struct DevServer {
     pub addr: SocketAddr,
+    /// The faults `@connections` injects (changeable while running).
+    pub faults: Faults,
     pub dynamodb_endpoint: String,
     pub table: String,
     pub metrics: Metrics,
@@ -182,6 +184,7 @@ impl DevServer {
             faults: Faults::new(opts.faults.clone()),
             metrics: metrics.clone(),
         };
+        let faults = gateway.faults.clone();
         let registry = gateway.registry.clone();
         let fanout = Arc::new(FanoutState::new(
             store.clone(),
@@ -257,6 +260,7 @@ impl DevServer {
         }
         Ok(Self {
             addr: loopback,
+            faults,
             dynamodb_endpoint: endpoint,
             table: opts.table,
             metrics,
