@@ -23,6 +23,8 @@ fi
 
 log "packaged Lambda binaries (scripts/package.sh --profile dev: what tests/tests/packaged.rs runs)"
 bash scripts/package.sh --profile dev
+# tests/tests/packaged.rs uses these zips instead of building them again.
+export RIPPLE_LAMBDA_DEV_BUILT=1
 
 log "tests"
 if cargo nextest --version >/dev/null 2>&1; then
