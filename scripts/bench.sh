@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# The README's benchmark command: builds `ripple` in release, runs `ripple bench fanout` for the
-# issue's two scenarios and `ripple bench e2e` (drawing docs/bench/latency.svg), and prints the
-# results as the Markdown table the README holds. Raw JSON lines land in target/bench/.
+# The README's benchmark command: builds `ripple` and the three functions in release, runs
+# `ripple bench fanout` (the batching scenarios and the big channels), `ripple bench e2e` (the
+# 20-player run drawing docs/bench/latency.svg, the 50-player room, and the shard × room-size
+# grid) and `ripple bench cold-start`, and prints the results as the Markdown tables the README
+# holds. Raw JSON lines land in target/bench/. About 12 minutes after the build on 2 cores.
 # Everything runs on 127.0.0.1; each bench starts (and stops) its own DynamoDB Local.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
-log "building ripple (release)"
-cargo build --release -p ripple
+log "building ripple and the three functions (release)"
+cargo build --release -p ripple -p connect -p ingest -p fanout
 RIPPLE=target/release/ripple
 OUT=target/bench
 mkdir -p "$OUT" docs/bench
@@ -27,6 +29,23 @@ log "bench fanout: 10 channels × 100 members, 1,000 records (10% chat)"
 
 log "bench e2e: 20 players in 2 channels at 10 Hz for 10 s"
 "$RIPPLE" bench e2e --players 20 --channels 2 --hz 10 --seconds 10 --json --histogram docs/bench/latency.svg >"$OUT/e2e.json"
+
+log "bench e2e: the 50-player room at 10 Hz for 20 s (AWS-like defaults: 4 shards)"
+"$RIPPLE" bench e2e --players 50 --channels 1 --hz 10 --seconds 20 --json >"$OUT/e2e-room50.json"
+
+for shards in 1 4 16; do
+  for room in 10 50 100; do
+    log "bench e2e grid: $shards shards, one room of $room players at 10 Hz for 10 s"
+    "$RIPPLE" bench e2e --players "$room" --channels 1 --hz 10 --seconds 10 --shards "$shards" --json >"$OUT/e2e-grid-$shards-$room.json"
+  done
+done
+
+log "bench fanout: big channels (1,000 and 5,000 members)"
+"$RIPPLE" bench fanout --channels 1 --members 1000 --records 100 --rounds 1 --json >"$OUT/fanout-big-1000.json"
+"$RIPPLE" bench fanout --channels 1 --members 5000 --records 20 --rounds 1 --json >"$OUT/fanout-big-5000.json"
+
+log "bench cold-start: each function binary, 3 cold starts"
+"$RIPPLE" bench cold-start --runs 3 --json >"$OUT/cold-start.json"
 
 cut -d' ' -f1-3 /proc/loadavg >"$OUT/loadavg-after"
 
@@ -94,4 +113,46 @@ print("|---|--:|--:|")
 delivered = max(e2e["client"]["delivered"], 1)
 for line in est["lines"]:
     print(f"| {line['item']} | {n(line['quantity'], 1)} {line['unit']} | ${line['usd'] / delivered * 1e6:.4f} |")
+
+print()
+print("**The 50-player room** (`ripple bench e2e --players 50 --channels 1 --hz 10 --seconds 20`, 4 shards):\n")
+room = load("e2e-room50.json")
+def e2e_row(r):
+    est = r["estimate"]
+    return (f"| {r['shards']} | {r['players']} | {r['client']['delivered'] and n(r['client']['delivered'])} | "
+            f"{r['billed_messages_per_update']:.4f} | {r['messages_per_update']:.4f} | "
+            f"${est['per_million_delivered_usd']:.4f} | ${r['floor_per_million_delivered_usd']:.4f} | {r['vs_floor']:.2f}× | "
+            f"{r['latency_ms']['p50']} / {r['latency_ms']['p99']} ms | {r['final_positions_missed']} |")
+head = ("| shards | room | delivered (whole run) | billed messages / update | outbound frames / update | "
+        "cost per million delivered | floor | vs floor | p50 / p99 | final positions missed |")
+print(head)
+print("|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+print(e2e_row(room))
+print()
+print("Its bill, line by line (per million delivered updates):\n")
+print("| item | quantity | per million delivered updates |")
+print("|---|--:|--:|")
+for line in room["estimate"]["lines"]:
+    print(f"| {line['item']} | {n(line['quantity'], 1)} {line['unit']} | ${line['usd'] / max(room['client']['delivered'], 1) * 1e6:.4f} |")
+print()
+print("**Shards × room size** (`ripple bench e2e --players ROOM --channels 1 --hz 10 --seconds 10 --shards N`):\n")
+print(head)
+print("|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+for shards in (1, 4, 16):
+    for room_size in (10, 50, 100):
+        print(e2e_row(load(f"e2e-grid-{shards}-{room_size}.json")))
+print()
+print("**Big channels** (`ripple bench fanout --channels 1 --members M --records R --rounds 1`):\n")
+print("| channel | records | posts | batch duration (wall) | posts/s | peak RSS |")
+print("|---|--:|--:|--:|--:|--:|")
+for m in (1000, 5000):
+    f = load(f"fanout-big-{m}.json")
+    r = f["ripple"]
+    print(f"| {n(m)} members | {n(f['scenario']['records'])} | {n(r['posts'])} | {r['wall_seconds']:.2f} s | {n(r['posts_per_sec'])} | {r['peak_rss_mb']:.1f} MB |")
+print()
+print("**Cold starts** (`ripple bench cold-start --runs 3`, release binaries, medians):\n")
+print("| function | init | first call | second call |")
+print("|---|--:|--:|--:|")
+for c in load("cold-start.json"):
+    print(f"| {c['function']} | {c['init_ms']:.1f} ms | {c['first_invocation_ms']:.1f} ms | {c['second_invocation_ms']:.1f} ms |")
 PY

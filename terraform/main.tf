@@ -15,6 +15,7 @@ module "ripple" {
   name                                   = var.name
   architecture                           = var.architecture
   log_level                              = var.log_level
+  lambda_system_log_level                = var.lambda_system_log_level
   connect_memory_mb                      = var.connect_memory_mb
   ingest_memory_mb                       = var.ingest_memory_mb
   fanout_memory_mb                       = var.fanout_memory_mb

@@ -31,6 +31,17 @@ variable "log_level" {
   default     = "info"
 }
 
+variable "lambda_system_log_level" {
+  description = "Lambda's own log lines for the three functions (JSON log format): WARN leaves out the START/END/REPORT lines of every invocation (a cost line at one ingest invocation per frame); INFO or DEBUG keeps them. common/src/deploy.rs's LAMBDA_SYSTEM_LOG_LEVEL is the default the cost model assumes."
+  type        = string
+  default     = "WARN"
+
+  validation {
+    condition     = contains(["DEBUG", "INFO", "WARN"], var.lambda_system_log_level)
+    error_message = "lambda_system_log_level must be DEBUG, INFO or WARN."
+  }
+}
+
 variable "connect_memory_mb" {
   description = "Memory of the connect function, in MB."
   type        = number

@@ -159,6 +159,14 @@ pub const LOCAL_STREAM_SHARDS: usize = 4;
 /// at a base rate of 4 times per second" (Lambda developer guide, "Using Lambda with DynamoDB").
 pub const STREAM_POLL_INTERVAL_MS: u64 = 250;
 
+/// Lambda's own log level for the three functions (`logging_config.system_log_level`, JSON log
+/// format). At `WARN` Lambda sends no `START`/`END`/`REPORT` lines, which are `INFO` events ("By
+/// default, Lambda sets the system log level to INFO. With this setting, Lambda automatically
+/// sends "start" and "report" log messages to CloudWatch": Lambda developer guide, "Log-level
+/// filtering"). At one ingest invocation per client frame they were the largest log item of the
+/// bill (~0.26 KB per invocation); `ripple bench e2e` bills them only at `INFO` or `DEBUG`.
+pub const LAMBDA_SYSTEM_LOG_LEVEL: &str = "WARN";
+
 /// The fanout mapping's filter criteria (`terraform/` deploys them, `ripple dev` applies them):
 /// `INSERT`/`MODIFY` records whose `NewImage.kind` is one of these invoke fanout...
 pub const FANOUT_UPSERT_KINDS: &[&str] = &["connection", "member", "roster", "position", "message"];

@@ -193,7 +193,7 @@ impl PositionItem {
     ) -> Self {
         Self {
             pk: keys::position_pk(&update.channel, user),
-            sk: keys::POSITION_SK.to_owned(),
+            sk: keys::position_sk(user),
             kind: Kind::Position,
             channel: update.channel,
             user: user.to_owned(),

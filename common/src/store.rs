@@ -502,8 +502,8 @@ impl Store {
         Ok(deleted)
     }
 
-    /// Latest positions of `users` in `channel`: one BatchGetItem per 100 keys, each key its own
-    /// partition, so a late joiner's snapshot never reads a hot partition.
+    /// Latest positions of `users` in `channel`: one BatchGetItem per 100
+    /// keys (one item per user, on the channel's few position partitions).
     pub async fn positions_of(
         &self,
         channel: &str,
@@ -514,7 +514,10 @@ impl Store {
             let keys_and_attributes = chunk
                 .iter()
                 .fold(KeysAndAttributes::builder(), |b, user| {
-                    b.keys(key(keys::position_pk(channel, user), keys::POSITION_SK))
+                    b.keys(key(
+                        keys::position_pk(channel, user),
+                        keys::position_sk(user),
+                    ))
                 })
                 .build()
                 .map_err(|e| StoreError::Dynamo {

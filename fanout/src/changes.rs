@@ -132,8 +132,34 @@ pub fn change_of(index: usize, record: &EventRecord) -> Result<Change, Skip> {
     }
 }
 
+/// Keeps every position whose `seq` is above the ones before it for the same (channel, user) in
+/// the batch, so a 10 Hz sender is heard at 10 Hz rather than at the poll rate: a billed message
+/// is 32 KB whatever it holds. A copy (a record Lambda resent) or a late one is dropped, so a
+/// user's `seq` never goes down within a frame. Everything else passes through in batch order.
+pub fn in_seq_order(changes: Vec<ChannelChange>) -> Vec<ChannelChange> {
+    use std::collections::HashMap;
+    let mut last: HashMap<(String, String), u64> = HashMap::new();
+    changes
+        .into_iter()
+        .filter(|c| match &c.kind {
+            ChannelEvent::Position(p) => {
+                let key = (c.channel.clone(), p.user.clone());
+                match last.get(&key) {
+                    Some(&seq) if p.seq <= seq => false,
+                    _ => {
+                        last.insert(key, p.seq);
+                        true
+                    }
+                }
+            }
+            _ => true,
+        })
+        .collect()
+}
+
 /// Keeps, per (channel, user), only the position with the highest `seq` (the later record on a
-/// tie); everything else passes through in batch order. Chat messages are never coalesced.
+/// tie); everything else passes through in batch order. Chat messages are never coalesced. Used
+/// when a batch's events for a channel would not fit one frame (one billed message).
 pub fn coalesce(changes: Vec<ChannelChange>) -> Vec<ChannelChange> {
     use std::collections::HashMap;
     let mut latest: HashMap<(&str, &str), (u64, usize)> = HashMap::new();
@@ -202,6 +228,25 @@ mod tests {
                 expires_at: 0,
             }),
         }
+    }
+
+    #[test]
+    fn in_seq_order_keeps_every_rising_seq_and_drops_copies_and_late_ones() {
+        // GIVEN alice's seq 1, 3, 3 (a copy), 2 (late), 4 and bob's 5, with two messages
+        let batch = vec![
+            position(0, "alice", 1),
+            message(1, "m1"),
+            position(2, "alice", 3),
+            position(3, "bob", 5),
+            position(4, "alice", 3),
+            position(5, "alice", 2),
+            message(6, "m2"),
+            position(7, "alice", 4),
+        ];
+        // WHEN kept in seq order
+        let kept: Vec<usize> = in_seq_order(batch).iter().map(|c| c.index).collect();
+        // THEN alice's 1, 3, 4, bob's 5 and every message stay, in batch order
+        assert_eq!(kept, vec![0, 1, 2, 3, 6, 7]);
     }
 
     #[test]

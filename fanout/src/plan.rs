@@ -7,13 +7,13 @@ use std::collections::{BTreeMap, HashMap};
 use ripple_common::items::MemberItem;
 use ripple_common::protocol::{MAX_FRAME_BYTES, pack_events};
 
-use crate::changes::{ChannelChange, ChannelEvent, coalesce};
+use crate::changes::{ChannelChange, ChannelEvent, coalesce, in_seq_order};
 use crate::deliver::Delivery;
 
 /// The deliveries of one invocation.
 #[derive(Debug, Default)]
 pub struct Plan {
-    /// Events after coalescing (each counted once, however many recipients).
+    /// Events planned (each counted once, however many recipients).
     pub events: usize,
     pub deliveries: Vec<Delivery>,
 }
@@ -25,6 +25,29 @@ struct Encoded {
     /// Write time; a member who joined later does not get it.
     ts: u64,
     bytes: Vec<u8>,
+}
+
+/// Serializes each change's event once.
+fn encode(changes: Vec<ChannelChange>) -> Vec<Encoded> {
+    changes
+        .into_iter()
+        .filter_map(|c| {
+            serde_json::to_vec(&c.kind.to_event())
+                .ok()
+                .map(|bytes| Encoded {
+                    index: c.index,
+                    ts: c.kind.written_at(),
+                    sender: c.sender,
+                    bytes,
+                })
+        })
+        .collect()
+}
+
+/// The size of one `events` frame holding all of `encoded` (head and tail included, roughly).
+fn frame_bytes(encoded: &[Encoded]) -> usize {
+    const FRAME_OVERHEAD: usize = 64;
+    encoded.iter().map(|e| e.bytes.len() + 1).sum::<usize>() + FRAME_OVERHEAD
 }
 
 /// Plans the posts: only records before `cutoff` (the first failed record) are included, and
@@ -63,19 +86,14 @@ pub fn plan(
                 _ => true,
             })
             .collect();
-        let encoded: Vec<Encoded> = coalesce(changes)
-            .into_iter()
-            .filter_map(|c| {
-                serde_json::to_vec(&c.kind.to_event())
-                    .ok()
-                    .map(|bytes| Encoded {
-                        index: c.index,
-                        ts: c.kind.written_at(),
-                        sender: c.sender,
-                        bytes,
-                    })
-            })
-            .collect();
+        // Every position in seq order while the channel's events fit one frame (one billed
+        // message either way); beyond that, only each user's latest.
+        let ordered = encode(in_seq_order(changes.clone()));
+        let encoded = if frame_bytes(&ordered) <= MAX_FRAME_BYTES {
+            ordered
+        } else {
+            encode(coalesce(changes))
+        };
         events += encoded.len();
         serialized.push((channel, encoded));
     }
@@ -130,4 +148,96 @@ pub fn plan(
         .collect();
     deliveries.sort_by(|a, b| a.connection_id.cmp(&b.connection_id));
     Plan { events, deliveries }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use ripple_common::items::{ConnectionItem, Endpoint, Kind, PositionItem};
+
+    fn member(connection_id: &str, user: &str) -> MemberItem {
+        let endpoint = Endpoint {
+            domain: "abc.execute-api.us-east-1.amazonaws.com".into(),
+            stage: "prod".into(),
+        };
+        let connection = ConnectionItem::new(connection_id, user, &endpoint, 0, u64::MAX);
+        MemberItem::new(&connection, "arena", 0)
+    }
+
+    /// `count` positions of alice, seq 1..=count, each carrying `data_bytes` of payload.
+    fn alice_moves(count: u64, data_bytes: usize) -> BTreeMap<String, Vec<ChannelChange>> {
+        let changes = (1..=count)
+            .map(|seq| ChannelChange {
+                index: seq as usize - 1,
+                channel: "arena".into(),
+                sender: "c-alice".into(),
+                kind: ChannelEvent::Position(PositionItem {
+                    pk: String::new(),
+                    sk: String::new(),
+                    kind: Kind::Position,
+                    channel: "arena".into(),
+                    user: "alice".into(),
+                    sender: "c-alice".into(),
+                    x: seq as f64,
+                    y: 0.0,
+                    z: 0.0,
+                    seq,
+                    data: Some(format!("{{\"pad\":\"{}\"}}", "x".repeat(data_bytes))),
+                    ts: seq,
+                    expires_at: u64::MAX,
+                }),
+            })
+            .collect();
+        BTreeMap::from([("arena".to_owned(), changes)])
+    }
+
+    fn seqs_bob_gets(by_channel: BTreeMap<String, Vec<ChannelChange>>) -> (Vec<u64>, usize) {
+        let members = BTreeMap::from([(
+            "arena".to_owned(),
+            vec![member("c-alice", "alice"), member("c-bob", "bob")],
+        )]);
+        let plan = plan(by_channel, &members, usize::MAX, 0, |m| {
+            m.connection_id.clone()
+        });
+        let bob = plan
+            .deliveries
+            .iter()
+            .find(|d| d.connection_id == "c-bob")
+            .unwrap();
+        let seqs = bob
+            .frames
+            .iter()
+            .flat_map(|f| {
+                let frame: serde_json::Value = serde_json::from_slice(&f.bytes).unwrap();
+                frame["events"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| e["seq"].as_u64().unwrap())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        (seqs, bob.frames.len())
+    }
+
+    #[test]
+    fn every_position_of_a_batch_is_sent_in_order_while_they_fit_one_frame() {
+        // GIVEN alice moved 10 times in one batch, small positions
+        // WHEN planned
+        let (seqs, frames) = seqs_bob_gets(alice_moves(10, 10));
+        // THEN bob hears all ten, in order, in one frame (one billed message)
+        assert_eq!(seqs, (1..=10).collect::<Vec<_>>());
+        assert_eq!(frames, 1);
+    }
+
+    #[test]
+    fn positions_that_would_need_a_second_frame_are_coalesced_to_the_latest() {
+        // GIVEN alice moved 10 times in one batch, each position about 4 KB (40 KB in all)
+        // WHEN planned
+        let (seqs, frames) = seqs_bob_gets(alice_moves(10, 4_000));
+        // THEN bob gets only her latest, in one frame, rather than two billed messages
+        assert_eq!(seqs, vec![10]);
+        assert_eq!(frames, 1);
+    }
 }

@@ -210,7 +210,10 @@ async fn a_replayed_batch_adds_one_emf_line_whose_numbers_match_what_connections
         .sum();
     assert_eq!(m.n("RecordsIn"), records as f64);
     assert_eq!(m.n("EventsDelivered"), events as f64);
-    assert_eq!(events, 4, "bob 1, alice 2, frank 1");
+    assert_eq!(
+        events, 5,
+        "bob 2 (both of alice's positions), alice 2, frank 1"
+    );
     assert_eq!(
         m.n("Posts"),
         server.attempts() as f64,

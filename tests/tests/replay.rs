@@ -30,7 +30,8 @@ async fn a_batch_reaches_each_member_once_without_its_own_events_and_stays_in_it
 
     // THEN nothing failed
     assert!(response.batch_item_failures.is_empty());
-    // AND bob gets one frame: alice's latest position (seq 1 coalesced away), not his messages
+    // AND bob gets one frame: both of alice's positions in seq order (a 10 Hz sender is heard
+    // at 10 Hz), not his messages
     let bob = server.frames("c-bob");
     assert_eq!(
         bob.len(),
@@ -40,6 +41,7 @@ async fn a_batch_reaches_each_member_once_without_its_own_events_and_stays_in_it
     assert_eq!(
         bob[0],
         json!({"type":"events","events":[
+            {"type":"position","channel":"arena","user":"alice","x":1.5,"y":2.0,"z":0.0,"seq":1,"ts":1795000000000u64},
             {"type":"position","channel":"arena","user":"alice","x":3.5,"y":4.0,"z":0.0,"seq":2,"ts":1795000000050u64}
         ]})
     );
@@ -63,7 +65,7 @@ async fn a_batch_reaches_each_member_once_without_its_own_events_and_stays_in_it
     assert_eq!(report.gone_removed, 1);
     assert_eq!(table.connection_item_count("c-erin").await.unwrap(), 0);
     assert_eq!(table.connection_item_count("c-bob").await.unwrap(), 2);
-    assert_eq!(report.updates_delivered, 1 + 2 + 1);
+    assert_eq!(report.updates_delivered, 2 + 2 + 1);
 }
 
 #[tokio::test]

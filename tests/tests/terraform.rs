@@ -2231,6 +2231,30 @@ fn module_variable_default(name: &str) -> Result<String> {
 }
 
 #[test]
+fn the_deployed_system_log_level_is_the_one_the_cost_model_bills() -> Result<()> {
+    // GIVEN the level `ripple bench e2e` assumes (at WARN, no START/END/REPORT lines)
+    let level = ripple_common::deploy::LAMBDA_SYSTEM_LOG_LEVEL;
+    // THEN both the module and the root deploy it by default, with the JSON log format it needs
+    assert_eq!(
+        module_variable_default("lambda_system_log_level")?,
+        format!("\"{level}\"")
+    );
+    let lambda = std::fs::read_to_string(terraform_dir().join("modules/ripple/lambda.tf"))?;
+    assert_eq!(
+        lambda
+            .matches("system_log_level      = var.lambda_system_log_level")
+            .count(),
+        3,
+        "each of the three functions sets it"
+    );
+    assert_eq!(
+        lambda.matches("log_format            = \"JSON\"").count(),
+        3
+    );
+    Ok(())
+}
+
+#[test]
 fn the_deployed_stream_mapping_is_the_one_ripple_dev_emulates() -> Result<()> {
     // GIVEN the mapping the code and `ripple dev` assume
     let m = ripple_common::deploy::FANOUT_MAPPING;

@@ -157,7 +157,7 @@ fn image<T: Serialize>(item: &T) -> anyhow::Result<(Value, u64)> {
 fn position_record(channel: &str, member: &Member, seq: u64, ts: u64) -> anyhow::Result<Change> {
     let item = PositionItem {
         pk: keys::position_pk(channel, &member.user),
-        sk: keys::POSITION_SK.to_owned(),
+        sk: keys::position_sk(&member.user),
         kind: Kind::Position,
         channel: channel.to_owned(),
         user: member.user.clone(),

@@ -18,7 +18,9 @@ use tokio::time::Instant;
 use super::calibrate::{HandlerTimes, handler_times};
 use super::cost::Prices;
 use super::e2e_report::{E2eResults, LatencySummary, render};
-use super::estimate::{ClientCounts, ItemSizes, ServerCounts, estimate};
+use super::estimate::{
+    ClientCounts, ItemSizes, ServerCounts, estimate, floor_per_million_delivered,
+};
 use super::latency::Latencies;
 use super::players::{Player, Schedule, Tallies, user_of};
 use super::report::{round, thousands};
@@ -276,6 +278,14 @@ async fn drive(args: &E2eArgs, server: &DevServer) -> anyhow::Result<(E2eResults
         &times,
         &Prices::default(),
     );
+    let floor = floor_per_million_delivered(
+        members_per_channel,
+        args.hz,
+        item_bytes,
+        &times,
+        &Prices::default(),
+    );
+    let whole_run_delivered = client.delivered.max(1) as f64;
     let results = E2eResults {
         players: args.players,
         channels: args.channels,
@@ -298,6 +308,14 @@ async fn drive(args: &E2eArgs, server: &DevServer) -> anyhow::Result<(E2eResults
             },
             4,
         ),
+        billed_messages_per_update: round(
+            (client.sent + client.messages_out) as f64 / whole_run_delivered,
+            4,
+        ),
+        floor_per_million_delivered_usd: floor.map(|f| round(f, 4)),
+        vs_floor: floor
+            .zip(estimate.per_million_delivered_usd)
+            .map(|(f, c)| round(c / f, 2)),
         latency_ms: LatencySummary::from(&latencies),
         refused: Tallies::get(&tallies.refused),
         server: counts,

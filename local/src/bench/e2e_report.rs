@@ -51,8 +51,14 @@ pub struct E2eResults {
     /// (receiver, sender) pairs in a channel where the receiver did not end with the sender's
     /// last position: lost updates (coalescing never causes this). Should be 0.
     pub final_positions_missed: u64,
-    /// `frames / delivered`.
+    /// `frames / delivered` (outbound, measured updates only).
     pub messages_per_update: f64,
+    /// Billed API Gateway messages, in and out, per delivered update over the whole run.
+    pub billed_messages_per_update: f64,
+    /// What this load would cost at this architecture's floor (perfect 100 ms batching, no reads,
+    /// no logs), per million delivered updates, and this run's cost over it.
+    pub floor_per_million_delivered_usd: Option<f64>,
+    pub vs_floor: Option<f64>,
     pub latency_ms: LatencySummary,
     /// Publishes refused with an `error` frame.
     pub refused: u64,
@@ -91,7 +97,7 @@ pub fn render(r: &E2eResults) -> String {
         vec![
             "delivered".to_owned(),
             format!(
-                "{} updates (without coalescing: {})",
+                "{} updates (sent × recipients: {})",
                 thousands(r.delivered),
                 thousands(r.expected)
             ),
@@ -115,11 +121,21 @@ pub fn render(r: &E2eResults) -> String {
                 thousands(r.delivered)
             ),
         ],
+        vec![
+            "billed messages / update".to_owned(),
+            format!(
+                "{:.4} (in and out, whole run: {} + {} for {} updates)",
+                r.billed_messages_per_update,
+                thousands(r.client.sent),
+                thousands(r.client.messages_out),
+                thousands(r.client.delivered)
+            ),
+        ],
         vec!["refused publishes".to_owned(), thousands(r.refused)],
         vec![
             "final positions missed".to_owned(),
             format!(
-                "{} (receivers without a peer's last position; coalescing skips only intermediate ones)",
+                "{} (receivers without a peer's last position: lost updates)",
                 thousands(r.final_positions_missed)
             ),
         ],
@@ -161,6 +177,13 @@ pub fn render(r: &E2eResults) -> String {
             "cost per million delivered".to_owned(),
             e.per_million_delivered_usd
                 .map_or("–".to_owned(), |c| format!("${c:.4}")),
+        ],
+        vec![
+            "floor for this load".to_owned(),
+            match (r.floor_per_million_delivered_usd, r.vs_floor) {
+                (Some(f), Some(x)) => format!("${f:.4} per million delivered; this run {x:.2}× it"),
+                _ => "–".to_owned(),
+            },
         ],
     ];
     let key_width = rows

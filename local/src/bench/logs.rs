@@ -1,8 +1,9 @@
 //! What the functions would print to CloudWatch Logs for a `bench e2e` run, for the bill's
 //! ingestion line ($0.50 per GB in us-east-1). Three kinds of lines:
 //!
-//! - Lambda's own `START` / `END` / `REPORT` lines, one set per invocation (text log format,
-//!   as deployed: `terraform/` sets no `logging_config`);
+//! - Lambda's own `START` / `END` / `REPORT` lines, one set per invocation, only when the
+//!   functions' system log level is `INFO` or `DEBUG` (`terraform/` deploys `WARN`, which leaves
+//!   them out: `ripple_common::deploy::LAMBDA_SYSTEM_LOG_LEVEL`);
 //! - the metrics lines: each function's [`Aggregator`] prints a window about once a second per
 //!   instance (or every 100 invocations), rendered here with the functions' own line builders;
 //! - the application's per-invocation logs at the deployed `info` level: fanout's
@@ -52,6 +53,8 @@ pub struct RunShape {
     pub connect: Invocations,
     pub fanout: Invocations,
     pub frames_refused: u64,
+    /// Lambda prints its `START`/`END`/`REPORT` lines (system log level `INFO` or `DEBUG`).
+    pub platform_lines: bool,
     /// Records and recipients of an average batch (for the sample metrics line).
     pub records_per_batch: f64,
     pub posts_per_batch: f64,
@@ -106,7 +109,11 @@ fn metrics_bytes(run: &RunShape, f: Invocations, line: impl Fn(u64) -> MetricLin
 /// Estimates what the run's functions would print.
 pub fn estimate(run: &RunShape) -> LogBytes {
     let all = run.ingest.count + run.connect.count + run.fanout.count;
-    let platform = all * PLATFORM_LINES.len() as u64;
+    let platform = if run.platform_lines {
+        all * PLATFORM_LINES.len() as u64
+    } else {
+        0
+    };
     let ts = 1_795_000_000_000;
     let (ingest_bytes, ingest_lines) = metrics_bytes(run, run.ingest, |i| {
         ingest::metrics::frame_line("ripple-ingest", ts + i, &Outcome::Accepted)
@@ -163,6 +170,7 @@ mod tests {
                 ms: 8.0,
             },
             frames_refused: 0,
+            platform_lines: true,
             records_per_batch: 10.0,
             posts_per_batch: 49.0,
         }
@@ -182,6 +190,19 @@ mod tests {
         // AND a quiet run (10 frames/s) prints one ingest window a second, not one per frame
         let quiet = estimate(&run(20.0, 200));
         assert_eq!(quiet.metrics_lines, 20 + 20 + 20, "{quiet:?}");
+    }
+
+    #[test]
+    fn at_system_log_level_warn_lambda_prints_no_platform_lines() {
+        // GIVEN the same run with the deployed system log level (WARN)
+        let warn = estimate(&RunShape {
+            platform_lines: false,
+            ..run(20.0, 10_000)
+        });
+        // THEN only the functions' own lines are billed
+        assert_eq!(warn.platform, 0);
+        assert_eq!(warn.total, warn.metrics + warn.application);
+        assert!(warn.total > 0);
     }
 
     #[test]
