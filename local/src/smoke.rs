@@ -68,7 +68,8 @@ pub async fn run(args: SmokeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn with_query(url: &str, query: &str) -> String {
+/// `url` with `query` appended (`ws://host:port` gets a `/` first: the request line needs one).
+pub(crate) fn with_query(url: &str, query: &str) -> String {
     if url.contains('?') {
         return format!("{url}&{query}");
     }

@@ -74,6 +74,29 @@ pub struct E2eArgs {
     /// Print exactly one JSON line (stdout) instead of the report.
     #[arg(long)]
     pub json: bool,
+    /// Play against this already running stack instead of starting `ripple dev`: a deployed
+    /// `wss://…/prod` (`terraform output -raw websocket_url`) or a running `ripple dev`'s
+    /// `ws://127.0.0.1:3001`. Bounded: at most 200 players, 20 Hz, 120 s of play (warm-up
+    /// included) and 1,000,000 delivered updates at worst; prints the estimated bill first and
+    /// asks before sending (see --yes). Server counters and DynamoDB usage cannot be measured
+    /// remotely and are reported as null.
+    #[arg(long, value_name = "WS_URL", conflicts_with_all = ["dynamodb_endpoint", "histogram"])]
+    pub url: Option<String>,
+    /// With --url: do not ask for confirmation of the estimated cost (required without a terminal).
+    #[arg(long, requires = "url")]
+    pub yes: bool,
+    /// With --url, when the stack requires a JWT at connect: one token per player (give it
+    /// --players times; each a different user).
+    #[arg(long = "token", value_name = "JWT", requires = "url")]
+    pub tokens: Vec<String>,
+    /// With --url: read the players' tokens from this file, one per line (keeps them out of the
+    /// process list).
+    #[arg(long, value_name = "PATH", requires = "url", conflicts_with = "tokens")]
+    pub token_file: Option<PathBuf>,
+    /// Appended to the channel names (`bench{tag}-{i}`): a remote run uses a fresh tag, so an
+    /// earlier run's positions (higher `seq`) on the same stack do not shadow this one's.
+    #[arg(skip)]
+    pub channel_tag: String,
 }
 
 impl E2eArgs {
@@ -99,14 +122,17 @@ impl E2eArgs {
         Ok(())
     }
 
-    fn channel_of(&self, player: usize) -> String {
-        format!("bench-{}", player % self.channels)
+    pub(super) fn channel_of(&self, player: usize) -> String {
+        format!("bench{}-{}", self.channel_tag, player % self.channels)
     }
 }
 
 /// Runs the bench and prints the results.
 pub async fn run(args: E2eArgs) -> anyhow::Result<()> {
     args.validate()?;
+    if args.url.is_some() {
+        return super::remote::run(args).await;
+    }
     note(&format!(
         "bench e2e: starting ripple dev ({})",
         args.dynamodb_endpoint
@@ -186,22 +212,22 @@ fn server_counts(server: &DevServer) -> ServerCounts {
     }
 }
 
-fn progress(line: &str) {
+pub(super) fn progress(line: &str) {
     let mut err = std::io::stderr().lock();
     let _ = write!(err, "\r{line:<100}");
     let _ = err.flush();
 }
 
 /// One player after the run: who, and the last measured `seq` it sent.
-struct Played {
-    player: Player,
-    last_seq: Option<u64>,
+pub(super) struct Played {
+    pub(super) player: Player,
+    pub(super) last_seq: Option<u64>,
 }
 
 async fn drive(args: &E2eArgs, server: &DevServer) -> anyhow::Result<(E2eResults, Latencies)> {
     let tallies = Arc::new(Tallies::default());
     let connected_at = Instant::now();
-    let players = connect_players(args, &server.ws_url(), &tallies).await?;
+    let players = connect_players(args, &server.ws_url(), &[], &tallies).await?;
     // Let the join announcements settle before anyone moves.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (played, expected) = play(args, players, &tallies).await?;
@@ -328,9 +354,11 @@ async fn drive(args: &E2eArgs, server: &DevServer) -> anyhow::Result<(E2eResults
 }
 
 /// Connects every player (a few at a time) and waits for each one's `welcome`.
-async fn connect_players(
+/// Player `i` uses `tokens[i]` when tokens are given.
+pub(super) async fn connect_players(
     args: &E2eArgs,
     ws_url: &str,
+    tokens: &[String],
     tallies: &Arc<Tallies>,
 ) -> anyhow::Result<Vec<Player>> {
     note(&format!(
@@ -341,7 +369,8 @@ async fn connect_players(
         .map(|i| {
             let (url, channel, tallies) =
                 (ws_url.to_owned(), args.channel_of(i), Arc::clone(tallies));
-            async move { Player::connect(&url, i, &channel, tallies).await }
+            let token = tokens.get(i).cloned();
+            async move { Player::connect_with(&url, i, &channel, token.as_deref(), tallies).await }
         })
         .collect();
     let results: Vec<anyhow::Result<Player>> = futures::stream::iter(connects)
@@ -365,7 +394,7 @@ async fn connect_players(
 
 /// Plays the warm-up and the measured seconds, with the progress line. Returns the players and
 /// the measured updates delivery would make without coalescing: `sent × (channel size − 1)`.
-async fn play(
+pub(super) async fn play(
     args: &E2eArgs,
     players: Vec<Player>,
     tallies: &Arc<Tallies>,
@@ -434,7 +463,7 @@ async fn play(
 }
 
 /// Waits until nothing new arrives for [`QUIET`], everything expected has, or [`MAX_DRAIN`].
-async fn drain(tallies: &Tallies, expected: u64) {
+pub(super) async fn drain(tallies: &Tallies, expected: u64) {
     let started = Instant::now();
     let mut last = Tallies::get(&tallies.delivered_measured);
     let mut quiet_since = Instant::now();
@@ -460,14 +489,14 @@ async fn drain(tallies: &Tallies, expected: u64) {
 
 /// (receiver, sender) pairs of a channel where the receiver did not end with the sender's last
 /// measured position: coalescing may skip intermediate positions, never the last one.
-fn final_positions_missed(args: &E2eArgs, played: &[Played], tallies: &Tallies) -> u64 {
+pub(super) fn final_positions_missed(args: &E2eArgs, played: &[Played], tallies: &Tallies) -> u64 {
     let mut missed = 0;
     for receiver in played {
         for sender in played {
             let (r, s) = (receiver.player.index, sender.player.index);
             let same_channel = r % args.channels == s % args.channels;
             if let (true, true, Some(last)) = (same_channel, r != s, sender.last_seq)
-                && tallies.latest_seen(r, &user_of(s)) != Some(last)
+                && tallies.latest_seen(r, &sender.player.user) != Some(last)
             {
                 missed += 1;
             }
@@ -476,6 +505,6 @@ fn final_positions_missed(args: &E2eArgs, played: &[Played], tallies: &Tallies) 
     missed
 }
 
-async fn close_all(players: Vec<Player>) {
+pub(super) async fn close_all(players: Vec<Player>) {
     futures::future::join_all(players.into_iter().map(Player::close)).await;
 }

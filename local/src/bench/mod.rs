@@ -18,6 +18,7 @@
 //! | [`e2e`] | `bench e2e`: `ripple dev` in-process, the run and its progress line |
 //! | [`e2e_report`] | `bench e2e` results: the JSON line and the readable report |
 //! | [`players`] | simulated players: WebSocket clients sending positions and timing what they receive |
+//! | [`remote`] | `bench e2e --url`: the same players against an already running stack, bounded, cost confirmed first |
 //! | [`cold_start`] | `bench cold-start`: each function binary's init and first calls behind a loopback Runtime API |
 //! | [`calibrate`] | measuring the ingest and fanout handlers' time per invocation, for the Lambda cost |
 //! | [`estimate`] | `bench e2e`'s DynamoDB, Lambda and cost estimate from the counters |
@@ -40,6 +41,7 @@ pub mod latency;
 pub mod layout;
 pub mod logs;
 pub mod players;
+pub mod remote;
 pub mod report;
 pub mod rss;
 pub mod sink;

@@ -141,6 +141,8 @@ pub struct Schedule {
 /// One connected player.
 pub struct Player {
     pub index: usize,
+    /// The user the stack named in `welcome` (`p{index}`, or a token's subject).
+    pub user: String,
     pub channel: String,
     pub connection_id: String,
     writer: SplitSink<Ws, Message>,
@@ -151,6 +153,7 @@ impl std::fmt::Debug for Player {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Player")
             .field("index", &self.index)
+            .field("user", &self.user)
             .field("channel", &self.channel)
             .field("connection_id", &self.connection_id)
             .finish()
@@ -165,10 +168,27 @@ impl Player {
         channel: &str,
         tallies: Arc<Tallies>,
     ) -> anyhow::Result<Self> {
-        let url = format!("{ws_url}/?user={}&channel={channel}", user_of(index));
+        Self::connect_with(ws_url, index, channel, None, tallies).await
+    }
+
+    /// Connects to `channel` as user `p{index}`, or with `token` (`?token=`) when the stack
+    /// requires one, and waits for `welcome`.
+    pub async fn connect_with(
+        ws_url: &str,
+        index: usize,
+        channel: &str,
+        token: Option<&str>,
+        tallies: Arc<Tallies>,
+    ) -> anyhow::Result<Self> {
+        let identity = match token {
+            Some(t) => format!("token={t}"),
+            None => format!("user={}", user_of(index)),
+        };
+        let url = crate::smoke::with_query(ws_url, &format!("{identity}&channel={channel}"));
+        // The URL may carry a token: errors name the player, not the URL.
         let (ws, _) = tokio_tungstenite::connect_async(url.as_str())
             .await
-            .with_context(|| format!("connecting to {url}"))?;
+            .with_context(|| format!("player {index}: connecting to {ws_url}"))?;
         let (writer, mut stream) = ws.split();
         let welcome = tokio::time::timeout(WELCOME_WAIT, async {
             while let Some(msg) = stream.next().await {
@@ -181,12 +201,17 @@ impl Player {
         })
         .await
         .with_context(|| format!("player {index} got no welcome within {WELCOME_WAIT:?}"))??;
-        let ServerFrame::Welcome { connection_id, .. } = welcome else {
+        let ServerFrame::Welcome {
+            connection_id,
+            user,
+        } = welcome
+        else {
             anyhow::bail!("player {index}: the first frame was not welcome");
         };
         let reader = tokio::spawn(read(stream, index, tallies));
         Ok(Self {
             index,
+            user,
             channel: channel.to_owned(),
             connection_id,
             writer,
@@ -196,7 +221,7 @@ impl Player {
 
     /// The player's user id.
     pub fn user(&self) -> String {
-        user_of(self.index)
+        self.user.clone()
     }
 
     /// Sends positions on `schedule`; returns how many measured positions were sent and the last
