@@ -88,9 +88,41 @@ impl Settings {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
+    /// Reads a deployed function's settings: every variable Terraform always sets for it
+    /// (`spec.env_required`) must be there, so a renamed variable stops the function at start-up
+    /// instead of silently running on a default.
+    pub fn from_env_for(spec: &FunctionSpec) -> Result<Self, ConfigError> {
+        Self::from_lookup_for(spec, |name| std::env::var(name).ok())
+    }
+
+    /// [`Settings::from_env_for`] through `lookup`.
+    pub fn from_lookup_for(
+        spec: &FunctionSpec,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        if let Some(name) = spec
+            .env_required
+            .iter()
+            .find(|name| lookup(name).is_none_or(|v| v.trim().is_empty()))
+        {
+            return Err(ConfigError::Missing {
+                name,
+                hint: "Terraform sets it for this function (terraform/modules/ripple/lambda.tf); set it as Terraform does",
+            });
+        }
+        Self::from_lookup(lookup)
+    }
+
     /// Reads settings through `lookup` (the environment, or a map in tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        // Only variables `deploy` declares may be read: Terraform sets nothing else.
+        let undeclared = std::cell::Cell::new(None);
+        let get = |name: &'static str| {
+            if !is_declared(name) {
+                undeclared.set(Some(name));
+            }
+            lookup(name).filter(|v| !v.trim().is_empty())
+        };
         let table = get(ENV_TABLE).ok_or(ConfigError::Missing {
             name: ENV_TABLE,
             hint: "set it to the DynamoDB table name (terraform output `table_name`)",
@@ -195,7 +227,10 @@ impl Settings {
                 }
             },
         };
-        Ok(s)
+        match undeclared.get() {
+            Some(name) => Err(ConfigError::Undeclared { name }),
+            None => Ok(s),
+        }
     }
 
     /// How `$connect` checks tokens.
@@ -288,6 +323,75 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn a_deployed_function_refuses_to_start_without_a_variable_terraform_always_sets() {
+        // GIVEN ingest's environment without RIPPLE_POSITION_RATE (say, renamed in Terraform)
+        let env = lookup(&[
+            ("RIPPLE_TABLE", "t"),
+            ("RIPPLE_POSITION_TTL_SECS", "900"),
+            ("RIPPLE_MESSAGE_TTL_SECS", "86400"),
+            ("RIPPLE_MESSAGE_RATE", "5"),
+        ]);
+        // WHEN ingest reads its settings
+        let err = Settings::from_lookup_for(&crate::deploy::INGEST, env).unwrap_err();
+        // THEN it stops, naming the variable
+        assert!(
+            err.to_string()
+                .starts_with("RIPPLE_POSITION_RATE is not set"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_deployed_function_runs_on_the_values_terraform_sets_not_on_defaults() {
+        // GIVEN fanout's and ingest's variables, none at its default
+        let env = lookup(&[
+            ("RIPPLE_TABLE", "t"),
+            ("RIPPLE_CONNECTIONS_ENDPOINT", "https://abc.example/prod"),
+            ("RIPPLE_MAX_IN_FLIGHT", "7"),
+            ("RIPPLE_POSTS_PER_SECOND", "77"),
+            ("RIPPLE_MEMBER_CACHE_MS", "500"),
+            ("RIPPLE_POSITION_TTL_SECS", "11"),
+            ("RIPPLE_MESSAGE_TTL_SECS", "12"),
+            ("RIPPLE_POSITION_RATE", "13"),
+            ("RIPPLE_MESSAGE_RATE", "14"),
+        ]);
+        // WHEN read as each function reads them
+        let fanout = Settings::from_lookup_for(&crate::deploy::FANOUT, &env).unwrap();
+        let ingest = Settings::from_lookup_for(&crate::deploy::INGEST, &env).unwrap();
+        // THEN every value is the one set (a variable read under another name would be a
+        // default here, or an `Undeclared` error)
+        assert_eq!(
+            (
+                fanout.max_in_flight,
+                fanout.posts_per_second,
+                fanout.member_cache_ms
+            ),
+            (7, 77, 500)
+        );
+        assert_eq!(
+            (
+                ingest.position_ttl_secs,
+                ingest.message_ttl_secs,
+                ingest.position_rate,
+                ingest.message_rate
+            ),
+            (11, 12, 13, 14)
+        );
+    }
+
+    #[test]
+    fn only_declared_variables_may_be_read() {
+        // GIVEN every variable a function declares THEN it is readable; a misspelt one is not
+        for f in crate::deploy::FUNCTIONS {
+            for name in f.env_required.iter().chain(f.env_optional) {
+                assert!(is_declared(name), "{name}");
+            }
+        }
+        assert!(is_declared(ENV_JWT_SECRET), "read to be refused");
+        assert!(!is_declared("RIPPLE_POSITION_RATE_PER_SEC"));
     }
 
     #[test]

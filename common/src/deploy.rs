@@ -46,15 +46,13 @@ pub const ENV_RUST_LOG: &str = "RUST_LOG";
 
 pub const CONNECT: FunctionSpec = FunctionSpec {
     package: "connect",
-    env_required: &[ENV_TABLE],
+    env_required: &[ENV_TABLE, ENV_CONNECTION_TTL_SECS, ENV_RESUME_WINDOW_SECS],
     env_optional: &[
-        ENV_CONNECTION_TTL_SECS,
         ENV_JWT_SECRET_PARAMETER,
         ENV_JWKS_URL,
         ENV_JWT_ISSUER,
         ENV_JWT_AUDIENCE,
         ENV_ALLOW_ANONYMOUS,
-        ENV_RESUME_WINDOW_SECS,
         ENV_RUST_LOG,
     ],
     table_actions: &[
@@ -70,14 +68,14 @@ pub const CONNECT: FunctionSpec = FunctionSpec {
 
 pub const INGEST: FunctionSpec = FunctionSpec {
     package: "ingest",
-    env_required: &[ENV_TABLE],
-    env_optional: &[
+    env_required: &[
+        ENV_TABLE,
         ENV_POSITION_TTL_SECS,
         ENV_MESSAGE_TTL_SECS,
         ENV_POSITION_RATE,
         ENV_MESSAGE_RATE,
-        ENV_RUST_LOG,
     ],
+    env_optional: &[ENV_RUST_LOG],
     table_actions: &[
         "dynamodb:GetItem",
         "dynamodb:PutItem",
@@ -90,14 +88,14 @@ pub const INGEST: FunctionSpec = FunctionSpec {
 
 pub const FANOUT: FunctionSpec = FunctionSpec {
     package: "fanout",
-    env_required: &[ENV_TABLE],
-    env_optional: &[
+    env_required: &[
+        ENV_TABLE,
         ENV_CONNECTIONS_ENDPOINT,
         ENV_MAX_IN_FLIGHT,
         ENV_POSTS_PER_SECOND,
         ENV_MEMBER_CACHE_MS,
-        ENV_RUST_LOG,
     ],
+    env_optional: &[ENV_RUST_LOG],
     table_actions: &[
         "dynamodb:Query",
         // The `welcomed` mark and roster entries (a transaction: PutItem + ConditionCheckItem).
@@ -120,6 +118,17 @@ pub const FANOUT: FunctionSpec = FunctionSpec {
 
 /// Every deployed function.
 pub const FUNCTIONS: [FunctionSpec; 3] = [CONNECT, INGEST, FANOUT];
+
+/// Variables the code reads only to refuse them (a secret must never come from the environment).
+pub const ENV_REFUSED: &[&str] = &[ENV_JWT_SECRET];
+
+/// Whether the code may read `name`: some function declares it, or it is refused on sight.
+pub fn is_declared(name: &str) -> bool {
+    ENV_REFUSED.contains(&name)
+        || FUNCTIONS
+            .iter()
+            .any(|f| f.env_required.contains(&name) || f.env_optional.contains(&name))
+}
 
 /// The fanout event source mapping (DynamoDB stream → fanout) as `terraform/` deploys it: these
 /// are the defaults of the Terraform variables (a test compares them) and of `ripple dev`'s

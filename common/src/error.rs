@@ -45,4 +45,10 @@ pub enum ConfigError {
         value: String,
         hint: &'static str,
     },
+    /// The code read a variable `common/src/deploy.rs` does not declare: Terraform never sets
+    /// it, so the value would silently be the default (a renamed or misspelt variable).
+    #[error(
+        "the code reads {name}, which common/src/deploy.rs does not declare (Terraform never sets it): a bug, not a setting"
+    )]
+    Undeclared { name: &'static str },
 }

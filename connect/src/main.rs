@@ -14,7 +14,7 @@ use ripple_common::store::Store;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     ripple_common::telemetry::init_lambda();
-    let mut settings = Settings::from_env()?;
+    let mut settings = Settings::from_env_for(&ripple_common::deploy::CONNECT)?;
     settings.require_auth_or_anonymous()?;
     let sdk = aws_sdk_config().await;
     if let Some(name) = settings.jwt_secret_parameter.clone() {

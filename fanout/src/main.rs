@@ -18,7 +18,7 @@ use ripple_common::store::Store;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     ripple_common::telemetry::init_lambda();
-    let settings = Settings::from_env()?;
+    let settings = Settings::from_env_for(&ripple_common::deploy::FANOUT)?;
     let sdk = aws_sdk_config().await;
     let store = Store::new(dynamodb_client(&sdk, None), settings.table.clone());
     let connections = Connections::new(sdk.clone(), settings.connections_endpoint.clone());
