@@ -3,6 +3,7 @@
 //!
 //! | module | what it holds |
 //! |---|---|
+//! | [`apigw`] | the response `connect` and `ingest` give API Gateway |
 //! | [`auth`] | HS256 JWT verification for `$connect` |
 //! | [`keys`] | table, index and attribute names; key builders for every item kind |
 //! | [`items`] | one serde type per DynamoDB item, used with the SDK and to decode stream images |
@@ -17,6 +18,7 @@
 //! | [`emf`] | CloudWatch Embedded Metric Format lines: the metrics each function prints, summed per instance |
 //! | [`warm`] | cold starts: opening DynamoDB and `@connections` during Lambda's init |
 
+pub mod apigw;
 pub mod auth;
 pub mod config;
 pub mod connections;
