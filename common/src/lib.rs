@@ -9,7 +9,7 @@
 //! | [`items`] | one serde type per DynamoDB item, used with the SDK and to decode stream images |
 //! | [`protocol`] | the wire protocol: client frames (parsed and validated) and server frames |
 //! | [`publish`] | server-side publish: a backend writes a message or position as a reserved sender |
-//! | [`store`] | the DynamoDB store: every read and write the functions make |
+//! | [`store`] | the DynamoDB store: every read and write the functions make; [`store::admin`] creates the table for `ripple dev` and tests |
 //! | [`connections`] | the `@connections` client: posts, classified outcomes, one client per endpoint |
 //! | [`config`] | configuration read from the environment, failing at start-up with what to set |
 //! | [`deploy`] | what each function needs from its deployment (env vars, IAM actions) |
