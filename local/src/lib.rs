@@ -4,6 +4,7 @@
 //! |---|---|
 //! | [`apigw`] | API Gateway WebSocket proxy events in the JSON shape API Gateway sends |
 //! | [`bench`] | `ripple bench fanout` and `ripple bench e2e`: cost and speed, measured |
+//! | [`connections_server`] | a loopback `@connections` server that counts or records posts (benchmarks, tests) |
 //! | [`dev`] | `ripple dev`: gateway, `@connections`, stream trigger, fault injection, metrics |
 //! | [`dynamodb_local`] | installing and starting DynamoDB Local |
 //! | [`publish`] | `ripple publish`: a message or position into a channel as the reserved sender `server` |
@@ -14,6 +15,7 @@
 
 pub mod apigw;
 pub mod bench;
+pub mod connections_server;
 pub mod dev;
 pub mod dynamodb_local;
 pub mod publish;
