@@ -361,6 +361,22 @@ pub async fn seed_new(
     Ok(members)
 }
 
+/// A client of `server` connected with `query` (e.g. `user=alice&channel=arena`).
+pub async fn connect(server: &ripple::dev::DevServer, query: &str) -> anyhow::Result<WsClient> {
+    WsClient::connect(&ws_url(server, query)).await
+}
+
+/// The two-player set-up: `ripple dev` (default options) with alice and bob connected to
+/// `channel` (their snapshots not yet read: wait for them when the roster must be settled).
+pub async fn dev_with_alice_and_bob(
+    channel: &str,
+) -> anyhow::Result<(ripple::dev::DevServer, WsClient, WsClient)> {
+    let server = start_dev(ripple::dev::DevOptions::default()).await?;
+    let alice = connect(&server, &format!("user=alice&channel={channel}")).await?;
+    let bob = connect(&server, &format!("user=bob&channel={channel}")).await?;
+    Ok((server, alice, bob))
+}
+
 /// The WebSocket URL of a `ripple dev` with a query string, e.g. `user=alice&channel=arena`.
 pub fn ws_url(server: &ripple::dev::DevServer, query: &str) -> String {
     format!("{}/?{query}", server.ws_url())
