@@ -10,6 +10,7 @@
 //! | [`protocol`] | the wire protocol: client frames (parsed and validated) and server frames |
 //! | [`publish`] | server-side publish: a backend writes a message or position as a reserved sender |
 //! | [`store`] | the DynamoDB store: every read and write the functions make; [`store::admin`] creates the table for `ripple dev` and tests |
+//! | [`stream_record`] | a DynamoDB stream record in Lambda's JSON shape (ripple dev, benchmarks, tests) |
 //! | [`connections`] | the `@connections` client: posts, classified outcomes, one client per endpoint |
 //! | [`config`] | configuration read from the environment, failing at start-up with what to set |
 //! | [`deploy`] | what each function needs from its deployment (env vars, IAM actions) |
@@ -30,6 +31,7 @@ pub mod keys;
 pub mod protocol;
 pub mod publish;
 pub mod store;
+pub mod stream_record;
 pub mod telemetry;
 pub mod warm;
 

@@ -143,6 +143,7 @@ mod tests {
     use serde_json::json;
 
     use ripple_common::emf;
+    use ripple_common::stream_record::StreamRecord;
 
     use super::*;
 
@@ -151,18 +152,18 @@ mod tests {
         if let Some(ts) = ts {
             image["ts"] = json!({"N": ts});
         }
-        let mut change = json!({"ApproximateCreationDateTime": 1_795_000_000,
-            "Keys": {"pk": {"S": "x"}, "sk": {"S": "y"}}, "SequenceNumber": "1", "SizeBytes": 10,
-            "StreamViewType": "NEW_AND_OLD_IMAGES"});
-        let side = if name == "REMOVE" {
-            "OldImage"
+        let record = StreamRecord::new(name, "1")
+            .created_secs(1_795_000_000)
+            .keys(json!({"pk": {"S": "x"}, "sk": {"S": "y"}}))
+            .sequence_number("1")
+            .size_bytes(10)
+            .view_type("NEW_AND_OLD_IMAGES");
+        if name == "REMOVE" {
+            record.old_image(image)
         } else {
-            "NewImage"
-        };
-        change[side] = image;
-        json!({"eventID": "1", "eventName": name, "eventVersion": "1.1",
-               "eventSource": "aws:dynamodb", "awsRegion": "us-east-1", "dynamodb": change,
-               "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/s"})
+            record.new_image(image)
+        }
+        .to_json()
     }
 
     #[test]
