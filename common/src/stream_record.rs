@@ -36,6 +36,15 @@ impl StreamRecord {
         }
     }
 
+    /// The record of a write of `image` (DynamoDB JSON) to Ripple's table: its `Keys` are the
+    /// image's `pk` and `sk`, the view `NEW_AND_OLD_IMAGES`.
+    pub fn write(event_name: &str, event_id: impl Into<String>, image: Value) -> Self {
+        Self::new(event_name, event_id)
+            .keys(json!({"pk": image["pk"], "sk": image["sk"]}))
+            .new_image(image)
+            .view_type("NEW_AND_OLD_IMAGES")
+    }
+
     pub fn stream(mut self, stream_arn: &str, region: &str) -> Self {
         stream_arn.clone_into(&mut self.stream_arn);
         region.clone_into(&mut self.region);
