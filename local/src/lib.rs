@@ -10,6 +10,7 @@
 //! | [`publish`] | `ripple publish`: a message or position into a channel as the reserved sender `server` |
 //! | [`stream`] | reading a table's stream as Lambda's event source mapping does, in Lambda's JSON shape |
 //! | [`wsclient`] | a WebSocket client of Ripple's protocol (`ripple smoke`, the tests) |
+//! | [`seed`] | connections and memberships written straight into the table (benchmarks, tests) |
 //! | [`smoke`] | `ripple smoke`: a one-command check of a running stack |
 //! | [`redrive`] | `ripple replay` and `ripple redrive`: stream batches through fanout again |
 
@@ -20,6 +21,7 @@ pub mod dev;
 pub mod dynamodb_local;
 pub mod publish;
 pub mod redrive;
+pub mod seed;
 pub mod smoke;
 pub mod stream;
 pub mod wsclient;

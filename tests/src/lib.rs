@@ -323,12 +323,25 @@ pub async fn seed(
     user: &str,
     channels: &[&str],
 ) -> anyhow::Result<()> {
-    let members = seed_new(table, connection_id, user, channels).await?;
-    table.store.mark_welcomed(connection_id).await?;
-    for member in &members {
-        table.store.put_roster(member).await?;
-    }
+    ripple::seed::welcomed_connection(&table.store, &seed_item(connection_id, user), channels, 1)
+        .await?;
     Ok(())
+}
+
+/// The connection item [`seed`] and [`seed_new`] store.
+fn seed_item(connection_id: &str, user: &str) -> ripple_common::items::ConnectionItem {
+    let endpoint = ripple_common::items::Endpoint {
+        domain: "abc.execute-api.us-east-1.amazonaws.com".into(),
+        stage: "prod".into(),
+    };
+    ripple_common::items::ConnectionItem::new(
+        connection_id,
+        user,
+        &endpoint,
+        // Connected long ago (days): the sweep examines it, a 410 is proof it is gone.
+        1_795_000_000_000,
+        4_000_000_000,
+    )
 }
 
 /// Stores a connection and its memberships exactly as `connect` does: not welcomed yet, in no
@@ -339,26 +352,10 @@ pub async fn seed_new(
     user: &str,
     channels: &[&str],
 ) -> anyhow::Result<Vec<ripple_common::items::MemberItem>> {
-    use ripple_common::items::{ConnectionItem, Endpoint, MemberItem};
-    let endpoint = Endpoint {
-        domain: "abc.execute-api.us-east-1.amazonaws.com".into(),
-        stage: "prod".into(),
-    };
-    let conn = ConnectionItem::new(
-        connection_id,
-        user,
-        &endpoint,
-        // Connected long ago (days): the sweep examines it, a 410 is proof it is gone.
-        1_795_000_000_000,
-        4_000_000_000,
-    );
-    table.store.put_connection(&conn).await?;
-    let members: Vec<MemberItem> = channels
-        .iter()
-        .map(|c| MemberItem::new(&conn, c, 1))
-        .collect();
-    table.store.put_members(&members).await?;
-    Ok(members)
+    Ok(
+        ripple::seed::connection(&table.store, &seed_item(connection_id, user), channels, 1)
+            .await?,
+    )
 }
 
 /// A client of `server` connected with `query` (e.g. `user=alice&channel=arena`).
