@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-log() { printf '\033[1;34m[browser-test]\033[0m %s\n' "$*" >&2; }
+LOG_TAG=browser-test
+. scripts/lib.sh
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"
@@ -24,24 +25,9 @@ else
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
 fi
 
-for tool in node npm cargo; do
-  command -v "$tool" >/dev/null 2>&1 || { log "$tool not found on PATH"; exit 1; }
-done
-
-# npm ci only when playwright-core is missing or the lockfile changed since the last install.
-stamp=tests/browser/node_modules/.ripple-lock.sha256
-want=$(sha256sum tests/browser/package-lock.json | cut -d' ' -f1)
-have=$(cat "$stamp" 2>/dev/null || true)
-if [ -d tests/browser/node_modules/playwright-core ] && [ "$want" = "$have" ]; then
-  log "node modules: up to date with tests/browser/package-lock.json"
-else
-  log "node modules: npm ci --prefix tests/browser"
-  npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
-  echo "$want" >"$stamp"
-fi
-
-log "building ripple (cargo build -p ripple)"
-cargo build -p ripple --quiet
+require_tools node npm cargo
+npm_ci_when_changed tests/browser tests/browser/node_modules/playwright-core
+build_ripple
 
 mkdir -p target/browser
 log "running node --test tests/browser/"

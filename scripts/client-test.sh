@@ -7,22 +7,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-log() { printf '\033[1;34m[client-test]\033[0m %s\n' "$*" >&2; }
+LOG_TAG=client-test
+. scripts/lib.sh
 
-for tool in node npm cargo; do
-  command -v "$tool" >/dev/null 2>&1 || { log "$tool not found on PATH"; exit 1; }
-done
-
-stamp=clients/js/node_modules/.ripple-lock.sha256
-want=$(sha256sum clients/js/package-lock.json | cut -d' ' -f1)
-have=$(cat "$stamp" 2>/dev/null || true)
-if [ -x clients/js/node_modules/.bin/tsc ] && [ "$want" = "$have" ]; then
-  log "node modules: up to date with clients/js/package-lock.json"
-else
-  log "node modules: npm ci --prefix clients/js"
-  npm ci --prefix clients/js --no-audit --no-fund --loglevel=error
-  echo "$want" >"$stamp"
-fi
+require_tools node npm cargo
+npm_ci_when_changed clients/js clients/js/node_modules/.bin/tsc
 
 log "tsc: checking that clients/js/dist matches clients/js/src"
 out=$(mktemp -d)
@@ -33,8 +22,7 @@ if ! diff -r "$out" clients/js/dist >&2; then
   exit 1
 fi
 
-log "building ripple (cargo build -p ripple)"
-cargo build -p ripple --quiet
+build_ripple
 
 log "running node --test clients/js/test/*.test.mjs"
 node --test clients/js/test/*.test.mjs

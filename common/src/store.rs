@@ -1,15 +1,20 @@
-//! The DynamoDB store: every read and write Ripple makes, over one table (layout in [`crate::keys`]).
-//! Items are written and read as the serde types of [`crate::items`] through `serde_dynamo`.
+//! The DynamoDB store: every read and write the Lambdas make, over one table (layout in
+//! [`crate::keys`]). Items are written and read as the serde types of [`crate::items`] through
+//! `serde_dynamo`. Creating the table (what `terraform/` does in AWS) is [`admin`]'s, for
+//! `ripple dev`, the benchmarks and the tests.
+
+pub mod admin;
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, DeleteRequest, GlobalSecondaryIndex,
-    KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, PutRequest,
-    ScalarAttributeType, StreamSpecification, StreamViewType, TimeToLiveSpecification,
-    WriteRequest,
+    AttributeValue, DeleteRequest, KeysAndAttributes, PutRequest, WriteRequest,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -57,6 +62,23 @@ fn decode<T: DeserializeOwned>(what: &'static str, attrs: Attrs) -> Result<T, St
         .map_err(|source| StoreError::Decode { what, source })
 }
 
+/// The outcome of a conditional write: `true` when written, `false` when its condition said no
+/// (`refused` tells that service error apart), the error otherwise.
+fn written<T, E, R>(
+    op: &'static str,
+    result: Result<T, SdkError<E, R>>,
+    refused: impl Fn(&E) -> bool,
+) -> Result<bool, StoreError>
+where
+    SdkError<E, R>: std::error::Error + Send + Sync + 'static,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if e.as_service_error().is_some_and(&refused) => Ok(false),
+        Err(e) => Err(StoreError::dynamo(op, e)),
+    }
+}
+
 fn key(pk: String, sk: impl Into<String>) -> Attrs {
     HashMap::from([
         (keys::PK.to_owned(), AttributeValue::S(pk)),
@@ -78,98 +100,6 @@ impl Store {
 
     pub fn client(&self) -> &Client {
         &self.client
-    }
-
-    /// Creates the table as `terraform/` does (keys, index, stream `NEW_AND_OLD_IMAGES`, TTL)
-    /// unless it exists. Returns whether it was created. Used by `ripple dev` and the tests.
-    pub async fn create_table_if_missing(&self) -> Result<bool, StoreError> {
-        match self
-            .client
-            .describe_table()
-            .table_name(&self.table)
-            .send()
-            .await
-        {
-            Ok(_) => return Ok(false),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_resource_not_found_exception()) => {}
-            Err(e) => return Err(StoreError::dynamo("DescribeTable", e)),
-        }
-        let attr = |name: &str| {
-            AttributeDefinition::builder()
-                .attribute_name(name)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-        };
-        let key_el = |name: &str, kt: KeyType| {
-            KeySchemaElement::builder()
-                .attribute_name(name)
-                .key_type(kt)
-                .build()
-        };
-        let build_err = |e: aws_sdk_dynamodb::error::BuildError| StoreError::Dynamo {
-            op: "CreateTable",
-            message: e.to_string(),
-        };
-        let index = GlobalSecondaryIndex::builder()
-            .index_name(keys::MEMBERS_INDEX)
-            .key_schema(key_el(keys::GSI1_PK, KeyType::Hash).map_err(build_err)?)
-            .key_schema(key_el(keys::GSI1_SK, KeyType::Range).map_err(build_err)?)
-            .projection(
-                Projection::builder()
-                    .projection_type(ProjectionType::All)
-                    .build(),
-            )
-            .build()
-            .map_err(build_err)?;
-        self.client
-            .create_table()
-            .table_name(&self.table)
-            .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(attr(keys::PK).map_err(build_err)?)
-            .attribute_definitions(attr(keys::SK).map_err(build_err)?)
-            .attribute_definitions(attr(keys::GSI1_PK).map_err(build_err)?)
-            .attribute_definitions(attr(keys::GSI1_SK).map_err(build_err)?)
-            .key_schema(key_el(keys::PK, KeyType::Hash).map_err(build_err)?)
-            .key_schema(key_el(keys::SK, KeyType::Range).map_err(build_err)?)
-            .global_secondary_indexes(index)
-            .stream_specification(
-                StreamSpecification::builder()
-                    .stream_enabled(true)
-                    .stream_view_type(StreamViewType::NewAndOldImages)
-                    .build()
-                    .map_err(build_err)?,
-            )
-            .send()
-            .await
-            .map_err(|e| StoreError::dynamo("CreateTable", e))?;
-        self.client
-            .update_time_to_live()
-            .table_name(&self.table)
-            .time_to_live_specification(
-                TimeToLiveSpecification::builder()
-                    .enabled(true)
-                    .attribute_name(keys::TTL)
-                    .build()
-                    .map_err(build_err)?,
-            )
-            .send()
-            .await
-            .map_err(|e| StoreError::dynamo("UpdateTimeToLive", e))?;
-        Ok(true)
-    }
-
-    /// The table's stream ARN.
-    pub async fn stream_arn(&self) -> Result<Option<String>, StoreError> {
-        let out = self
-            .client
-            .describe_table()
-            .table_name(&self.table)
-            .send()
-            .await
-            .map_err(|e| StoreError::dynamo("DescribeTable", e))?;
-        Ok(out.table.and_then(|t| t.latest_stream_arn))
     }
 
     async fn put<T: Serialize>(&self, what: &'static str, item: &T) -> Result<(), StoreError> {
@@ -226,10 +156,7 @@ impl Store {
             let put = PutRequest::builder()
                 .set_item(Some(encode("member", item)?))
                 .build()
-                .map_err(|e| StoreError::Dynamo {
-                    op: "BatchWriteItem",
-                    message: e.to_string(),
-                })?;
+                .map_err(StoreError::build("BatchWriteItem"))?;
             requests.push(WriteRequest::builder().put_request(put).build());
         }
         self.batch_write(requests).await
@@ -285,10 +212,7 @@ impl Store {
     /// `join`).
     pub async fn put_roster(&self, member: &MemberItem) -> Result<bool, StoreError> {
         use aws_sdk_dynamodb::types::{ConditionCheck, Put, TransactWriteItem};
-        let build_err = |e: aws_sdk_dynamodb::error::BuildError| StoreError::Dynamo {
-            op: "TransactWriteItems",
-            message: e.to_string(),
-        };
+        let build_err = StoreError::build("TransactWriteItems");
         let check = ConditionCheck::builder()
             .table_name(&self.table)
             .set_key(Some(key(
@@ -313,19 +237,10 @@ impl Store {
             .transact_items(TransactWriteItem::builder().put(put).build())
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error().is_some_and(|s| {
-                    s.is_transaction_canceled_exception()
-                        && matches!(s, aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c)
-                            if c.cancellation_reasons().iter().all(|r| matches!(r.code(), Some("None" | "ConditionalCheckFailed") | None)))
-                }) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(StoreError::dynamo("TransactWriteItems", e)),
-        }
+        written("TransactWriteItems", result, |e| {
+            matches!(e, TransactWriteItemsError::TransactionCanceledException(c)
+                if c.cancellation_reasons().iter().all(|r| matches!(r.code(), Some("None" | "ConditionalCheckFailed") | None)))
+        })
     }
 
     /// Marks a connection as having received its `welcome`; false when the connection is gone.
@@ -345,16 +260,11 @@ impl Store {
             .expression_attribute_values(":t", AttributeValue::Bool(true))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(StoreError::dynamo("UpdateItem", e)),
-        }
+        written(
+            "UpdateItem",
+            result,
+            UpdateItemError::is_conditional_check_failed_exception,
+        )
     }
 
     /// Overwrites a user's position in a channel unless the stored one has a `seq` at least as
@@ -371,16 +281,11 @@ impl Store {
             .expression_attribute_values(":seq", AttributeValue::N(item.seq.to_string()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(StoreError::dynamo("PutItem", e)),
-        }
+        written(
+            "PutItem",
+            result,
+            PutItemError::is_conditional_check_failed_exception,
+        )
     }
 
     pub async fn put_message(&self, item: &MessageItem) -> Result<(), StoreError> {
@@ -474,10 +379,7 @@ impl Store {
                             )
                             .key(keys::SK, AttributeValue::S(keys::roster_sk(connection_id)))
                             .build()
-                            .map_err(|e| StoreError::Dynamo {
-                                op: "BatchWriteItem",
-                                message: e.to_string(),
-                            })?;
+                            .map_err(StoreError::build("BatchWriteItem"))?;
                         rosters.push(WriteRequest::builder().delete_request(roster).build());
                     }
                 }
@@ -490,10 +392,7 @@ impl Store {
                 .key(keys::PK, pk.clone())
                 .key(keys::SK, sk.clone())
                 .build()
-                .map_err(|e| StoreError::Dynamo {
-                    op: "BatchWriteItem",
-                    message: e.to_string(),
-                })?;
+                .map_err(StoreError::build("BatchWriteItem"))?;
             requests.push(WriteRequest::builder().delete_request(delete).build());
         }
         deleted.items = requests.len() + rosters.len();
@@ -520,10 +419,7 @@ impl Store {
                     ))
                 })
                 .build()
-                .map_err(|e| StoreError::Dynamo {
-                    op: "BatchGetItem",
-                    message: e.to_string(),
-                })?;
+                .map_err(StoreError::build("BatchGetItem"))?;
             let mut pending = Some(keys_and_attributes);
             let mut round = 0;
             while let Some(request) = pending.take() {
@@ -678,7 +574,7 @@ impl Store {
         let put = PutRequest::builder()
             .set_item(Some(encode("sweep cursor", cursor)?))
             .build()
-            .map_err(|e| StoreError::dynamo("BatchWriteItem", e))?;
+            .map_err(StoreError::build("BatchWriteItem"))?;
         self.batch_write(vec![WriteRequest::builder().put_request(put).build()])
             .await
     }

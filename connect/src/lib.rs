@@ -12,7 +12,7 @@
 //! connection and its memberships.
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
-use aws_lambda_events::encodings::Body;
+use ripple_common::apigw::response;
 use ripple_common::auth::{self, AuthError, Grant, Verifier};
 use ripple_common::config::Settings;
 use ripple_common::items::{ConnectionItem, Endpoint, MemberItem, SessionItem};
@@ -398,11 +398,4 @@ async fn on_disconnect(state: &ConnectState, connection_id: &str) -> ApiGatewayP
             response(500, None)
         }
     }
-}
-
-fn response(status: i64, body: Option<&str>) -> ApiGatewayProxyResponse {
-    let mut r = ApiGatewayProxyResponse::default();
-    r.status_code = status;
-    r.body = body.map(|b| Body::Text(b.to_owned()));
-    r
 }

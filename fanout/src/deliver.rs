@@ -16,7 +16,7 @@ use futures::StreamExt;
 use governor::{DefaultDirectRateLimiter, Jitter, Quota, RateLimiter};
 use rand::Rng;
 use ripple_common::connections::{Connections, PostOutcome};
-use ripple_common::protocol::PackedFrame;
+use ripple_common::protocol::{PackedFrame, billed_messages};
 
 /// How posts are retried.
 #[derive(Debug, Clone)]
@@ -242,7 +242,7 @@ async fn deliver_one(
                     pacer.succeeded();
                     report.delivered += 1;
                     report.bytes += frame.bytes.len() as u64;
-                    report.billed_messages += billed_units(frame.bytes.len());
+                    report.billed_messages += billed_messages(frame.bytes.len());
                     report.updates += frame.events as u64;
                     break;
                 }
@@ -288,11 +288,6 @@ async fn deliver_one(
     report
 }
 
-/// API Gateway bills a WebSocket message per 32 KB started (at least one).
-pub fn billed_units(bytes: usize) -> u64 {
-    bytes.div_ceil(32 * 1024).max(1) as u64
-}
-
 /// Full-jitter exponential backoff: a random wait in `[0, base · 2^(attempt-1)]`.
 fn backoff(base: Duration, attempt: u32) -> Duration {
     let cap = base.saturating_mul(1 << attempt.saturating_sub(1).min(10));
@@ -328,10 +323,10 @@ mod tests {
 
     #[test]
     fn a_frame_is_billed_per_32_kb_started() {
-        assert_eq!(billed_units(1), 1);
-        assert_eq!(billed_units(32 * 1024), 1);
-        assert_eq!(billed_units(32 * 1024 + 1), 2);
-        assert_eq!(billed_units(0), 1);
+        assert_eq!(billed_messages(1), 1);
+        assert_eq!(billed_messages(32 * 1024), 1);
+        assert_eq!(billed_messages(32 * 1024 + 1), 2);
+        assert_eq!(billed_messages(0), 1);
     }
 
     #[test]

@@ -9,8 +9,8 @@
 //! | [`deliver`] | posting: bounded concurrency, GCRA pacing, retries, 410 collection |
 //! | [`sweep`] | the scheduled stale-connection sweep |
 //! | [`snapshot`] | the `snapshot` a joiner receives: members, positions, history since a cursor |
-//! | [`metrics`] | the batch's CloudWatch EMF line; [`handle_with_metrics`] is what Lambda runs |
-//!
+//! | [`lambda`] | the Lambda entry: payload → stream batch (measured) or sweep → response |
+//! | [`metrics`] | the batch's CloudWatch EMF line and write→post lag |
 //! | [`welcome`] | new connections: `welcome` (patient with 410 before `$connect` completes), then the rosters |
 //!
 //! One invocation ([`process_until`]) is a pipeline of named steps:
@@ -32,13 +32,14 @@ pub mod cache;
 pub mod changes;
 pub mod deliver;
 pub mod invocation;
+pub mod lambda;
 pub mod metrics;
 pub mod plan;
 pub mod snapshot;
 pub mod sweep;
 pub mod welcome;
 
-pub use metrics::handle_with_metrics;
+pub use lambda::handle_with_metrics;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -1,4 +1,4 @@
-//! Lambda entry point of `fanout`: wiring only.
+//! Lambda entry point of `fanout`: wiring only (each invocation runs [`fanout::lambda::invoke`]).
 
 // The handler future nests deep (greet → welcome → SDK calls); its layout needs more than 128.
 #![recursion_limit = "256"]
@@ -7,8 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fanout::FanoutState;
-use fanout::invocation::{Invocation, classify};
-use fanout::sweep::{SweepConfig, sweep_until};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use ripple_common::config::{Settings, aws_sdk_config, dynamodb_client};
 use ripple_common::connections::Connections;
@@ -38,34 +36,7 @@ async fn main() -> Result<(), Error> {
                     .saturating_sub(ripple_common::now_ms()),
             );
             let deadline = std::time::Instant::now() + left;
-            match classify(event.payload)? {
-                Invocation::Stream(batch) => {
-                    let response = fanout::metrics::handle_with_metrics_until(
-                        &state,
-                        batch,
-                        Some(deadline),
-                        &metrics,
-                    )
-                    .await;
-                    Ok::<_, Error>(serde_json::to_value(response)?)
-                }
-                Invocation::Sweep => {
-                    let report = sweep_until(
-                        &state,
-                        &SweepConfig::default(),
-                        ripple_common::now_ms(),
-                        Some(tokio::time::Instant::from_std(deadline)),
-                    )
-                    .await;
-                    Ok(serde_json::json!({
-                        "examined": report.examined,
-                        "alive": report.alive,
-                        "deleted": report.deleted,
-                        "unknown": report.unknown,
-                        "cycle_finished": report.cycle_finished,
-                    }))
-                }
-            }
+            Ok::<_, Error>(fanout::lambda::invoke(&state, event.payload, deadline, &metrics).await?)
         }
     }))
     .await

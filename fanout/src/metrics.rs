@@ -1,21 +1,19 @@
 //! What `fanout` tells CloudWatch: one Embedded Metric Format line per batch
-//! ([`ripple_common::emf`]), added by [`handle_with_metrics`] (what the Lambda binary runs) to the
-//! instance's aggregator, which prints the sums about once a second.
+//! ([`ripple_common::emf`]), added by [`crate::lambda::handle_with_metrics`] (what the Lambda
+//! binary runs) to the instance's aggregator, which prints the sums about once a second.
 //!
 //! The write→post lag is measured from the `ts` ingest stamps on every position and message
 //! (in the stream image, so fanout never reads the item back) to the moment the batch's posts are
 //! done: an upper bound for each event, and exactly what the slowest recipient waited. Records
 //! from the first failed one on are left out (they were not posted, Lambda resends them).
 
-use std::io::Write;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_lambda_events::dynamodb::Event;
-use aws_lambda_events::streams::DynamoDbEventResponse;
-use ripple_common::emf::{self, Aggregator, MetricLine, fanout as names};
+use ripple_common::emf::{MetricLine, fanout as names};
 use serde_dynamo::AttributeValue;
 
-use crate::{FanoutState, Report};
+use crate::Report;
 
 /// The attribute holding ingest's write time (ms) on positions and messages.
 const WRITE_TIME: &str = "ts";
@@ -138,58 +136,14 @@ pub fn lag(write_times: &[(usize, u64)], cutoff: Option<usize>, now_ms: u64) -> 
     })
 }
 
-/// Runs [`crate::process`] and measures it: duration, and lag when something was delivered.
-pub async fn process_measured(
-    state: &FanoutState,
-    event: Event,
-    deadline: Option<Instant>,
-) -> (DynamoDbEventResponse, Report, BatchMetrics) {
-    let started = Instant::now();
-    let written = write_times(&event);
-    let (response, report) = crate::process_until(state, event, deadline).await;
-    let lag = if report.updates_delivered > 0 {
-        lag(&written, report.first_failed, ripple_common::now_ms())
-    } else {
-        None
-    };
-    let metrics = BatchMetrics::new(&report, started.elapsed(), lag);
-    (response, report, metrics)
-}
-
-/// The Lambda handler, adding the batch's metrics line to the instance's aggregator (stdout in
-/// Lambda); a batch with failed records or given-up posts prints at once (alarms watch them).
-pub async fn handle_with_metrics(
-    state: &FanoutState,
-    event: Event,
-    aggregator: &Aggregator<impl Write>,
-) -> DynamoDbEventResponse {
-    handle_with_metrics_until(state, event, None, aggregator).await
-}
-
-/// As [`handle_with_metrics`], stopping before Lambda's deadline (`context.deadline`).
-pub async fn handle_with_metrics_until(
-    state: &FanoutState,
-    event: Event,
-    deadline: Option<Instant>,
-    aggregator: &Aggregator<impl Write>,
-) -> DynamoDbEventResponse {
-    let (response, _, metrics) = process_measured(state, event, deadline).await;
-    let urgent = metrics.failed_records > 0 || metrics.failed_posts > 0;
-    aggregator.record(
-        &metrics.line(
-            &emf::function_name(names::FUNCTION),
-            ripple_common::now_ms(),
-        ),
-        urgent,
-    );
-    response
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
 
     use serde_json::json;
+
+    use ripple_common::emf;
+    use ripple_common::stream_record::StreamRecord;
 
     use super::*;
 
@@ -198,18 +152,18 @@ mod tests {
         if let Some(ts) = ts {
             image["ts"] = json!({"N": ts});
         }
-        let mut change = json!({"ApproximateCreationDateTime": 1_795_000_000,
-            "Keys": {"pk": {"S": "x"}, "sk": {"S": "y"}}, "SequenceNumber": "1", "SizeBytes": 10,
-            "StreamViewType": "NEW_AND_OLD_IMAGES"});
-        let side = if name == "REMOVE" {
-            "OldImage"
+        let record = StreamRecord::new(name, "1")
+            .created_secs(1_795_000_000)
+            .keys(json!({"pk": {"S": "x"}, "sk": {"S": "y"}}))
+            .sequence_number("1")
+            .size_bytes(10)
+            .view_type("NEW_AND_OLD_IMAGES");
+        if name == "REMOVE" {
+            record.old_image(image)
         } else {
-            "NewImage"
-        };
-        change[side] = image;
-        json!({"eventID": "1", "eventName": name, "eventVersion": "1.1",
-               "eventSource": "aws:dynamodb", "awsRegion": "us-east-1", "dynamodb": change,
-               "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/s"})
+            record.new_image(image)
+        }
+        .to_json()
     }
 
     #[test]

@@ -234,7 +234,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use aws_lambda_events::dynamodb::EventRecord;
-    use serde_json::json;
+    use ripple_common::stream_record::StreamRecord;
 
     use super::*;
     use crate::changes::{Skip, change_of};
@@ -244,16 +244,11 @@ mod tests {
         // GIVEN the stream record of a cursor write, as DynamoDB Streams delivers it
         let cursor = SweepCursorItem::start(3, 1_795_000_000_000);
         let image: serde_dynamo::Item = serde_dynamo::to_item(&cursor).unwrap();
-        let record: EventRecord = serde_json::from_value(json!({
-            "eventID": "1", "eventName": "MODIFY", "eventVersion": "1.1",
-            "eventSource": "aws:dynamodb", "awsRegion": "us-east-1",
-            "dynamodb": {"ApproximateCreationDateTime": 1_795_000_000,
-                "Keys": {"pk": {"S": "sweep#cursor"}, "sk": {"S": "sweep#cursor"}},
-                "NewImage": serde_json::to_value(&image).unwrap(),
-                "SequenceNumber": "1", "SizeBytes": 80, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-            "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/s"
-        }))
-        .unwrap();
+        let record = StreamRecord::write("MODIFY", "1", serde_json::to_value(&image).unwrap())
+            .created_secs(1_795_000_000)
+            .sequence_number("1")
+            .size_bytes(80);
+        let record: EventRecord = serde_json::from_value(record.to_json()).unwrap();
         // WHEN fanout reads it THEN it is ignored (no MalformedRecords, nobody hears of it)
         assert!(matches!(change_of(0, &record), Err(Skip::Ignored)));
         // AND the item decodes back as a cursor

@@ -16,7 +16,7 @@ use std::sync::Arc;
 pub use limits::PublishLimits;
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
-use aws_lambda_events::encodings::Body;
+use ripple_common::apigw::response;
 use ripple_common::config::Settings;
 use ripple_common::error::StoreError;
 use ripple_common::items::{MemberItem, MessageItem, PositionItem};
@@ -106,7 +106,7 @@ async fn handle_measured(
         Outcome::Accepted => response(200, None),
         Outcome::Refused(refusal) => {
             tracing::info!(connection_id, code = refusal.code.as_str(), reason = %refusal.message, "frame refused");
-            response(200, Some(refusal.to_frame()))
+            response(200, Some(&refusal.to_frame()))
         }
         Outcome::Failed(err) => {
             tracing::error!(connection_id, error = %err, "frame not written");
@@ -211,11 +211,4 @@ async fn write(
         }
     }
     Ok(None)
-}
-
-fn response(status: i64, body: Option<String>) -> ApiGatewayProxyResponse {
-    let mut r = ApiGatewayProxyResponse::default();
-    r.status_code = status;
-    r.body = body.map(Body::Text);
-    r
 }

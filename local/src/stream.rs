@@ -12,7 +12,8 @@ use anyhow::Context;
 use aws_lambda_events::dynamodb::EventRecord;
 use aws_sdk_dynamodbstreams::Client;
 use aws_sdk_dynamodbstreams::types::{AttributeValue, OperationType, Record, ShardIteratorType};
-use serde_json::{Value, json};
+use ripple_common::stream_record::StreamRecord;
+use serde_json::Value;
 
 /// Where a new reader starts in the shards that exist when it starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -228,45 +229,41 @@ pub fn to_lambda_record(
         // DynamoDB Local's TTL deletions: AWS sends these as REMOVE by the TTL service.
         _ => ("REMOVE", true),
     };
-    let mut dynamodb = serde_json::Map::new();
+    let mut out = StreamRecord::new(event_name, record.event_id.clone().unwrap_or_default())
+        .stream(stream_arn, record.aws_region.as_deref().unwrap_or(region))
+        .event_version(record.event_version.as_deref().unwrap_or("1.1"));
     if let Some(t) = db.approximate_creation_date_time {
-        dynamodb.insert("ApproximateCreationDateTime".into(), json!(t.secs()));
+        out = out.created_secs(t.secs());
     }
-    for (name, map) in [
-        ("Keys", db.keys.as_ref()),
-        ("NewImage", db.new_image.as_ref()),
-        ("OldImage", db.old_image.as_ref()),
-    ] {
-        if let Some(v) = image(map)? {
-            dynamodb.insert(name.into(), v);
-        }
+    if let Some(v) = image(db.keys.as_ref())? {
+        out = out.keys(v);
+    }
+    if let Some(v) = image(db.new_image.as_ref())? {
+        out = out.new_image(v);
+    }
+    if let Some(v) = image(db.old_image.as_ref())? {
+        out = out.old_image(v);
     }
     if let Some(seq) = &db.sequence_number {
-        dynamodb.insert("SequenceNumber".into(), json!(seq));
+        out = out.sequence_number(seq.clone());
     }
     if let Some(size) = db.size_bytes {
-        dynamodb.insert("SizeBytes".into(), json!(size));
+        out = out.size_bytes(size);
     }
     if let Some(view) = &db.stream_view_type {
-        dynamodb.insert("StreamViewType".into(), json!(view.as_str()));
+        out = out.view_type(view.as_str());
     }
-    let mut out = json!({
-        "eventID": record.event_id.clone().unwrap_or_default(),
-        "eventName": event_name,
-        "eventVersion": record.event_version.clone().unwrap_or_else(|| "1.1".into()),
-        "eventSource": "aws:dynamodb",
-        "awsRegion": record.aws_region.clone().unwrap_or_else(|| region.to_owned()),
-        "dynamodb": dynamodb,
-        "eventSourceARN": stream_arn,
-    });
-    let identity = match (&record.user_identity, ttl_removal) {
-        (Some(id), _) => Some(json!({"type": id.r#type(), "principalId": id.principal_id()})),
-        (None, true) => Some(json!({"type": "Service", "principalId": "dynamodb.amazonaws.com"})),
-        (None, false) => None,
-    };
-    if let (Some(identity), Some(obj)) = (identity, out.as_object_mut()) {
-        obj.insert("userIdentity".into(), identity);
+    match (&record.user_identity, ttl_removal) {
+        (Some(id), _) => {
+            out = out.user_identity(
+                id.r#type().unwrap_or_default(),
+                id.principal_id().unwrap_or_default(),
+            );
+        }
+        (None, true) => out = out.user_identity("Service", "dynamodb.amazonaws.com"),
+        (None, false) => {}
     }
+    let out = out.to_json();
     serde_json::from_value(out).context("decoding a stream record as Lambda's EventRecord")
 }
 

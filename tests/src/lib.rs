@@ -3,27 +3,24 @@
 //! - [`TestTable`]: a fresh table (stream, TTL, index) in DynamoDB Local, reached with the real
 //!   SDK client. One DynamoDB Local serves a whole run when `RIPPLE_TEST_DYNAMODB_ENDPOINT` is set
 //!   (the README's test command starts it); otherwise each test starts its own.
-//! - [`RecordingConnections`]: a real HTTP `@connections` server that records every post and can
-//!   answer 410 for chosen connection ids.
+//! - [`RecordingConnections`]: a real HTTP `@connections` server (the benchmarks' one, in its
+//!   recording mode) that records every post and can answer 410 for chosen connection ids.
 //! - [`fixture`]: recorded DynamoDB Streams events in the exact JSON shape Lambda delivers.
 //! - [`runtime_api`]: the packaged `bootstrap` binaries behind a loopback Lambda Runtime API.
 
 pub mod runtime_api;
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use anyhow::Context;
 use aws_lambda_events::dynamodb::Event;
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::post;
 use bytes::Bytes;
 use ripple::dynamodb_local::DynamoDbLocal;
 use ripple::stream::{StartAt, StreamReader, streams_client};
 use ripple_common::config::{Settings, dynamodb_client, local_sdk_config};
-use ripple_common::connections::Connections;
 use ripple_common::store::Store;
 use serde_json::Value;
 
@@ -128,202 +125,9 @@ fn uuid_suffix() -> String {
     format!("{:x}-{}", nanos, std::process::id())
 }
 
-#[derive(Debug, Default)]
-struct Recorded {
-    posts: HashMap<String, Vec<Bytes>>,
-    gone: HashSet<String>,
-    faults: ripple::dev::faults::Faults,
-    attempts: usize,
-    /// Ids `GET` reports as connected (200); any other id is 410.
-    live: HashSet<String>,
-    deleted: Vec<String>,
-    /// Ids `GET` asked about, in order.
-    checked: Vec<String>,
-}
-
-/// `GET @connections/{id}`: 200 for ids marked live, else 410.
-async fn connection_info(
-    State(state): State<Arc<Mutex<Recorded>>>,
-    Path(params): Path<HashMap<String, String>>,
-) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    let live = state
-        .lock()
-        .map(|mut rec| {
-            let id = params.get("id").cloned().unwrap_or_default();
-            let live = rec.live.contains(&id);
-            rec.checked.push(id);
-            live
-        })
-        .unwrap_or(false);
-    if live {
-        let body = r#"{"connectedAt":"2026-11-21T22:00:00.000Z","lastActiveAt":"2026-11-21T22:00:00.000Z","identity":{"sourceIp":"127.0.0.1"}}"#;
-        ([("content-type", "application/json")], body).into_response()
-    } else {
-        StatusCode::GONE.into_response()
-    }
-}
-
-/// `DELETE @connections/{id}`: recorded; 204 for live ids, else 410.
-async fn close_connection(
-    State(state): State<Arc<Mutex<Recorded>>>,
-    Path(params): Path<HashMap<String, String>>,
-) -> StatusCode {
-    let (Ok(mut rec), Some(id)) = (state.lock(), params.get("id")) else {
-        return StatusCode::INTERNAL_SERVER_ERROR;
-    };
-    rec.deleted.push(id.clone());
-    if rec.live.remove(id) {
-        StatusCode::NO_CONTENT
-    } else {
-        StatusCode::GONE
-    }
-}
-
-/// A loopback `@connections` server that records posts.
-#[derive(Debug, Clone)]
-pub struct RecordingConnections {
-    pub url: String,
-    state: Arc<Mutex<Recorded>>,
-    _shutdown: Arc<tokio::sync::oneshot::Sender<()>>,
-}
-
-async fn record_post(
-    State(state): State<Arc<Mutex<Recorded>>>,
-    Path(params): Path<HashMap<String, String>>,
-    body: Bytes,
-) -> StatusCode {
-    let Some(id) = params.get("id") else {
-        return StatusCode::BAD_REQUEST;
-    };
-    let faults = match state.lock() {
-        Ok(mut rec) => {
-            rec.attempts += 1;
-            rec.faults.clone()
-        }
-        Err(_) => return StatusCode::INTERNAL_SERVER_ERROR,
-    };
-    // The same fault injection `ripple dev --fault` uses (latency, then 429 / 500 / 410).
-    if let Some(fault) = faults.pick().await {
-        return fault.response().status();
-    }
-    let Ok(mut rec) = state.lock() else {
-        return StatusCode::INTERNAL_SERVER_ERROR;
-    };
-    if rec.gone.contains(id) {
-        return StatusCode::GONE;
-    }
-    if body.len() > 128 * 1024 {
-        return StatusCode::PAYLOAD_TOO_LARGE;
-    }
-    rec.posts.entry(id.clone()).or_default().push(body);
-    StatusCode::OK
-}
-
-impl RecordingConnections {
-    pub async fn start() -> anyhow::Result<Self> {
-        let state: Arc<Mutex<Recorded>> = Arc::default();
-        let app = Router::new()
-            .route(
-                "/@connections/{id}",
-                post(record_post)
-                    .get(connection_info)
-                    .delete(close_connection),
-            )
-            .route(
-                "/{stage}/@connections/{id}",
-                post(record_post)
-                    .get(connection_info)
-                    .delete(close_connection),
-            )
-            .with_state(Arc::clone(&state));
-        let (url, shutdown) = serve_on_loopback(app).await?;
-        Ok(Self {
-            url,
-            state,
-            _shutdown: shutdown,
-        })
-    }
-
-    /// From now on, posts draw faults from `spec` (see `ripple dev --fault`).
-    pub fn inject(&self, spec: ripple::dev::faults::FaultSpec) {
-        if let Ok(mut rec) = self.state.lock() {
-            rec.faults = ripple::dev::faults::Faults::new(spec);
-        }
-    }
-
-    /// Every POST received, faulted ones included.
-    pub fn attempts(&self) -> usize {
-        self.state.lock().map(|rec| rec.attempts).unwrap_or(0)
-    }
-
-    /// `GET` reports `connection_id` as connected.
-    pub fn mark_live(&self, connection_id: &str) {
-        if let Ok(mut rec) = self.state.lock() {
-            rec.live.insert(connection_id.to_owned());
-        }
-    }
-
-    /// Ids `DELETE`d so far.
-    pub fn deleted(&self) -> Vec<String> {
-        self.state
-            .lock()
-            .map(|rec| rec.deleted.clone())
-            .unwrap_or_default()
-    }
-
-    /// Ids `GET` asked about so far, in order.
-    pub fn checked(&self) -> Vec<String> {
-        self.state
-            .lock()
-            .map(|rec| rec.checked.clone())
-            .unwrap_or_default()
-    }
-
-    /// From now on, posts to `connection_id` answer 410 Gone.
-    pub fn mark_gone(&self, connection_id: &str) {
-        if let Ok(mut rec) = self.state.lock() {
-            rec.gone.insert(connection_id.to_owned());
-        }
-    }
-
-    /// The frames posted to a connection, in order, parsed as JSON.
-    pub fn frames(&self, connection_id: &str) -> Vec<Value> {
-        self.raw_frames(connection_id)
-            .iter()
-            .map(|b| serde_json::from_slice(b).unwrap_or(Value::Null))
-            .collect()
-    }
-
-    pub fn raw_frames(&self, connection_id: &str) -> Vec<Bytes> {
-        self.state
-            .lock()
-            .map(|rec| rec.posts.get(connection_id).cloned().unwrap_or_default())
-            .unwrap_or_default()
-    }
-
-    /// Every event (inside `events` frames) posted to a connection, in order.
-    pub fn events(&self, connection_id: &str) -> Vec<Value> {
-        self.frames(connection_id)
-            .into_iter()
-            .filter(|f| f["type"] == "events")
-            .flat_map(|f| f["events"].as_array().cloned().unwrap_or_default())
-            .collect()
-    }
-
-    /// Total posts received.
-    pub fn post_count(&self) -> usize {
-        self.state
-            .lock()
-            .map(|rec| rec.posts.values().map(Vec::len).sum())
-            .unwrap_or(0)
-    }
-
-    /// A `@connections` client pointed at this server (as `RIPPLE_CONNECTIONS_ENDPOINT` would).
-    pub fn client(&self) -> Connections {
-        Connections::new(local_sdk_config(), Some(self.url.clone()))
-    }
-}
+/// The loopback `@connections` server of the benchmarks, recording every post.
+pub use ripple::connections_server::LoopbackConnections as RecordingConnections;
+pub(crate) use ripple::connections_server::serve_on_loopback;
 
 /// Loads `tests/fixtures/{name}` (a Lambda DynamoDB Streams event), replacing `{{key}}`
 /// placeholders so one recording serves tests with different table names or ids.
@@ -519,12 +323,25 @@ pub async fn seed(
     user: &str,
     channels: &[&str],
 ) -> anyhow::Result<()> {
-    let members = seed_new(table, connection_id, user, channels).await?;
-    table.store.mark_welcomed(connection_id).await?;
-    for member in &members {
-        table.store.put_roster(member).await?;
-    }
+    ripple::seed::welcomed_connection(&table.store, &seed_item(connection_id, user), channels, 1)
+        .await?;
     Ok(())
+}
+
+/// The connection item [`seed`] and [`seed_new`] store.
+fn seed_item(connection_id: &str, user: &str) -> ripple_common::items::ConnectionItem {
+    let endpoint = ripple_common::items::Endpoint {
+        domain: "abc.execute-api.us-east-1.amazonaws.com".into(),
+        stage: "prod".into(),
+    };
+    ripple_common::items::ConnectionItem::new(
+        connection_id,
+        user,
+        &endpoint,
+        // Connected long ago (days): the sweep examines it, a 410 is proof it is gone.
+        1_795_000_000_000,
+        4_000_000_000,
+    )
 }
 
 /// Stores a connection and its memberships exactly as `connect` does: not welcomed yet, in no
@@ -535,43 +352,26 @@ pub async fn seed_new(
     user: &str,
     channels: &[&str],
 ) -> anyhow::Result<Vec<ripple_common::items::MemberItem>> {
-    use ripple_common::items::{ConnectionItem, Endpoint, MemberItem};
-    let endpoint = Endpoint {
-        domain: "abc.execute-api.us-east-1.amazonaws.com".into(),
-        stage: "prod".into(),
-    };
-    let conn = ConnectionItem::new(
-        connection_id,
-        user,
-        &endpoint,
-        // Connected long ago (days): the sweep examines it, a 410 is proof it is gone.
-        1_795_000_000_000,
-        4_000_000_000,
-    );
-    table.store.put_connection(&conn).await?;
-    let members: Vec<MemberItem> = channels
-        .iter()
-        .map(|c| MemberItem::new(&conn, c, 1))
-        .collect();
-    table.store.put_members(&members).await?;
-    Ok(members)
+    Ok(
+        ripple::seed::connection(&table.store, &seed_item(connection_id, user), channels, 1)
+            .await?,
+    )
 }
 
-/// Serves `app` on a free loopback port until the returned sender (and its clones) are dropped.
-pub(crate) async fn serve_on_loopback(
-    app: Router,
-) -> anyhow::Result<(String, Arc<tokio::sync::oneshot::Sender<()>>)> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}", listener.local_addr()?);
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = rx.await;
-            })
-            .await;
-    });
-    Ok((url, Arc::new(tx)))
+/// A client of `server` connected with `query` (e.g. `user=alice&channel=arena`).
+pub async fn connect(server: &ripple::dev::DevServer, query: &str) -> anyhow::Result<WsClient> {
+    WsClient::connect(&ws_url(server, query)).await
+}
+
+/// The two-player set-up: `ripple dev` (default options) with alice and bob connected to
+/// `channel` (their snapshots not yet read: wait for them when the roster must be settled).
+pub async fn dev_with_alice_and_bob(
+    channel: &str,
+) -> anyhow::Result<(ripple::dev::DevServer, WsClient, WsClient)> {
+    let server = start_dev(ripple::dev::DevOptions::default()).await?;
+    let alice = connect(&server, &format!("user=alice&channel={channel}")).await?;
+    let bob = connect(&server, &format!("user=bob&channel={channel}")).await?;
+    Ok((server, alice, bob))
 }
 
 /// The WebSocket URL of a `ripple dev` with a query string, e.g. `user=alice&channel=arena`.

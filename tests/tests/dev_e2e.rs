@@ -6,20 +6,14 @@
 use std::time::Duration;
 
 use ripple::dev::DevOptions;
-use ripple_tests::{WsClient, start_dev, ws_url as url};
+use ripple_tests::{WsClient, dev_with_alice_and_bob, start_dev, ws_url as url};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test]
 async fn two_players_in_a_channel_see_each_other_and_another_channel_sees_nothing() {
     // GIVEN alice and bob in arena, carol in lobby
-    let server = start_dev(DevOptions::default()).await.unwrap();
-    let mut alice = WsClient::connect(&url(&server, "user=alice&channel=arena"))
-        .await
-        .unwrap();
-    let mut bob = WsClient::connect(&url(&server, "user=bob&channel=arena"))
-        .await
-        .unwrap();
+    let (server, mut alice, mut bob) = dev_with_alice_and_bob("arena").await.unwrap();
     let mut carol = WsClient::connect(&url(&server, "user=carol&channel=lobby"))
         .await
         .unwrap();
@@ -83,13 +77,7 @@ async fn two_players_in_a_channel_see_each_other_and_another_channel_sees_nothin
 #[tokio::test]
 async fn a_disconnect_removes_the_connection_and_tells_the_channel() {
     // GIVEN alice and bob in arena
-    let server = start_dev(DevOptions::default()).await.unwrap();
-    let mut alice = WsClient::connect(&url(&server, "user=alice&channel=arena"))
-        .await
-        .unwrap();
-    let bob = WsClient::connect(&url(&server, "user=bob&channel=arena"))
-        .await
-        .unwrap();
+    let (server, mut alice, bob) = dev_with_alice_and_bob("arena").await.unwrap();
     let bob_id = bob.id.clone();
     alice
         .wait_for_event(|e| e["type"] == "join" && e["user"] == "bob")
@@ -211,13 +199,7 @@ async fn the_connections_api_posts_reports_and_closes_like_api_gateway() {
 #[tokio::test]
 async fn bad_frames_get_error_replies_and_the_connection_stays_open() {
     // GIVEN alice in arena and bob watching it
-    let server = start_dev(DevOptions::default()).await.unwrap();
-    let mut alice = WsClient::connect(&url(&server, "user=alice&channel=arena"))
-        .await
-        .unwrap();
-    let mut bob = WsClient::connect(&url(&server, "user=bob&channel=arena"))
-        .await
-        .unwrap();
+    let (server, mut alice, mut bob) = dev_with_alice_and_bob("arena").await.unwrap();
     for (frame, code) in [
         ("{nope", "bad_request"),
         (r#"{"action":"fly"}"#, "unknown_action"),

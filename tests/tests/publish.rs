@@ -10,7 +10,7 @@ use ripple_common::auth::sign_hs256;
 use ripple_common::config::Settings;
 use ripple_common::protocol::ErrorCode;
 use ripple_common::publish::{Publication, PublishError, publish};
-use ripple_tests::{WsClient, start_dev, ws_url as url};
+use ripple_tests::{WsClient, dev_with_alice_and_bob, start_dev, ws_url as url};
 use serde_json::json;
 
 fn args(server: &ripple::dev::DevServer, channel: &str) -> PublishArgs {
@@ -43,13 +43,7 @@ fn upgrade_status(result: Result<WsClient, anyhow::Error>) -> Option<u16> {
 #[tokio::test]
 async fn ripple_publish_reaches_every_member_once_as_server() {
     // GIVEN alice and bob in arena on a running ripple dev
-    let server = start_dev(DevOptions::default()).await.unwrap();
-    let mut alice = WsClient::connect(&url(&server, "user=alice&channel=arena"))
-        .await
-        .unwrap();
-    let mut bob = WsClient::connect(&url(&server, "user=bob&channel=arena"))
-        .await
-        .unwrap();
+    let (server, mut alice, mut bob) = dev_with_alice_and_bob("arena").await.unwrap();
     // (each is in arena's roster once its snapshot came)
     alice.wait_for_snapshot("arena").await.unwrap();
     bob.wait_for_snapshot("arena").await.unwrap();

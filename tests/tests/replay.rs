@@ -5,6 +5,7 @@
 
 use fanout::FanoutState;
 use ripple_common::items::{ConnectionItem, Endpoint, MemberItem};
+use ripple_common::stream_record::StreamRecord;
 use ripple_tests::{FaultyDynamo, RecordingConnections, TestTable, fixture, seed, seed_new};
 use serde_json::json;
 
@@ -236,23 +237,20 @@ async fn members_past_their_ttl_are_skipped_even_before_dynamodb_deletes_them() 
 /// A Lambda-shaped INSERT record of a chat message.
 fn message_record(seq: u64, id: &str, text: &str) -> serde_json::Value {
     let ts = 1_795_000_000_000u64 + seq;
-    json!({
-        "eventID": format!("e{seq}"), "eventName": "INSERT", "eventVersion": "1.1",
-        "eventSource": "aws:dynamodb", "awsRegion": "us-east-1",
-        "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/ripple/stream/2026-11-21T22:00:00.000",
-        "dynamodb": {
-            "ApproximateCreationDateTime": 1_795_000_000u64,
-            "Keys": {"pk": {"S": "msg#arena"}, "sk": {"S": format!("{ts:013}#{id}")}},
-            "NewImage": {
-                "pk": {"S": "msg#arena"}, "sk": {"S": format!("{ts:013}#{id}")}, "kind": {"S": "message"},
-                "channel": {"S": "arena"}, "user": {"S": "bob"}, "sender": {"S": "c-bob"},
-                "id": {"S": id}, "text": {"S": text}, "ts": {"N": ts.to_string()},
-                "expires_at": {"N": "4000000000"}
-            },
-            "SequenceNumber": format!("{}", 500_000_000_000_000_000_000u128 + u128::from(seq)),
-            "SizeBytes": 4200, "StreamViewType": "NEW_AND_OLD_IMAGES"
-        }
-    })
+    let image = json!({
+        "pk": {"S": "msg#arena"}, "sk": {"S": format!("{ts:013}#{id}")}, "kind": {"S": "message"},
+        "channel": {"S": "arena"}, "user": {"S": "bob"}, "sender": {"S": "c-bob"},
+        "id": {"S": id}, "text": {"S": text}, "ts": {"N": ts.to_string()},
+        "expires_at": {"N": "4000000000"}
+    });
+    StreamRecord::write("INSERT", format!("e{seq}"), image)
+        .created_secs(1_795_000_000)
+        .sequence_number(format!(
+            "{}",
+            500_000_000_000_000_000_000u128 + u128::from(seq)
+        ))
+        .size_bytes(4200)
+        .to_json()
 }
 
 #[tokio::test]
@@ -354,13 +352,9 @@ fn join_record() -> aws_lambda_events::dynamodb::EventRecord {
         "domain": {"S": "abc.execute-api.us-east-1.amazonaws.com"}, "stage": {"S": "prod"},
         "ts": {"N": "1795000000500"}, "expires_at": {"N": "4000000000"}
     });
-    serde_json::from_value(json!({
-        "eventID": "j1", "eventName": "INSERT", "eventVersion": "1.1", "eventSource": "aws:dynamodb",
-        "awsRegion": "us-east-1",
-        "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/ripple/stream/2026-11-21T22:00:00.000",
-        "dynamodb": {"ApproximateCreationDateTime": 1_795_000_000u64,
-            "Keys": {"pk": image["pk"], "sk": image["sk"]}, "NewImage": image,
-            "SequenceNumber": "600000000000000000001", "SizeBytes": 300, "StreamViewType": "NEW_AND_OLD_IMAGES"}
-    }))
-    .unwrap()
+    let record = StreamRecord::write("INSERT", "j1", image)
+        .created_secs(1_795_000_000)
+        .sequence_number("600000000000000000001")
+        .size_bytes(300);
+    serde_json::from_value(record.to_json()).unwrap()
 }

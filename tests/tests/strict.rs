@@ -10,6 +10,7 @@ use std::time::Duration;
 use fanout::FanoutState;
 use ripple::dev::DevOptions;
 use ripple::dev::faults::FaultSpec;
+use ripple_common::stream_record::StreamRecord;
 use ripple_tests::{RecordingConnections, TestTable, WsClient, seed, start_dev, ws_url as url};
 use serde_json::Value;
 
@@ -254,14 +255,11 @@ fn message_record(seq: &str, id: &str, text: &str, ts: u64) -> Value {
         "id": {"S": id}, "text": {"S": text}, "ts": {"N": ts.to_string()},
         "expires_at": {"N": "4000000000"}
     });
-    serde_json::json!({
-        "eventID": seq, "eventName": "INSERT", "eventVersion": "1.1", "eventSource": "aws:dynamodb",
-        "awsRegion": "us-east-1",
-        "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/ripple/stream/2026-11-21T22:00:00.000",
-        "dynamodb": {"ApproximateCreationDateTime": 1_795_000_000u64,
-            "Keys": {"pk": image["pk"], "sk": image["sk"]}, "NewImage": image,
-            "SequenceNumber": seq, "SizeBytes": 200, "StreamViewType": "NEW_AND_OLD_IMAGES"}
-    })
+    StreamRecord::write("INSERT", seq, image)
+        .created_secs(1_795_000_000)
+        .sequence_number(seq)
+        .size_bytes(200)
+        .to_json()
 }
 
 fn batch(records: Vec<Value>) -> aws_lambda_events::dynamodb::Event {

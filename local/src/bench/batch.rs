@@ -8,6 +8,7 @@ use aws_lambda_events::dynamodb::Event;
 use clap::Args;
 use ripple_common::items::{Kind, MessageItem, PositionItem};
 use ripple_common::keys;
+use ripple_common::stream_record::StreamRecord;
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -225,26 +226,21 @@ fn envelope(k: usize, change: Change, arn: &str) -> Value {
         .and_then(Value::as_str)
         .and_then(|t| t.parse::<u64>().ok())
         .map_or(0, |ms| ms / 1000);
-    let mut dynamodb = json!({
-        "ApproximateCreationDateTime": ts_secs,
-        "Keys": change.keys,
-        "NewImage": change.new_image,
-        "SequenceNumber": (100_000_000_000_000_000_000u128 + k as u128).to_string(),
-        "SizeBytes": change.size,
-        "StreamViewType": "NEW_AND_OLD_IMAGES",
-    });
-    if let (Some(old), Some(obj)) = (change.old_image, dynamodb.as_object_mut()) {
-        obj.insert("OldImage".into(), old);
+    let mut record = StreamRecord::new(
+        change.name,
+        format!("{:032x}", 0xbe_0000_0000_u128 + k as u128),
+    )
+    .stream(arn, "us-east-1")
+    .created_secs(i64::try_from(ts_secs).unwrap_or(i64::MAX))
+    .keys(change.keys)
+    .new_image(change.new_image)
+    .sequence_number((100_000_000_000_000_000_000u128 + k as u128).to_string())
+    .size_bytes(i64::try_from(change.size).unwrap_or(i64::MAX))
+    .view_type("NEW_AND_OLD_IMAGES");
+    if let Some(old) = change.old_image {
+        record = record.old_image(old);
     }
-    json!({
-        "eventID": format!("{:032x}", 0xbe_0000_0000_u128 + k as u128),
-        "eventName": change.name,
-        "eventVersion": "1.1",
-        "eventSource": "aws:dynamodb",
-        "awsRegion": "us-east-1",
-        "dynamodb": dynamodb,
-        "eventSourceARN": arn,
-    })
+    record.to_json()
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use super::batch;
 use super::layout::{self, Layout};
-use super::sink::Sink;
+use crate::connections_server::LoopbackConnections;
 
 /// Position frames timed through `ingest`, at most.
 const INGEST_SAMPLES: usize = 100;
@@ -106,7 +106,7 @@ async fn time_ingest(store: &Store, layout: &Layout) -> anyhow::Result<f64> {
 }
 
 async fn time_fanout(store: &Store, layout: &Layout, records: usize) -> anyhow::Result<f64> {
-    let sink = Sink::start().await?;
+    let sink = LoopbackConnections::counting().await?;
     let state = FanoutState::new(
         store.clone(),
         Connections::new(local_sdk_config(), Some(sink.url_for("calibration"))),

@@ -33,9 +33,9 @@ use serde::Serialize;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::layout::{self, Layout};
-use super::sink::Sink;
 use super::{note, unique_table_name};
 use crate::apigw::{WsContext, connect_event, message_event};
+use crate::connections_server::LoopbackConnections;
 use crate::dynamodb_local::DynamoDbLocal;
 
 /// Longest wait for an init or an invocation before the run fails.
@@ -377,7 +377,7 @@ pub async fn run(args: ColdStartArgs) -> anyhow::Result<()> {
     store.create_table_if_missing().await?;
     let layout = Layout::synthetic(1, FANOUT_MEMBERS);
     layout::seed(&store, &layout).await?;
-    let sink = Sink::start().await?;
+    let sink = LoopbackConnections::counting().await?;
 
     // What Lambda sets, plus what the functions read; the keys are DynamoDB Local's dummies.
     let mut env: HashMap<&'static str, String> = HashMap::from([

@@ -17,9 +17,9 @@ use super::layout::{self, Layout};
 use super::report::{
     FanoutResults, Measured, ScenarioSummary, StrategyResult, median, render, round,
 };
-use super::sink::{Sink, Tally};
 use super::strategies::{DEFAULT_ROUNDS, RunOutput, Strategy, WARM_LINE};
 use super::{note, unique_table_name};
+use crate::connections_server::{LoopbackConnections, Tally};
 use crate::dynamodb_local::DynamoDbLocal;
 
 /// A strategy that takes longer than this is stopped (and the run fails).
@@ -116,7 +116,7 @@ async fn run_on(args: &FanoutArgs, endpoint: &str) -> anyhow::Result<FanoutResul
             "bench fanout: one channel's members Query takes {query_ms:.2} ms here (median of {})",
             query_seconds.len()
         ));
-        let sink = Sink::start().await?;
+        let sink = LoopbackConnections::counting().await?;
         let outcome = run_strategies(args, endpoint, &table, &sink, query_ms).await;
         sink.stop().await;
         outcome
@@ -130,7 +130,7 @@ async fn run_strategies(
     args: &FanoutArgs,
     endpoint: &str,
     table: &str,
-    sink: &Sink,
+    sink: &LoopbackConnections,
     member_query_ms: f64,
 ) -> anyhow::Result<FanoutResults> {
     let base_ts = ripple_common::now_ms();
@@ -209,7 +209,7 @@ async fn run_child(
     strategy: Strategy,
     endpoint: &str,
     table: &str,
-    sink: &Sink,
+    sink: &LoopbackConnections,
     base_ts: u64,
     posts: u64,
 ) -> anyhow::Result<(RunOutput, Tally)> {

@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use futures::StreamExt;
-use ripple_common::items::{ConnectionItem, Endpoint, MemberItem};
+use ripple_common::items::{ConnectionItem, Endpoint};
 use ripple_common::store::Store;
 
 /// Writes in flight while seeding.
@@ -86,10 +86,7 @@ pub async fn seed(store: &Store, layout: &Layout) -> anyhow::Result<()> {
                 expires_at,
             );
             async move {
-                store.put_connection(&conn).await?;
-                store
-                    .put_members(&[MemberItem::new(&conn, channel, 1)])
-                    .await?;
+                crate::seed::connection(store, &conn, &[channel], 1).await?;
                 anyhow::Ok(())
             }
         })

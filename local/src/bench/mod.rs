@@ -13,7 +13,6 @@
 //! | [`strategies`] | the three strategies, run by the hidden `bench fanout-run` child |
 //! | [`batch`] | the synthetic stream batch, in Lambda's exact JSON shape |
 //! | [`layout`] | channels and member connections, seeded as `connect` writes them |
-//! | [`sink`] | the loopback `@connections` server counting posts, bytes and billed messages per strategy |
 //! | [`report`] | `bench fanout` results: derived fields, ratios, targets, the text table |
 //! | [`e2e`] | `bench e2e`: `ripple dev` in-process, the run and its progress line |
 //! | [`e2e_report`] | `bench e2e` results: the JSON line and the readable report |
@@ -44,7 +43,6 @@ pub mod players;
 pub mod remote;
 pub mod report;
 pub mod rss;
-pub mod sink;
 pub mod strategies;
 pub mod svg;
 pub mod units;

@@ -21,7 +21,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use super::latency::Latencies;
-use super::units::apigw_messages;
+use ripple_common::protocol::billed_messages;
 
 /// First `seq` of the measured phase.
 pub const MEASURE_SEQ_BASE: u64 = 1 << 32;
@@ -83,7 +83,7 @@ impl Tallies {
     fn frame(&self, receiver: usize, text: &str, received_ms: u64) {
         Self::add(&self.frames_total, 1);
         Self::add(&self.bytes_out, text.len() as u64);
-        Self::add(&self.messages_out, apigw_messages(text.len() as u64));
+        Self::add(&self.messages_out, billed_messages(text.len()));
         match serde_json::from_str::<ServerFrame>(text) {
             Ok(ServerFrame::Events { events }) => {
                 let mut measured = Vec::new();

@@ -1,17 +1,11 @@
-//! Billing units: API Gateway messages (32 KB each) and DynamoDB capacity units (1 KB per write
-//! unit, 4 KB per read unit), with DynamoDB's item-size rule. Pure arithmetic.
+//! Billing units: DynamoDB capacity units (1 KB per write
+//! unit, 4 KB per read unit), with DynamoDB's item-size rule (API Gateway messages:
+//! `ripple_common::protocol::billed_messages`). Pure arithmetic.
 
-/// API Gateway bills WebSocket messages in 32 KB units.
-pub const APIGW_MESSAGE_UNIT_BYTES: u64 = 32 * 1024;
 /// One write unit covers 1 KB of item.
 pub const WRITE_UNIT_BYTES: u64 = 1024;
 /// One strongly consistent read unit covers 4 KB of item.
 pub const READ_UNIT_BYTES: u64 = 4 * 1024;
-
-/// Billed API Gateway messages for one frame of `bytes`: one per started 32 KB, at least one.
-pub fn apigw_messages(bytes: u64) -> u64 {
-    bytes.div_ceil(APIGW_MESSAGE_UNIT_BYTES).max(1)
-}
 
 /// Write units for writing (or deleting) one item of `bytes`: one per started KB, at least one.
 pub fn write_units(bytes: u64) -> u64 {
@@ -77,11 +71,12 @@ mod tests {
     fn a_frame_bills_one_message_per_started_32_kb() {
         // GIVEN frames of 0 B, 1 B, exactly 32 KB, and one byte more
         // WHEN billed THEN empty and small frames are one message, 32 KB + 1 is two
-        assert_eq!(apigw_messages(0), 1);
-        assert_eq!(apigw_messages(1), 1);
-        assert_eq!(apigw_messages(32_768), 1);
-        assert_eq!(apigw_messages(32_769), 2);
-        assert_eq!(apigw_messages(128 * 1024), 4);
+        use ripple_common::protocol::billed_messages;
+        assert_eq!(billed_messages(0), 1);
+        assert_eq!(billed_messages(1), 1);
+        assert_eq!(billed_messages(32_768), 1);
+        assert_eq!(billed_messages(32_769), 2);
+        assert_eq!(billed_messages(128 * 1024), 4);
     }
 
     #[test]

@@ -38,8 +38,8 @@ use super::faults::Faults;
 use super::registry::{Conn, Outgoing, Registry, new_connection_id};
 use crate::apigw::{WsContext, connect_event, disconnect_event, message_event};
 
-/// API Gateway's limit on a client message.
-pub const MAX_MESSAGE_BYTES: usize = 128 * 1024;
+/// API Gateway's limit on a message, either way (the one constant, in the protocol).
+pub use ripple_common::protocol::MAX_CLIENT_MESSAGE_BYTES as MAX_MESSAGE_BYTES;
 
 /// Gateway settings.
 #[derive(Debug, Clone)]

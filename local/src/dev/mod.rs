@@ -234,12 +234,9 @@ impl DevServer {
                 let fanout = Arc::clone(&fanout);
                 let metrics = mapping_metrics.clone();
                 async move {
-                    let (response, _, batch) = fanout::metrics::process_measured(
-                        &fanout,
-                        event,
-                        Some(deadline.into_std()),
-                    )
-                    .await;
+                    let (response, _, batch) =
+                        fanout::lambda::process_measured(&fanout, event, Some(deadline.into_std()))
+                            .await;
                     metrics.fanout(&batch);
                     Ok(response)
                 }
