@@ -1,5 +1,6 @@
 //! Who is where in a benchmark: channels and their member connections, and seeding them into the
-//! table exactly as `connect` writes them (a connection item and a membership per connection).
+//! table as `connect` and `fanout` leave them (a welcomed connection, its membership and its
+//! roster entry per connection).
 
 use anyhow::Context;
 use futures::StreamExt;
@@ -68,8 +69,9 @@ pub fn seed_endpoint() -> Endpoint {
     }
 }
 
-/// Stores every connection and its membership as `connect` would (joined at ts 1, so every
-/// event of a benchmark batch is news to every member).
+/// Stores every connection and its membership as `connect` and then `fanout` leave them once
+/// welcomed: in its channel's roster, which fanout reads (joined at ts 1, so every event of a
+/// benchmark batch is news to every member).
 pub async fn seed(store: &Store, layout: &Layout) -> anyhow::Result<()> {
     let expires_at = ripple_common::now_ms() / 1000 + 3 * 3600;
     let endpoint = seed_endpoint();
@@ -86,7 +88,7 @@ pub async fn seed(store: &Store, layout: &Layout) -> anyhow::Result<()> {
                 expires_at,
             );
             async move {
-                crate::seed::connection(store, &conn, &[channel], 1).await?;
+                crate::seed::welcomed_connection(store, &conn, &[channel], 1).await?;
                 anyhow::Ok(())
             }
         })
