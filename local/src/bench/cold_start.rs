@@ -37,6 +37,11 @@ use super::{note, unique_table_name};
 use crate::apigw::{WsContext, connect_event, message_event};
 use crate::connections_server::LoopbackConnections;
 use crate::dynamodb_local::DynamoDbLocal;
+use ripple_common::config::{
+    DEFAULT_CONNECTION_TTL_SECS, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MESSAGE_RATE,
+    DEFAULT_MESSAGE_TTL_SECS, DEFAULT_POSITION_RATE, DEFAULT_POSITION_TTL_SECS,
+    DEFAULT_POSTS_PER_SECOND, DEFAULT_RESUME_WINDOW_SECS,
+};
 
 /// Longest wait for an init or an invocation before the run fails.
 const STEP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -383,6 +388,33 @@ pub async fn run(args: ColdStartArgs) -> anyhow::Result<()> {
     let mut env: HashMap<&'static str, String> = HashMap::from([
         ("RIPPLE_TABLE", table.clone()),
         ("RIPPLE_CONNECTIONS_ENDPOINT", sink.url_for("cold")),
+        // Terraform's defaults for the rest of what it always sets (`env_required`).
+        (
+            "RIPPLE_CONNECTION_TTL_SECS",
+            DEFAULT_CONNECTION_TTL_SECS.to_string(),
+        ),
+        (
+            "RIPPLE_RESUME_WINDOW_SECS",
+            DEFAULT_RESUME_WINDOW_SECS.to_string(),
+        ),
+        (
+            "RIPPLE_POSITION_TTL_SECS",
+            DEFAULT_POSITION_TTL_SECS.to_string(),
+        ),
+        (
+            "RIPPLE_MESSAGE_TTL_SECS",
+            DEFAULT_MESSAGE_TTL_SECS.to_string(),
+        ),
+        ("RIPPLE_POSITION_RATE", DEFAULT_POSITION_RATE.to_string()),
+        ("RIPPLE_MESSAGE_RATE", DEFAULT_MESSAGE_RATE.to_string()),
+        ("RIPPLE_MAX_IN_FLIGHT", DEFAULT_MAX_IN_FLIGHT.to_string()),
+        (
+            "RIPPLE_POSTS_PER_SECOND",
+            DEFAULT_POSTS_PER_SECOND.to_string(),
+        ),
+        ("RIPPLE_MEMBER_CACHE_MS", "0".to_owned()),
+        // The events carry `?user=`: no identity provider on loopback.
+        ("RIPPLE_ALLOW_ANONYMOUS", "true".to_owned()),
         ("AWS_ENDPOINT_URL_DYNAMODB", endpoint.clone()),
         ("AWS_REGION", "us-east-1".to_owned()),
         ("AWS_ACCESS_KEY_ID", "local".to_owned()),
