@@ -80,6 +80,10 @@ pub const INGEST: FunctionSpec = FunctionSpec {
         "dynamodb:GetItem",
         "dynamodb:PutItem",
         "dynamodb:DeleteItem",
+        // A leave takes back the publisher mark of its position.
+        "dynamodb:UpdateItem",
+        // A first position proves its membership in a transaction (PutItem + ConditionCheckItem).
+        "dynamodb:ConditionCheckItem",
     ],
     stream_actions: &[],
     manages_connections: false,

@@ -41,6 +41,10 @@
 //!   (nothing written, nothing lost silently). Balancing users over the keys at `join` would
 //!   remove that edge; it is not built.
 //!   One user's positions stay on one key, so the stream keeps their order.
+//! - A position item also carries `publisher`, the connection allowed to overwrite it, so a
+//!   member's position is one conditional PutItem with no membership read
+//!   (`Store::put_position_as_publisher`); fanout ignores a `MODIFY` that keeps the `seq` (the
+//!   mark removed at `leave`).
 //! - Chat messages are human-rate; a channel's history partition takes up to 1,000 1-KB messages a
 //!   second before it throttles, which the per-connection publish limit keeps out of reach.
 

@@ -38,6 +38,24 @@ pub struct Deleted {
     pub channels: Vec<String>,
 }
 
+/// The position attribute naming the connection allowed to publish it: written with a member's
+/// position once its membership was proven, removed at its `leave` ([`Store::revoke_publisher`]).
+/// A store-level proof, not part of [`PositionItem`]: fanout never reads it.
+pub const PUBLISHER: &str = "publisher";
+
+/// What became of a member's position write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PositionWrite {
+    /// Written: its stream record carries it to the channel.
+    Written,
+    /// Not written: the stored `seq` is as high (a late or replayed update).
+    Stale,
+    /// Not written: the stored item does not name this connection as its publisher.
+    NotPublisher,
+    /// Not written: the connection has no membership that lets it publish here.
+    NotMember,
+}
+
 /// Most keys one BatchGetItem takes.
 const BATCH_GET_MAX: usize = 100;
 /// Most items one BatchWriteItem takes.
@@ -175,12 +193,12 @@ impl Store {
     }
 
     /// Deletes one membership and its roster entry (so the leaver stops receiving at once);
-    /// returns whether the membership existed.
+    /// returns the membership if it existed.
     pub async fn delete_member(
         &self,
         connection_id: &str,
         channel: &str,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<MemberItem>, StoreError> {
         let out = self
             .client
             .delete_item()
@@ -203,7 +221,10 @@ impl Store {
             .send()
             .await
             .map_err(|e| StoreError::dynamo("DeleteItem", e))?;
-        Ok(out.attributes.is_some_and(|a| !a.is_empty()))
+        match out.attributes.filter(|a| !a.is_empty()) {
+            Some(attrs) => Ok(Some(decode("member", attrs)?)),
+            None => Ok(None),
+        }
     }
 
     /// Writes a membership's roster entry, in one transaction that checks the membership still
@@ -285,6 +306,148 @@ impl Store {
             "PutItem",
             result,
             PutItemError::is_conditional_check_failed_exception,
+        )
+    }
+
+    /// The hot path of a member's position: one PutItem whose condition is the membership proof,
+    /// with no read. The item names the connection allowed to publish it ([`PUBLISHER`]); the
+    /// write succeeds only if the stored item names the same connection and has a lower `seq`.
+    /// On a refusal DynamoDB returns the stored item with the error
+    /// (`ReturnValuesOnConditionCheckFailure`, no read charged): it tells a stale update from a
+    /// connection that must prove its membership with [`Store::put_position_for_member`].
+    pub async fn put_position_as_publisher(
+        &self,
+        item: &PositionItem,
+    ) -> Result<PositionWrite, StoreError> {
+        let mut attrs = encode("position", item)?;
+        attrs.insert(PUBLISHER.to_owned(), AttributeValue::S(item.sender.clone()));
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(attrs))
+            .condition_expression("#publisher = :sender AND #seq < :seq")
+            .expression_attribute_names("#publisher", PUBLISHER)
+            .expression_attribute_names("#seq", "seq")
+            .expression_attribute_values(":sender", AttributeValue::S(item.sender.clone()))
+            .expression_attribute_values(":seq", AttributeValue::N(item.seq.to_string()))
+            .return_values_on_condition_check_failure(
+                aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
+            )
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(PositionWrite::Written),
+            Err(e) => match e.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(refused)) => {
+                    let stored = refused.item();
+                    let named = stored
+                        .and_then(|a| a.get(PUBLISHER))
+                        .and_then(|p| p.as_s().ok())
+                        .is_some_and(|p| *p == item.sender);
+                    Ok(if named {
+                        PositionWrite::Stale
+                    } else {
+                        PositionWrite::NotPublisher
+                    })
+                }
+                _ => Err(StoreError::dynamo("PutItem", e)),
+            },
+        }
+    }
+
+    /// The proving path of a member's position (its first in the channel, or after another
+    /// connection of the same user published): one transaction that checks the connection's
+    /// membership exists and lets it publish, and writes the position naming the connection as
+    /// its [`PUBLISHER`], so its next positions take [`Store::put_position_as_publisher`].
+    /// `NotMember` when the membership is gone or read-only, `Stale` when the stored `seq` is as
+    /// high.
+    pub async fn put_position_for_member(
+        &self,
+        item: &PositionItem,
+    ) -> Result<PositionWrite, StoreError> {
+        use aws_sdk_dynamodb::types::{ConditionCheck, Put, TransactWriteItem};
+        let build_err = StoreError::build("TransactWriteItems");
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                keys::connection_pk(&item.sender),
+                keys::member_sk(&item.channel),
+            )))
+            .condition_expression("attribute_exists(#pk) AND attribute_not_exists(#read_only)")
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_names("#read_only", "read_only")
+            .build()
+            .map_err(build_err)?;
+        let mut attrs = encode("position", item)?;
+        attrs.insert(PUBLISHER.to_owned(), AttributeValue::S(item.sender.clone()));
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(attrs))
+            .condition_expression("attribute_not_exists(#pk) OR #seq < :seq")
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_names("#seq", "seq")
+            .expression_attribute_values(":seq", AttributeValue::N(item.seq.to_string()))
+            .build()
+            .map_err(build_err)?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().condition_check(check).build())
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .send()
+            .await;
+        let refused_at = |reasons: &[aws_sdk_dynamodb::types::CancellationReason], at: usize| {
+            reasons
+                .get(at)
+                .is_some_and(|r| r.code() == Some("ConditionalCheckFailed"))
+        };
+        match result {
+            Ok(_) => Ok(PositionWrite::Written),
+            Err(e) => match e.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(c))
+                    if refused_at(c.cancellation_reasons(), 0) =>
+                {
+                    Ok(PositionWrite::NotMember)
+                }
+                Some(TransactWriteItemsError::TransactionCanceledException(c))
+                    if refused_at(c.cancellation_reasons(), 1) =>
+                {
+                    Ok(PositionWrite::Stale)
+                }
+                _ => Err(StoreError::dynamo("TransactWriteItems", e)),
+            },
+        }
+    }
+
+    /// Takes back `connection_id`'s right to publish `user`'s position in `channel` (at `leave`,
+    /// after the membership is deleted): the position stays, without [`PUBLISHER`], so the
+    /// connection's next position must prove a membership it no longer has. Writes nothing when
+    /// the item names another connection or is not there.
+    pub async fn revoke_publisher(
+        &self,
+        channel: &str,
+        user: &str,
+        connection_id: &str,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                keys::position_pk(channel, user),
+                keys::position_sk(user),
+            )))
+            .update_expression("REMOVE #publisher")
+            .condition_expression("#publisher = :connection")
+            .expression_attribute_names("#publisher", PUBLISHER)
+            .expression_attribute_values(":connection", AttributeValue::S(connection_id.to_owned()))
+            .send()
+            .await;
+        written(
+            "UpdateItem",
+            result,
+            UpdateItemError::is_conditional_check_failed_exception,
         )
     }
 

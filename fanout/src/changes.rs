@@ -118,6 +118,8 @@ pub fn change_of(index: usize, record: &EventRecord) -> Result<Change, Skip> {
             &m.connection_id.clone(),
             ChannelEvent::Leave(m),
         ),
+        // A MODIFY that kept the `seq` only changed the store's publisher mark (a `leave`).
+        ("MODIFY", Item::Position(p)) if same_seq(record, p.seq) => Err(Skip::Ignored),
         ("INSERT" | "MODIFY", Item::Position(p)) => channel(
             &p.channel.clone(),
             &p.sender.clone(),
@@ -130,6 +132,14 @@ pub fn change_of(index: usize, record: &EventRecord) -> Result<Change, Skip> {
         ),
         _ => Err(Skip::Ignored),
     }
+}
+
+/// Whether the record's old image is a position with this `seq`.
+fn same_seq(record: &EventRecord, seq: u64) -> bool {
+    matches!(
+        Item::from_image(record.change.old_image.clone()),
+        Ok(Item::Position(old)) if old.seq == seq
+    )
 }
 
 /// Keeps every position whose `seq` is above the ones before it for the same (channel, user) in

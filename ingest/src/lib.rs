@@ -1,7 +1,13 @@
 //! The `ingest` function: API Gateway's `join`, `leave`, `position`, `message` and `$default`
-//! routes. It parses and validates the client frame, checks membership, and writes exactly one
-//! item (a membership for `join`, its deletion for `leave`, the position or the message). The
-//! fan-out happens later, from the table's stream. A refused frame writes nothing and answers an
+//! routes. It parses and validates the client frame, checks membership, and writes the item (a
+//! membership for `join`, its deletion for `leave`, the position or the message). The fan-out
+//! happens later, from the table's stream.
+//!
+//! A position, the hot write, proves membership without a read: the position item names the
+//! connection that may publish it (`publisher`), set by a transaction that checked the membership
+//! on the connection's first position in the channel and taken back at its `leave`; every later
+//! position is one conditional PutItem. The instance remembers each connection's user ([`users`])
+//! to find the item's key. Chat messages (human rate) read the membership. A refused frame writes nothing and answers an
 //! `error` frame in the route response body, which API Gateway sends to the sender only.
 //! Publishing faster than the per-connection limit is refused with `rate_limited`. A `join` outside
 //! the connection's grant (the token's `channels` claim, stored on the connection item at
@@ -10,10 +16,12 @@
 
 mod limits;
 pub mod metrics;
+mod users;
 
 use std::sync::Arc;
 
 pub use limits::PublishLimits;
+pub use users::Users;
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use ripple_common::apigw::response;
@@ -21,7 +29,7 @@ use ripple_common::config::Settings;
 use ripple_common::error::StoreError;
 use ripple_common::items::{MemberItem, MessageItem, PositionItem};
 use ripple_common::protocol::{ClientFrame, ErrorCode, Refusal, parse_client_frame};
-use ripple_common::store::Store;
+use ripple_common::store::{PositionWrite, Store};
 
 /// What the handler needs, built once per Lambda instance.
 #[derive(Debug, Clone)]
@@ -29,6 +37,10 @@ pub struct IngestState {
     pub store: Store,
     pub settings: Settings,
     pub limits: Arc<PublishLimits>,
+    /// Connection → user, so a member's position is written without a read ([`users`]).
+    pub users: Arc<Users>,
+    /// Strongly consistent membership reads made (what a DynamoDB bill counts as reads).
+    pub membership_reads: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl IngestState {
@@ -41,6 +53,8 @@ impl IngestState {
             store,
             settings,
             limits,
+            users: Arc::default(),
+            membership_reads: Arc::default(),
         }
     }
 }
@@ -146,6 +160,26 @@ fn not_member(channel: &str) -> Refusal {
     )
 }
 
+/// The membership of `connection_id` in `channel` that lets it publish (one strongly consistent
+/// read), or the refusal: `not_member`, or `forbidden` for a read-only membership.
+async fn publishing_member(
+    state: &IngestState,
+    connection_id: &str,
+    channel: &str,
+) -> Result<Result<MemberItem, Refusal>, StoreError> {
+    state
+        .membership_reads
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let Some(member) = state.store.get_member(connection_id, channel).await? else {
+        return Ok(Err(not_member(channel)));
+    };
+    if member.read_only {
+        return Ok(Err(forbidden("publish to", channel)));
+    }
+    state.users.remember(connection_id, &member.user);
+    Ok(Ok(member))
+}
+
 async fn write(
     state: &IngestState,
     connection_id: &str,
@@ -169,35 +203,70 @@ async fn write(
             store.put_member(&member).await?;
         }
         ClientFrame::Leave { channel } => {
-            if !store.delete_member(connection_id, &channel).await? {
+            let left = store.delete_member(connection_id, &channel).await?;
+            // The leaver's positions stop at once: its publisher mark goes with the membership
+            // (after it, so a position racing the leave cannot prove the membership again). A
+            // mark left by a leave that failed half-way is taken back by the retry.
+            let user = left
+                .as_ref()
+                .map(|m| m.user.clone())
+                .or_else(|| state.users.get(connection_id));
+            if let Some(user) = user {
+                store
+                    .revoke_publisher(&channel, &user, connection_id)
+                    .await?;
+            }
+            if left.is_none() {
                 return Ok(Some(not_member(&channel)));
             }
         }
         ClientFrame::Position(update) => {
-            let Some(member) = store.get_member(connection_id, &update.channel).await? else {
-                return Ok(Some(not_member(&update.channel)));
+            let channel = update.channel.clone();
+            // A known connection writes with the membership proof in the write's condition and
+            // no read; the first position (or one after another connection of the user
+            // published) reads the membership and proves it in a transaction.
+            let (user, proven) = match state.users.get(connection_id) {
+                Some(user) => (user, false),
+                None => match publishing_member(state, connection_id, &channel).await? {
+                    Ok(member) => (member.user, true),
+                    Err(refusal) => return Ok(Some(refusal)),
+                },
             };
-            if member.read_only {
-                return Ok(Some(forbidden("publish to", &update.channel)));
-            }
             let item = PositionItem::new(
-                &member.user,
-                &member.connection_id,
+                &user,
+                connection_id,
                 update,
                 now,
                 state.settings.position_ttl_secs,
             );
-            if !store.put_position(&item).await? {
-                tracing::debug!(connection_id, seq = item.seq, "stale position dropped");
+            let mut written = if proven {
+                PositionWrite::NotPublisher
+            } else {
+                store.put_position_as_publisher(&item).await?
+            };
+            if written == PositionWrite::NotPublisher {
+                if !proven
+                    && let Err(refusal) = publishing_member(state, connection_id, &channel).await?
+                {
+                    return Ok(Some(refusal));
+                }
+                written = store.put_position_for_member(&item).await?;
+            }
+            match written {
+                PositionWrite::Written => {}
+                PositionWrite::Stale => {
+                    tracing::debug!(connection_id, seq = item.seq, "stale position dropped");
+                }
+                PositionWrite::NotMember | PositionWrite::NotPublisher => {
+                    return Ok(Some(not_member(&channel)));
+                }
             }
         }
         ClientFrame::Message { channel, text } => {
-            let Some(member) = store.get_member(connection_id, &channel).await? else {
-                return Ok(Some(not_member(&channel)));
+            let member = match publishing_member(state, connection_id, &channel).await? {
+                Ok(member) => member,
+                Err(refusal) => return Ok(Some(refusal)),
             };
-            if member.read_only {
-                return Ok(Some(forbidden("publish to", &channel)));
-            }
             store
                 .put_message(&MessageItem::new(
                     channel,

@@ -168,6 +168,80 @@ async fn connect_ingest_stream_fanout_delivers_to_the_channel_and_disconnect_cle
 }
 
 #[tokio::test]
+async fn positions_prove_membership_without_a_read_and_a_leaver_cannot_publish_again() {
+    // GIVEN alice and bob in arena
+    let mut s = Stack::new().await;
+    for (id, user) in [("A", "alice"), ("B", "bob")] {
+        assert_eq!(
+            s.connect(id, &[("user", user), ("channel", "arena")]).await,
+            200
+        );
+    }
+    s.pump().await;
+    let position = |seq: u64| {
+        format!(r#"{{"action":"position","channel":"arena","x":{seq},"y":0,"seq":{seq}}}"#)
+    };
+    let reads = || {
+        s.ingest
+            .membership_reads
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+
+    // WHEN alice moves three times, the third time with a stale seq
+    for seq in [1, 2, 1] {
+        assert_eq!(s.send("A", &position(seq)).await, None);
+    }
+    // THEN only her first position read her membership
+    assert_eq!(reads(), 1);
+    // AND bob gets seq 1 and 2, once each
+    s.pump().await;
+    let seqs = |s: &Stack| -> Vec<u64> {
+        s.server
+            .events("B")
+            .iter()
+            .filter(|e| e["type"] == "position" && e["user"] == "alice")
+            .map(|e| e["seq"].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(seqs(&s), [1, 2]);
+
+    // WHEN she leaves arena, and the instance that knows her publishes her next position
+    assert_eq!(
+        s.send("A", r#"{"action":"leave","channel":"arena"}"#).await,
+        None
+    );
+    let reply = s.send("A", &position(3)).await.unwrap();
+    // THEN it is refused as from a non-member
+    assert_eq!(reply["code"], "not_member", "{reply}");
+    // AND the stored position is still seq 2, and bob sees her leave but no position after it
+    let stored = s
+        .table
+        .store
+        .positions_of("arena", &["alice".to_owned()])
+        .await
+        .unwrap();
+    assert_eq!(stored.iter().map(|p| p.seq).collect::<Vec<_>>(), [2]);
+    s.pump().await;
+    assert_eq!(seqs(&s), [1, 2]);
+    assert!(
+        s.server
+            .events("B")
+            .iter()
+            .any(|e| *e == json!({"type":"leave","channel":"arena","user":"alice"}))
+    );
+
+    // WHEN she joins again and moves
+    assert_eq!(
+        s.send("A", r#"{"action":"join","channel":"arena"}"#).await,
+        None
+    );
+    assert_eq!(s.send("A", &position(4)).await, None);
+    // THEN the position proves her new membership and reaches bob
+    s.pump().await;
+    assert_eq!(seqs(&s), [1, 2, 4]);
+}
+
+#[tokio::test]
 async fn bad_frames_get_an_error_reply_and_write_nothing() {
     // GIVEN alice connected to arena
     let mut s = Stack::new().await;

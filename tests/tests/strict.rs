@@ -367,7 +367,14 @@ async fn a_joiner_gets_chat_whose_fan_out_read_the_roster_before_it_and_a_leaver
     assert_eq!(snapshot["messages"][0]["id"], "m-late");
 
     // WHEN alice leaves and a message follows
-    assert!(table.store.delete_member("c-alice", "arena").await.unwrap());
+    assert!(
+        table
+            .store
+            .delete_member("c-alice", "arena")
+            .await
+            .unwrap()
+            .is_some()
+    );
     let before = server.events("c-alice").len();
     let mut bye = message.clone();
     bye.id = "m-after".into();
