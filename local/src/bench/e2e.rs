@@ -205,6 +205,7 @@ fn server_counts(server: &DevServer) -> ServerCounts {
         connects: counter(&s, "connects_total"),
         disconnects: counter(&s, "disconnects_total"),
         frames_accepted: counter(&s, "frames_accepted_total"),
+        membership_reads: counter(&s, "membership_reads_total"),
         frames_refused: counter(&s, "frames_refused_total"),
         frames_failed: counter(&s, "frames_failed_total"),
         fanout_batches: counter(&s, "fanout_batches_total"),

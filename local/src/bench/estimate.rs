@@ -17,6 +17,9 @@ pub struct ServerCounts {
     pub connects: u64,
     pub disconnects: u64,
     pub frames_accepted: u64,
+    /// Strongly consistent membership reads ingest made (one state in `ripple dev`).
+    #[serde(default)]
+    pub membership_reads: u64,
     pub frames_refused: u64,
     pub frames_failed: u64,
     pub fanout_batches: u64,
@@ -90,7 +93,8 @@ pub struct DynamoUsage {
     pub connect_writes: u64,
     /// BatchWriteItem deleting the connection and its membership per disconnect.
     pub disconnect_writes: u64,
-    /// Strongly consistent membership GetItem per accepted frame (ingest).
+    /// Strongly consistent membership GetItems by ingest: a connection's first position (and
+    /// chat messages) per ingest instance, instances as on AWS (Little's law).
     pub member_reads: u64,
     /// Index Queries by fanout (one per channel per batch; estimated).
     pub fanout_queries: u64,
@@ -129,8 +133,8 @@ pub const ASSUMPTIONS: [&str; 8] = [
     "prices: us-east-1 on demand, as listed in ../shared/DESIGN.md",
     "API Gateway: each client frame is one inbound message (all < 32 KB); outbound = every frame the players received (welcome, join, events), per started 32 KB",
     "connection-minutes: time each player was connected, pro-rated",
-    "DynamoDB writes: 1 conditional PutItem per accepted position; a connect writes the connection (table + sweep index), its welcomed mark, its membership and its roster entry (a 2-item transaction), a disconnect deletes them; units from item sizes",
-    "DynamoDB reads: 1 strongly consistent membership GetItem per accepted frame; fanout: 1 strongly consistent roster Query per channel per batch (batches × expected channels touched per batch); 1 partition Query per disconnect; stream reads by Lambda are free",
+    "DynamoDB writes: 1 conditional PutItem per accepted position (its condition proves membership); a connect writes the connection (table + sweep index), its welcomed mark, its membership and its roster entry (a 2-item transaction), and its first position proves the membership in a 2-item transaction; a disconnect deletes them; units from item sizes",
+    "DynamoDB reads: ingest's strongly consistent membership GetItems as counted by ripple dev (one instance), times the ingest instances AWS would run (invocations per second × handler time, at least 1), at most one per frame; fanout: 1 strongly consistent roster Query per channel per batch (batches × expected channels touched per batch); 1 partition Query per disconnect; stream reads by Lambda are free",
     "Lambda: arm64 at 128 MB; ingest and fanout time per invocation measured here (x86, DynamoDB Local), rounded up to 1 ms; connect/disconnect billed like ingest",
     "the whole run counts (warm-up, connects, disconnects): cost per delivered update over everything delivered",
     "CloudWatch Logs: Lambda's START/END/REPORT lines per invocation only at system log level INFO/DEBUG (deployed: WARN, none), the metrics windows (about one per second per instance, or per 100 invocations; instances by Little's law) and the info-level lines per fanout batch, refusal and connect/disconnect, at $0.50 per GB (10^9 bytes)",
@@ -180,6 +184,21 @@ pub fn estimate(
     // the membership, and the roster entry fanout activates in a transaction (TransactWriteItems
     // bills 2 units per item, the membership's ConditionCheck included).
     let session_wru = 4.0 * connection_wru + member_wru + 2.0 * (member_wru + member_wru);
+    // A connection's first position: a transaction (2 units per item, the membership's
+    // ConditionCheck included) instead of the plain write counted with the positions.
+    let proof_wru = 2.0 * (member_wru + write_units(sizes.position) as f64)
+        - write_units(sizes.position) as f64;
+    let ingest_invocations = server.frames_accepted + server.frames_refused + server.frames_failed;
+    // Each AWS instance learns a connection's user once: ripple dev runs one instance.
+    let ingest_instances = if client.seconds > 0.0 {
+        (ingest_invocations as f64 / client.seconds * times.ingest_ms / 1000.0)
+            .ceil()
+            .max(1.0)
+    } else {
+        1.0
+    };
+    let member_reads = ((server.membership_reads as f64 * ingest_instances) as u64)
+        .min(ingest_invocations.max(server.membership_reads));
     let avg_records = if server.fanout_batches > 0 {
         server.fanout_records as f64 / server.fanout_batches as f64
     } else {
@@ -193,18 +212,18 @@ pub fn estimate(
         position_writes: server.frames_accepted,
         connect_writes: 2 * server.connects,
         disconnect_writes: server.disconnects,
-        member_reads: server.frames_accepted,
+        member_reads,
         fanout_queries,
         disconnect_queries: server.disconnects,
         write_requests: server.frames_accepted + 2 * server.connects + server.disconnects,
         write_units: server.frames_accepted as f64 * write_units(sizes.position) as f64
-            + (server.connects + server.disconnects) as f64 * session_wru,
-        read_requests: server.frames_accepted + fanout_queries + server.disconnects,
-        read_units: server.frames_accepted as f64 * strong_read_units(sizes.member)
+            + (server.connects + server.disconnects) as f64 * session_wru
+            + server.connects as f64 * proof_wru,
+        read_requests: member_reads + fanout_queries + server.disconnects,
+        read_units: member_reads as f64 * strong_read_units(sizes.member)
             + fanout_queries as f64 * strong_read_units(query_bytes)
             + server.disconnects as f64 * strong_read_units(sizes.connection + sizes.member),
     };
-    let ingest_invocations = server.frames_accepted + server.frames_refused + server.frames_failed;
     let connect_invocations = server.connects + server.disconnects;
     let ingest_billed = times.ingest_ms.ceil().max(1.0);
     let fanout_billed = times.fanout_ms.ceil().max(1.0);
@@ -277,6 +296,7 @@ mod tests {
             connects: 10,
             disconnects: 10,
             frames_accepted: 1_000,
+            membership_reads: 10,
             fanout_batches: 100,
             fanout_records: 1_000,
             ..ServerCounts::default()
@@ -301,13 +321,15 @@ mod tests {
         // WHEN estimated
         let e = estimate(&server, &client, 2, 5.0, sizes, &times, &Prices::default());
         // THEN writes: 1,000 positions + 2 per connect + 1 per disconnect; 9 WRU per session end
-        // (connection and its welcomed mark with the index, membership, roster transaction)
+        // (connection and its welcomed mark with the index, membership, roster transaction),
+        // and 3 more per connect for the first position's proving transaction
         assert_eq!(e.dynamodb.write_requests, 1_000 + 20 + 10);
-        assert_eq!(e.dynamodb.write_units, 1_000.0 + 20.0 * 9.0);
-        // AND reads: a GetItem per position, ~2 strongly consistent roster Queries per batch at
-        // 1 RRU, 1 per disconnect
+        assert_eq!(e.dynamodb.write_units, 1_000.0 + 20.0 * 9.0 + 10.0 * 3.0);
+        // AND reads: one membership GetItem per player (83 frames/s × 2.5 ms: one instance), ~2
+        // strongly consistent roster Queries per batch at 1 RRU, 1 per disconnect
+        assert_eq!(e.dynamodb.member_reads, 10);
         assert_eq!(e.dynamodb.fanout_queries, 200);
-        assert_eq!(e.dynamodb.read_units, 1_000.0 + 200.0 * 1.0 + 10.0);
+        assert_eq!(e.dynamodb.read_units, 10.0 + 200.0 * 1.0 + 10.0);
         // AND Lambda: 1,000 ingest + 20 connect invocations at 3 ms, 100 fanout at 8 ms
         assert_eq!(e.lambda.billed_ms, 1_020.0 * 3.0 + 100.0 * 8.0);
         assert_eq!(e.usage.lambda_requests, 1_120);

@@ -221,6 +221,7 @@ pub fn plan(args: &E2eArgs, url: &str) -> anyhow::Result<Plan> {
         connects: players,
         disconnects: players,
         frames_accepted: positions,
+        membership_reads: positions,
         fanout_batches: positions,
         fanout_records: positions,
         ..ServerCounts::default()

@@ -16,6 +16,8 @@ macro_rules! counters {
         #[derive(Debug, Clone, Default)]
         pub struct Metrics {
             inner: Arc<Counters>,
+            /// Shared with ingest's state, which counts its membership reads.
+            pub membership_reads: Arc<AtomicU64>,
             refused_by_code: Arc<Mutex<BTreeMap<String, u64>>>,
         }
 
@@ -25,7 +27,13 @@ macro_rules! counters {
         impl Metrics {
             /// Every counter as (name, help, value).
             pub fn snapshot(&self) -> Vec<(&'static str, &'static str, u64)> {
-                vec![$((stringify!($name), $help, self.inner.$name.load(Ordering::Relaxed)),)*]
+                let mut all = vec![$((stringify!($name), $help, self.inner.$name.load(Ordering::Relaxed)),)*];
+                all.push((
+                    "membership_reads_total",
+                    "strongly consistent membership reads by ingest",
+                    self.membership_reads.load(Ordering::Relaxed),
+                ));
+                all
             }
         }
     };

@@ -173,7 +173,10 @@ impl DevServer {
         let metrics = Metrics::default();
         let gateway = Gateway {
             connect: ConnectState::new(store.clone(), settings.clone()),
-            ingest: IngestState::new(store.clone(), settings.clone()),
+            ingest: IngestState {
+                membership_reads: metrics.membership_reads.clone(),
+                ..IngestState::new(store.clone(), settings.clone())
+            },
             registry: registry::Registry::default(),
             config: GatewayConfig {
                 default_stage: opts.stage.clone(),
