@@ -2,6 +2,8 @@
 //! and the IAM actions its code calls. `terraform/` must match this; a test in `tests/` parses the
 //! HCL and checks it against these lists, so a change here without a change there fails the build.
 
+use crate::items::Kind;
+
 /// One deployed function.
 #[derive(Debug, Clone, Copy)]
 pub struct FunctionSpec {
@@ -182,7 +184,13 @@ pub const LAMBDA_SYSTEM_LOG_LEVEL: &str = "WARN";
 
 /// The fanout mapping's filter criteria (`terraform/` deploys them, `ripple dev` applies them):
 /// `INSERT`/`MODIFY` records whose `NewImage.kind` is one of these invoke fanout...
-pub const FANOUT_UPSERT_KINDS: &[&str] = &["connection", "member", "roster", "position", "message"];
+pub const FANOUT_UPSERT_KINDS: &[&str] = &[
+    Kind::Connection.as_str(),
+    Kind::Member.as_str(),
+    Kind::Roster.as_str(),
+    Kind::Position.as_str(),
+    Kind::Message.as_str(),
+];
 /// ...and `REMOVE` records whose `OldImage.kind` is one of these (a roster entry removed is a
 /// `leave`). Everything else is dropped by Lambda before any invocation.
-pub const FANOUT_REMOVE_KINDS: &[&str] = &["roster"];
+pub const FANOUT_REMOVE_KINDS: &[&str] = &[Kind::Roster.as_str()];

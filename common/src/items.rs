@@ -8,9 +8,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::keys;
 
-/// The `kind` attribute every item carries.
+/// The `kind` attribute every item carries. Its stored names are spelled once, in
+/// [`Kind::as_str`]: serde, stream decoding and the fanout filter criteria use it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(into = "&'static str", try_from = "String")]
 pub enum Kind {
     Connection,
     Member,
@@ -21,6 +22,48 @@ pub enum Kind {
     /// channel's own partition, written once the connection has its `welcome`.
     Roster,
     SweepCursor,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 7] = [
+        Kind::Connection,
+        Kind::Member,
+        Kind::Position,
+        Kind::Message,
+        Kind::Session,
+        Kind::Roster,
+        Kind::SweepCursor,
+    ];
+
+    /// The stored name (the `kind` attribute's value).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Kind::Connection => "connection",
+            Kind::Member => "member",
+            Kind::Position => "position",
+            Kind::Message => "message",
+            Kind::Session => "session",
+            Kind::Roster => "roster",
+            Kind::SweepCursor => "sweep_cursor",
+        }
+    }
+}
+
+impl From<Kind> for &'static str {
+    fn from(kind: Kind) -> Self {
+        kind.as_str()
+    }
+}
+
+impl TryFrom<String> for Kind {
+    type Error = DecodeError;
+
+    fn try_from(name: String) -> Result<Self, DecodeError> {
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == name)
+            .ok_or(DecodeError::UnknownKind(name))
+    }
 }
 
 /// A WebSocket connection, written at `$connect`, deleted at `$disconnect` or on 410.
@@ -377,16 +420,7 @@ impl Item {
             Some(serde_dynamo::AttributeValue::S(s)) => s.clone(),
             _ => return Err(DecodeError::NoKind),
         };
-        let kind = match kind.as_str() {
-            "connection" => Kind::Connection,
-            "member" => Kind::Member,
-            "position" => Kind::Position,
-            "message" => Kind::Message,
-            "session" => Kind::Session,
-            "roster" => Kind::Roster,
-            "sweep_cursor" => Kind::SweepCursor,
-            _ => return Err(DecodeError::UnknownKind(kind)),
-        };
+        let kind = Kind::try_from(kind)?;
         fn decode<T: DeserializeOwned>(
             kind: Kind,
             image: serde_dynamo::Item,
@@ -426,6 +460,15 @@ mod tests {
         let decoded = Item::from_image(image).unwrap();
         // THEN it is the same item
         assert_eq!(decoded, Item::Member(member));
+    }
+
+    #[test]
+    fn every_kind_is_stored_under_its_one_name() {
+        for kind in Kind::ALL {
+            let stored = serde_json::to_value(kind).unwrap();
+            assert_eq!(stored, kind.as_str());
+            assert_eq!(serde_json::from_value::<Kind>(stored).unwrap(), kind);
+        }
     }
 
     #[test]

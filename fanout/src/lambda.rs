@@ -14,7 +14,7 @@ use ripple_common::emf::{self, Aggregator, fanout as names};
 use serde_json::Value;
 
 use crate::invocation::{Invocation, InvocationError, classify};
-use crate::metrics::{BatchMetrics, lag, write_times};
+use crate::metrics::{BatchMetrics, lag};
 use crate::sweep::{SweepConfig, sweep_until};
 use crate::{FanoutState, Report};
 
@@ -67,10 +67,13 @@ pub async fn process_measured(
     deadline: Option<Instant>,
 ) -> (DynamoDbEventResponse, Report, BatchMetrics) {
     let started = Instant::now();
-    let written = write_times(&event);
     let (response, report) = crate::process_until(state, event, deadline).await;
     let lag = if report.updates_delivered > 0 {
-        lag(&written, report.first_failed, ripple_common::now_ms())
+        lag(
+            &report.write_times,
+            report.first_failed,
+            ripple_common::now_ms(),
+        )
     } else {
         None
     };

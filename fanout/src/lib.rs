@@ -54,7 +54,7 @@ use ripple_common::error::StoreError;
 use ripple_common::items::{ConnectionItem, MemberItem};
 use ripple_common::store::Store;
 
-use changes::{Change, ChannelChange, Skip};
+use changes::{Change, ChannelChange, ChannelEvent, Skip};
 use deliver::{Delivery, DeliveryReport, Pacer, PostPolicy, min_index};
 
 /// Channels whose members are read at once.
@@ -114,6 +114,9 @@ pub struct Report {
     pub first_failed: Option<usize>,
     /// New connections whose `welcome` met 410 while they may not be established yet.
     pub not_established: usize,
+    /// (record index, ingest's write time in ms) of each position and message decoded, for the
+    /// write→post lag ([`metrics::lag`]).
+    pub write_times: Vec<(usize, u64)>,
 }
 
 /// The Lambda handler, without metrics (see [`handle_with_metrics`]).
@@ -192,11 +195,16 @@ fn decode(event: &Event, report: &mut Report) -> Decoded {
         match changes::change_of(index, record) {
             Ok(Change::Welcome(c)) => decoded.welcomes.push((index, c)),
             Ok(Change::Activate(m)) => decoded.activations.push((index, m)),
-            Ok(Change::Channel(c)) => decoded
-                .by_channel
-                .entry(c.channel.clone())
-                .or_default()
-                .push(c),
+            Ok(Change::Channel(c)) => {
+                if let ChannelEvent::Position(_) | ChannelEvent::Message(_) = c.kind {
+                    report.write_times.push((index, c.kind.written_at()));
+                }
+                decoded
+                    .by_channel
+                    .entry(c.channel.clone())
+                    .or_default()
+                    .push(c)
+            }
             Err(Skip::Ignored) => report.skipped += 1,
             Err(Skip::Malformed(why)) => {
                 report.malformed += 1;
@@ -434,5 +442,75 @@ async fn delete_gone(store: &Store, id: &str) -> bool {
             tracing::warn!(connection_id = %id, error = %err, "could not delete a gone connection; TTL will");
             false
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use ripple_common::items::{ConnectionItem, Endpoint, MessageItem, PositionItem};
+    use ripple_common::protocol::PositionUpdate;
+    use ripple_common::stream_record::StreamRecord;
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    fn image(item: &impl serde::Serialize) -> Value {
+        let item: serde_dynamo::Item = serde_dynamo::to_item(item).unwrap();
+        serde_json::to_value(item).unwrap()
+    }
+
+    #[test]
+    fn only_decoded_positions_and_messages_are_timed_with_their_record_index() {
+        // GIVEN a batch: a position written at 1000, a connection, a message written at 1200, a
+        // removed membership, and a position whose stamp does not decode
+        let endpoint = Endpoint {
+            domain: "abc.execute-api.us-east-1.amazonaws.com".into(),
+            stage: "prod".into(),
+        };
+        let connection = ConnectionItem::new("c1", "alice", &endpoint, 1_100, 9_999);
+        let update = PositionUpdate {
+            channel: "arena".into(),
+            x: 1.0,
+            y: 2.0,
+            z: 0.0,
+            seq: 1,
+            data: None,
+        };
+        let position = PositionItem::new("alice", "c1", update, 1_000, 60);
+        let message = MessageItem::new("arena".into(), "alice", "c1", "hi".into(), 1_200, 60);
+        let member = MemberItem::new(&connection, "arena", 1_300);
+        let mut bad_stamp = image(&position);
+        bad_stamp["ts"] = json!({"N": "soon"});
+        let records = [
+            StreamRecord::write("INSERT", "0", image(&position)),
+            StreamRecord::write("INSERT", "1", image(&connection)),
+            StreamRecord::write("INSERT", "2", image(&message)),
+            StreamRecord::new("REMOVE", "3")
+                .keys(json!({"pk": {"S": "x"}, "sk": {"S": "y"}}))
+                .old_image(image(&member)),
+            StreamRecord::write("MODIFY", "4", bad_stamp),
+        ];
+        let event: Event = serde_json::from_value(json!({
+            "Records": records
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    r.clone()
+                        .created_secs(1_795_000_000)
+                        .sequence_number(i.to_string())
+                        .size_bytes(100)
+                        .to_json()
+                })
+                .collect::<Vec<_>>()
+        }))
+        .unwrap();
+        // WHEN the batch is decoded (once: the lag reads what the pipeline decoded)
+        let mut report = Report::default();
+        decode(&event, &mut report);
+        // THEN the position and the message are timed, with their record index
+        assert_eq!(report.write_times, [(0, 1_000), (2, 1_200)]);
+        assert_eq!(report.malformed, 1);
     }
 }

@@ -9,17 +9,9 @@
 
 use std::time::Duration;
 
-use aws_lambda_events::dynamodb::Event;
 use ripple_common::emf::{MetricLine, fanout as names};
-use serde_dynamo::AttributeValue;
 
 use crate::Report;
-
-/// The attribute holding ingest's write time (ms) on positions and messages.
-const WRITE_TIME: &str = "ts";
-/// The `kind`s that carry it (`ripple_common::items::Kind`, as stored).
-const POSITION: &str = "position";
-const MESSAGE: &str = "message";
 
 /// The write→post lag of a batch's positions and messages.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -94,31 +86,6 @@ impl BatchMetrics {
     }
 }
 
-/// (record index, write time in ms) of every position and message written (INSERT or MODIFY)
-/// in the batch.
-pub fn write_times(event: &Event) -> Vec<(usize, u64)> {
-    event
-        .records
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| matches!(r.event_name.as_str(), "INSERT" | "MODIFY"))
-        .filter_map(|(index, r)| {
-            let image = &r.change.new_image;
-            let kind = match image.get(ripple_common::keys::KIND) {
-                Some(AttributeValue::S(kind)) => kind,
-                _ => return None,
-            };
-            if kind != POSITION && kind != MESSAGE {
-                return None;
-            }
-            match image.get(WRITE_TIME) {
-                Some(AttributeValue::N(n)) => n.parse::<u64>().ok().map(|ts| (index, ts)),
-                _ => None,
-            }
-        })
-        .collect()
-}
-
 /// The lag at `now_ms` of the write times of records before `cutoff` (the first failed record).
 pub fn lag(write_times: &[(usize, u64)], cutoff: Option<usize>, now_ms: u64) -> Option<Lag> {
     let cutoff = cutoff.unwrap_or(usize::MAX);
@@ -140,48 +107,9 @@ pub fn lag(write_times: &[(usize, u64)], cutoff: Option<usize>, now_ms: u64) -> 
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use serde_json::json;
-
     use ripple_common::emf;
-    use ripple_common::stream_record::StreamRecord;
 
     use super::*;
-
-    fn record(name: &str, kind: &str, ts: Option<&str>) -> serde_json::Value {
-        let mut image = json!({"kind": {"S": kind}, "pk": {"S": "x"}, "sk": {"S": "y"}});
-        if let Some(ts) = ts {
-            image["ts"] = json!({"N": ts});
-        }
-        let record = StreamRecord::new(name, "1")
-            .created_secs(1_795_000_000)
-            .keys(json!({"pk": {"S": "x"}, "sk": {"S": "y"}}))
-            .sequence_number("1")
-            .size_bytes(10)
-            .view_type("NEW_AND_OLD_IMAGES");
-        if name == "REMOVE" {
-            record.old_image(image)
-        } else {
-            record.new_image(image)
-        }
-        .to_json()
-    }
-
-    #[test]
-    fn only_written_positions_and_messages_are_timed() {
-        // GIVEN a batch with a position, a connection, a message, a removal and a bad stamp
-        let event: Event = serde_json::from_value(json!({"Records": [
-            record("INSERT", "position", Some("1000")),
-            record("INSERT", "connection", Some("1100")),
-            record("MODIFY", "message", Some("1200")),
-            record("REMOVE", "member", Some("1300")),
-            record("INSERT", "position", Some("soon")),
-        ]}))
-        .unwrap();
-        // WHEN their write times are read
-        let times = write_times(&event);
-        // THEN the position and the message count, with their record index
-        assert_eq!(times, [(0, 1000), (2, 1200)]);
-    }
 
     #[test]
     fn lag_is_averaged_and_maxed_up_to_the_first_failed_record() {
