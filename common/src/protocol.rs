@@ -377,6 +377,45 @@ fn parse_position(obj: &serde_json::Map<String, Value>) -> Result<PositionUpdate
     })
 }
 
+/// A position's `data` object on its way out: the JSON text ingest validated and stored, written
+/// into the frame as it is (no tree is rebuilt between the parse at ingest and the post).
+#[derive(Debug, Clone)]
+pub struct RawJson(Box<serde_json::value::RawValue>);
+
+impl RawJson {
+    /// The stored text, if it is JSON (a backend may have written anything).
+    pub fn new(text: String) -> Option<Self> {
+        serde_json::value::RawValue::from_string(text)
+            .ok()
+            .map(Self)
+    }
+
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+}
+
+impl PartialEq for RawJson {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl Serialize for RawJson {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for RawJson {
+    // Readers of frames (tests, the bench's players) go through a tree: an internally tagged
+    // enum cannot hand a raw value to its fields.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(deserializer)?;
+        Self::new(value.to_string()).ok_or_else(|| serde::de::Error::custom("not JSON"))
+    }
+}
+
 /// One event inside an `events` frame.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -389,7 +428,7 @@ pub enum Event {
         z: f64,
         seq: u64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        data: Option<Value>,
+        data: Option<RawJson>,
         /// Write time at ingest (ms since the epoch), for latency measurement.
         ts: u64,
     },

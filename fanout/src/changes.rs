@@ -2,7 +2,7 @@
 
 use aws_lambda_events::dynamodb::EventRecord;
 use ripple_common::items::{ConnectionItem, Item, MemberItem, MessageItem, PositionItem};
-use ripple_common::protocol::Event;
+use ripple_common::protocol::{Event, RawJson};
 
 /// What one stream record asks fanout to do.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,7 +54,7 @@ impl ChannelEvent {
                 y: p.y,
                 z: p.z,
                 seq: p.seq,
-                data: p.data.as_deref().and_then(|d| serde_json::from_str(d).ok()),
+                data: p.data.clone().and_then(RawJson::new),
                 ts: p.ts,
             },
             ChannelEvent::Message(m) => Event::Message {
@@ -218,6 +218,26 @@ mod tests {
                 expires_at: 0,
             }),
         }
+    }
+
+    #[test]
+    fn data_goes_out_as_the_text_ingest_stored_and_bad_text_is_left_out() {
+        // GIVEN a stored position whose data is JSON text in ingest's compact form
+        let mut change = position(0, "alice", 1);
+        let stored = r#"{"big":1e+300,"list":[1,{"a":null}],"s":"é"}"#;
+        if let ChannelEvent::Position(p) = &mut change.kind {
+            p.data = Some(stored.into());
+        }
+        // WHEN it becomes a wire event
+        let wire = serde_json::to_string(&change.kind.to_event()).unwrap();
+        // THEN the data is that text, byte for byte
+        assert!(wire.contains(&format!(r#""data":{stored}"#)), "{wire}");
+        // AND text that is not JSON (a backend can write anything) is left out, not posted
+        if let ChannelEvent::Position(p) = &mut change.kind {
+            p.data = Some("{not json".into());
+        }
+        let wire = serde_json::to_string(&change.kind.to_event()).unwrap();
+        assert!(!wire.contains("data"), "{wire}");
     }
 
     fn message(index: usize, text: &str) -> ChannelChange {
