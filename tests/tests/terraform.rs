@@ -1364,34 +1364,6 @@ fn check_api(cfg: &Config, problems: &mut Vec<String>) -> Result<()> {
     Ok(())
 }
 
-/// Root variables passed to the module unchanged keep the module's default.
-fn check_root_defaults(cfg: &Config, problems: &mut Vec<String>) -> Result<()> {
-    let root = cfg.root()?;
-    let child = cfg.ripple()?;
-    let (file, call) = root
-        .find("module", &["ripple"])
-        .ok_or_else(|| anyhow!("no module \"ripple\""))?;
-    for a in call.body.attributes() {
-        let Expression::Traversal(t) = a.expr() else {
-            continue;
-        };
-        let path = attr_path(t);
-        let (Some("var"), [var]) = (root_name(t), path.as_slice()) else {
-            continue;
-        };
-        let (ours, theirs) = (root.variable_default(var), child.variable_default(a.key()));
-        if ours != theirs {
-            problems.push(format!(
-                "terraform/{file}: var.{var} defaults to {} but module variable {} defaults to {}",
-                ours.map_or("nothing".to_owned(), ToString::to_string),
-                a.key(),
-                theirs.map_or("nothing".to_owned(), ToString::to_string),
-            ));
-        }
-    }
-    Ok(())
-}
-
 // ------------------------------------------------------------------------------------------------
 // Observability: the dashboard and alarms watch metrics the code emits.
 // ------------------------------------------------------------------------------------------------
@@ -1642,14 +1614,13 @@ fn check_provider_bounds(cfg: &Config, problems: &mut Vec<String>) -> Result<()>
     Ok(())
 }
 
-const ALL_CHECKS: [(&str, Check); 9] = [
+const ALL_CHECKS: [(&str, Check); 8] = [
     ("packages", check_packages),
     ("environment", check_environment),
     ("iam", check_iam),
     ("table", check_table),
     ("stream mapping", check_stream_mapping),
     ("api", check_api),
-    ("root defaults", check_root_defaults),
     ("observability", check_observability),
     ("provider bounds", check_provider_bounds),
 ];
@@ -1735,11 +1706,6 @@ fn stream_mapping_reports_partial_failures_and_filters_to_what_fanout_uses() -> 
 #[test]
 fn websocket_routes_reach_the_right_functions_and_answer_the_sender() -> Result<()> {
     check_repo(check_api, "the WebSocket API")
-}
-
-#[test]
-fn root_configuration_keeps_the_module_defaults() -> Result<()> {
-    check_repo(check_root_defaults, "root variable defaults")
 }
 
 #[test]
