@@ -256,12 +256,20 @@ impl FaultyDynamo {
     }
 }
 
+/// `ripple dev`'s default options with the handlers' settings changed by `change` (e.g. a JWT
+/// secret, higher publish rates).
+pub fn dev_options(change: impl FnOnce(&mut Settings)) -> ripple::dev::DevOptions {
+    let mut opts = ripple::dev::DevOptions::default();
+    change(&mut opts.settings);
+    opts
+}
+
 /// `ripple dev` in-process on a free port, on the run's DynamoDB Local when there is one.
 pub async fn start_dev(
     mut opts: ripple::dev::DevOptions,
 ) -> anyhow::Result<ripple::dev::DevServer> {
     opts.port = 0;
-    opts.table = format!("ripple-dev-{}", uuid_suffix());
+    opts.settings.table = format!("ripple-dev-{}", uuid_suffix());
     if opts.dynamodb_endpoint.is_none() {
         opts.dynamodb_endpoint = std::env::var("RIPPLE_TEST_DYNAMODB_ENDPOINT")
             .ok()

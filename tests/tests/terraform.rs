@@ -1666,8 +1666,8 @@ fn the_contract_terraform_reads_is_the_one_the_code_writes() -> Result<()> {
         std::fs::write(&path, &written).with_context(|| format!("writing {}", path.display()))?;
     }
     // WHEN the contract.json the module reads is compared with it
-    let checked_in = std::fs::read_to_string(&path)
-        .with_context(|| format!("reading {}", path.display()))?;
+    let checked_in =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     // THEN they are the same, byte for byte
     if checked_in != written {
         bail!(
@@ -1944,7 +1944,8 @@ fn module_variable_default(name: &str) -> Result<String> {
 fn the_deployed_system_log_level_is_the_one_the_cost_model_bills() -> Result<()> {
     // GIVEN the level `ripple bench e2e` assumes (at WARN, no START/END/REPORT lines)
     let level = ripple_common::deploy::LAMBDA_SYSTEM_LOG_LEVEL;
-    // THEN both the module and the root deploy it by default, with the JSON log format it needs
+    // THEN the module (which the root sets nothing of) deploys it by default, with the JSON log
+    // format it needs
     assert_eq!(
         module_variable_default("lambda_system_log_level")?,
         format!("\"{level}\"")
