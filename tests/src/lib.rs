@@ -376,7 +376,15 @@ pub async fn connect(server: &ripple::dev::DevServer, query: &str) -> anyhow::Re
 pub async fn dev_with_alice_and_bob(
     channel: &str,
 ) -> anyhow::Result<(ripple::dev::DevServer, WsClient, WsClient)> {
-    let server = start_dev(ripple::dev::DevOptions::default()).await?;
+    dev_with_alice_and_bob_on(ripple::dev::DevOptions::default(), channel).await
+}
+
+/// [`dev_with_alice_and_bob`] on a `ripple dev` started with `opts`.
+pub async fn dev_with_alice_and_bob_on(
+    opts: ripple::dev::DevOptions,
+    channel: &str,
+) -> anyhow::Result<(ripple::dev::DevServer, WsClient, WsClient)> {
+    let server = start_dev(opts).await?;
     let alice = connect(&server, &format!("user=alice&channel={channel}")).await?;
     let bob = connect(&server, &format!("user=bob&channel={channel}")).await?;
     Ok((server, alice, bob))
