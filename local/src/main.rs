@@ -23,7 +23,7 @@ struct Cli {
 enum Command {
     /// Run the whole pipeline on this machine: DynamoDB Local, API Gateway (WebSocket and
     /// @connections), the stream trigger, and the connect/ingest/fanout handlers.
-    Dev(DevArgs),
+    Dev(Box<DevArgs>),
     /// Measure Ripple: `bench fanout` (one stream batch: Ripple vs a naive fan-out vs raw HTTP)
     /// and `bench e2e` (players over real WebSockets against `ripple dev`).
     Bench {
@@ -144,7 +144,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Dev(args) => {
             ripple_common::telemetry::init_local();
-            dev(args).await
+            dev(*args).await
         }
         // The benches keep stdout for their results and log to stderr.
         Command::Bench { command } => ripple::bench::run(command).await,

@@ -227,7 +227,7 @@ impl Module {
 
     /// The value of `local.contract.a.b…` in the module's `contract.json`, when `local.contract`
     /// is `jsondecode(file("${path.module}/contract.json"))`.
-    fn from_contract(&self, expr: &Expression) -> Option<&Json> {
+    fn in_contract(&self, expr: &Expression) -> Option<&Json> {
         let Expression::Traversal(t) = expr else {
             return None;
         };
@@ -253,7 +253,7 @@ impl Module {
 
     /// The strings of a list attribute, resolving variables and locals; other items are rendered.
     fn strings(&self, expr: &Expression) -> Vec<String> {
-        if let Some(Json::Array(items)) = self.from_contract(self.resolve(expr)) {
+        if let Some(Json::Array(items)) = self.in_contract(self.resolve(expr)) {
             return items
                 .iter()
                 .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned))
@@ -1045,7 +1045,7 @@ fn check_table(cfg: &Config, problems: &mut Vec<String>) -> Result<()> {
 
 /// Converts a literal expression (through variables, locals and `jsonencode`) to JSON.
 fn to_json(module: &Module, expr: &Expression) -> Result<Json> {
-    if let Some(json) = module.from_contract(module.resolve(expr)) {
+    if let Some(json) = module.in_contract(module.resolve(expr)) {
         return Ok(json.clone());
     }
     Ok(match module.resolve(expr) {
