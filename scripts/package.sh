@@ -13,7 +13,7 @@
 # ${RIPPLE_CACHE:-$HOME/.cache/ripple}/venv the first time; later runs reuse it.
 # The release zips land in target/lambda/{connect,ingest,fanout}/bootstrap.zip with
 # target/lambda/build.json, the build record terraform/ reads: the architecture the functions get
-# (a different `-var architecture=` fails the plan) and each zip's base64 SHA-256.
+# (a different `architecture` set in terraform/main.tf fails the plan) and each zip's base64 SHA-256.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

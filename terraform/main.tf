@@ -1,8 +1,13 @@
-# Ripple: the whole AWS stack from modules/ripple. Build the zips first: bash scripts/package.sh
+# Ripple: the whole AWS stack is modules/ripple, and this file is where it is configured: set its
+# variables in the module block below (modules/ripple/variables.tf, or docs/deploy.md
+# "Variables", lists them all with their defaults). Build the zips first: bash scripts/package.sh
 
 locals {
   # Written by `bash scripts/package.sh` next to the zips: their architecture and hashes.
   build_record_file = "${path.module}/../target/lambda/build.json"
+
+  # Put on every resource (the provider's default_tags, and the module's own tags).
+  tags = { project = "ripple" }
 }
 
 module "ripple" {
@@ -12,52 +17,34 @@ module "ripple" {
   lambda_artifacts_dir = "${path.module}/../target/lambda"
   build_record         = jsondecode(file(local.build_record_file))
 
-  name                                   = var.name
-  architecture                           = var.architecture
-  log_level                              = var.log_level
-  lambda_system_log_level                = var.lambda_system_log_level
-  connect_memory_mb                      = var.connect_memory_mb
-  ingest_memory_mb                       = var.ingest_memory_mb
-  fanout_memory_mb                       = var.fanout_memory_mb
-  connect_timeout_seconds                = var.connect_timeout_seconds
-  ingest_timeout_seconds                 = var.ingest_timeout_seconds
-  fanout_timeout_seconds                 = var.fanout_timeout_seconds
-  connection_ttl_seconds                 = var.connection_ttl_seconds
-  position_ttl_seconds                   = var.position_ttl_seconds
-  message_ttl_seconds                    = var.message_ttl_seconds
-  position_rate                          = var.position_rate
-  resume_window_seconds                  = var.resume_window_seconds
-  sweep_interval_minutes                 = var.sweep_interval_minutes
-  message_rate                           = var.message_rate
-  fanout_max_in_flight                   = var.fanout_max_in_flight
-  fanout_posts_per_second                = var.fanout_posts_per_second
-  fanout_member_cache_ms                 = var.fanout_member_cache_ms
-  enable_jwt_auth                        = var.enable_jwt_auth
-  jwt_secret_ssm_parameter_name          = var.jwt_secret_ssm_parameter_name
-  jwt_secret_kms_key_arn                 = var.jwt_secret_kms_key_arn
-  jwks_url                               = var.jwks_url
-  jwt_issuer                             = var.jwt_issuer
-  jwt_audience                           = var.jwt_audience
-  allow_anonymous_users                  = var.allow_anonymous_users
-  deletion_protection                    = var.deletion_protection
-  kms_key_arn                            = var.kms_key_arn
-  stage_name                             = var.stage_name
-  throttling_rate_limit                  = var.throttling_rate_limit
-  throttling_burst_limit                 = var.throttling_burst_limit
-  manage_api_gateway_account             = var.manage_api_gateway_account
-  enable_access_logs                     = var.enable_access_logs
-  domain_name                            = var.domain_name
-  certificate_arn                        = var.certificate_arn
-  log_retention_days                     = var.log_retention_days
-  fanout_batch_size                      = var.fanout_batch_size
-  fanout_maximum_batching_window_seconds = var.fanout_maximum_batching_window_seconds
-  fanout_parallelization_factor          = var.fanout_parallelization_factor
-  fanout_bisect_batch_on_function_error  = var.fanout_bisect_batch_on_function_error
-  fanout_maximum_retry_attempts          = var.fanout_maximum_retry_attempts
-  fanout_maximum_record_age_seconds      = var.fanout_maximum_record_age_seconds
+  name = "ripple"
+  tags = local.tags
 
-  # Dashboard and alarms (modules/ripple/observability.tf).
-  alarm_sns_topic_arn           = var.alarm_sns_topic_arn
-  alarm_iterator_age_ms         = var.alarm_iterator_age_ms
-  alarm_throttled_posts_percent = var.alarm_throttled_posts_percent
+  # architecture comes from target/lambda/build.json (what `bash scripts/package.sh` built); set
+  # it only to insist: a value other than the build's fails the plan.
+  # architecture = "arm64"   # after: bash scripts/package.sh --arm64
+
+  # Auth (docs/deploy.md, "Auth"): pick one, or the plan stops. HS256: store the secret first, e.g.
+  #   aws ssm put-parameter --name /ripple/jwt-secret --type SecureString --value "$(openssl rand -base64 48)"
+  # enable_jwt_auth               = true
+  # jwt_secret_ssm_parameter_name = "/ripple/jwt-secret"
+  # Or RS256/ES256 tokens of an identity provider (Cognito, Auth0, Keycloak, …):
+  # jwks_url     = "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_XXXXXXXXX/.well-known/jwks.json"
+  # jwt_issuer   = "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_XXXXXXXXX"
+  # jwt_audience = "<app client id>"
+  # Development only: no token, trust ?user= (anyone may be anyone).
+  # allow_anonymous_users = true
+
+  # Opt-in: take over aws_api_gateway_account (the region-wide CloudWatch role of API Gateway,
+  # which access logs need). Leave it off if `aws apigateway get-account` already shows a
+  # cloudwatchRoleArn.
+  # manage_api_gateway_account = true
+  # enable_access_logs         = true
+
+  # Custom domain (ACM certificate in the same region):
+  # domain_name     = "ws.example.com"
+  # certificate_arn = "arn:aws:acm:eu-west-1:123456789012:certificate/…"
+
+  # Alarms (README.md, Operating): notify an SNS topic (null = no notifications).
+  # alarm_sns_topic_arn = "arn:aws:sns:eu-west-1:123456789012:ripple-alarms"
 }

@@ -28,34 +28,65 @@ pub const DEFAULT_MESSAGE_RATE: u32 = 5;
 /// How long after a disconnect a reconnect with `?resume=1` gets its channels back.
 pub const DEFAULT_RESUME_WINDOW_SECS: u64 = 120;
 
-/// Settings of all three functions; each reads only what it uses.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Settings of all three functions; each reads only what it uses. The one definition of them:
+/// a deployed function reads them from its environment ([`Settings::from_env_for`], under the
+/// names `deploy.rs` declares), `ripple dev` takes them as flags (this struct flattened into its
+/// arguments; the defaults are [`Settings::for_table`]'s constants).
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct Settings {
+    /// Table name (created with stream, TTL and index when missing).
+    #[arg(long, default_value = "ripple")]
     pub table: String,
+    /// Seconds connection and membership items live.
+    #[arg(long, default_value_t = DEFAULT_CONNECTION_TTL_SECS, value_parser = clap::value_parser!(u64).range(1..))]
     pub connection_ttl_secs: u64,
+    /// Seconds a position lives after its last write.
+    #[arg(long, default_value_t = DEFAULT_POSITION_TTL_SECS, value_parser = clap::value_parser!(u64).range(1..))]
     pub position_ttl_secs: u64,
+    /// Seconds a chat message lives.
+    #[arg(long, default_value_t = DEFAULT_MESSAGE_TTL_SECS, value_parser = clap::value_parser!(u64).range(1..))]
     pub message_ttl_secs: u64,
     /// `@connections` base URL for every post, instead of the connection's domain and stage.
+    #[arg(skip)]
     pub connections_endpoint: Option<String>,
+    /// Fanout: posts in flight at once.
+    #[arg(long, default_value_t = DEFAULT_MAX_IN_FLIGHT)]
     pub max_in_flight: usize,
+    /// Fanout: posts per second.
+    #[arg(long, default_value_t = DEFAULT_POSTS_PER_SECOND)]
     pub posts_per_second: u32,
-    /// HS256 secret: `ripple dev --jwt-secret`, or on Lambda read from SSM at cold start.
+    /// Require an HS256 JWT at connect, signed with this secret (`?token=` or
+    /// Sec-WebSocket-Protocol). `ripple dev` only: on Lambda it is read from SSM at cold start.
+    #[arg(long, env = ENV_JWT_SECRET, hide_env_values = true)]
     pub jwt_secret: Option<String>,
     /// The SSM SecureString parameter holding the HS256 secret (Lambda).
+    #[arg(skip)]
     pub jwt_secret_parameter: Option<String>,
-    /// Where the RS256 / ES256 keys are published.
+    /// Require an RS256 / ES256 JWT at connect, verified with the keys of this JSON Web Key Set
+    /// (chosen by `kid`), e.g. https://cognito-idp.<region>.amazonaws.com/<pool>/.well-known/jwks.json
+    #[arg(long, env = ENV_JWKS_URL)]
     pub jwks_url: Option<String>,
-    /// Required token `iss`.
+    /// Require this `iss` in tokens.
+    #[arg(long, env = ENV_JWT_ISSUER)]
     pub jwt_issuer: Option<String>,
-    /// Required token `aud`.
+    /// Require this `aud` in tokens.
+    #[arg(long, env = ENV_JWT_AUDIENCE)]
     pub jwt_audience: Option<String>,
     /// Without a configured secret or key set, trust `?user=` (development). `ripple dev` and
     /// tests default to true; a deployed function to false.
+    #[arg(skip = true)]
     pub allow_anonymous: bool,
+    /// Positions one connection may publish per second.
+    #[arg(long, default_value_t = DEFAULT_POSITION_RATE)]
     pub position_rate: u32,
+    /// Chat messages one connection may publish per second.
+    #[arg(long, default_value_t = DEFAULT_MESSAGE_RATE)]
     pub message_rate: u32,
+    /// Seconds a closed connection's channels are kept for `?resume=1`.
+    #[arg(long, default_value_t = DEFAULT_RESUME_WINDOW_SECS, value_parser = clap::value_parser!(u64).range(1..))]
     pub resume_window_secs: u64,
     /// Fanout's member cache, in ms (0: off; at most 1,000).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=1000))]
     pub member_cache_ms: u64,
 }
 
@@ -392,6 +423,24 @@ mod tests {
         }
         assert!(is_declared(ENV_JWT_SECRET), "read to be refused");
         assert!(!is_declared("RIPPLE_POSITION_RATE_PER_SEC"));
+    }
+
+    #[test]
+    fn the_flags_of_ripple_dev_default_to_the_settings_defaults() {
+        // GIVEN the settings as `ripple dev` takes them (flattened into its arguments)
+        #[derive(clap::Parser)]
+        struct Dev {
+            #[command(flatten)]
+            settings: Settings,
+        }
+        // WHEN no flag is given
+        let parsed = <Dev as clap::Parser>::try_parse_from(["ripple-dev"]).unwrap();
+        // THEN they are the defaults tests and the handlers start from
+        assert_eq!(parsed.settings, Settings::for_table("ripple"));
+        // AND a flag sets its field
+        let parsed =
+            <Dev as clap::Parser>::try_parse_from(["ripple-dev", "--position-rate", "7"]).unwrap();
+        assert_eq!(parsed.settings.position_rate, 7);
     }
 
     #[test]

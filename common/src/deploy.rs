@@ -1,6 +1,8 @@
 //! What each Lambda function needs from its deployment: the environment variables its code reads
-//! and the IAM actions its code calls. `terraform/` must match this; a test in `tests/` parses the
-//! HCL and checks it against these lists, so a change here without a change there fails the build.
+//! and the IAM actions its code calls. [`contract`] writes these lists (with the metric names of
+//! `emf::CATALOG` and the stream filter's kinds) as `terraform/modules/ripple/contract.json`, which
+//! the module reads for its stream filter kinds; `tests/tests/terraform.rs` keeps that file
+//! equal to this one and checks the environment and the dashboard against it.
 
 use crate::items::Kind;
 
@@ -194,3 +196,36 @@ pub const FANOUT_UPSERT_KINDS: &[&str] = &[
 /// ...and `REMOVE` records whose `OldImage.kind` is one of these (a roster entry removed is a
 /// `leave`). Everything else is dropped by Lambda before any invocation.
 pub const FANOUT_REMOVE_KINDS: &[&str] = &[Kind::Roster.as_str()];
+
+/// The deployment contract as `terraform/modules/ripple/contract.json` holds it: per function the
+/// environment variables, IAM actions and metric names the code needs, and the stream filter's
+/// item kinds. Generated from this file and `emf::CATALOG`; never edited by hand.
+pub fn contract() -> serde_json::Value {
+    let functions: serde_json::Map<String, serde_json::Value> = FUNCTIONS
+        .iter()
+        .map(|f| {
+            let metrics: Vec<&str> = crate::emf::CATALOG
+                .iter()
+                .filter(|m| m.function == f.package)
+                .map(|m| m.name)
+                .collect();
+            let spec = serde_json::json!({
+                "env_required": f.env_required,
+                "env_optional": f.env_optional,
+                "table_actions": f.table_actions,
+                "stream_actions": f.stream_actions,
+                "manages_connections": f.manages_connections,
+                "reads_secret_parameter": f.reads_secret_parameter,
+                "metrics": metrics,
+            });
+            (f.package.to_owned(), spec)
+        })
+        .collect();
+    serde_json::json!({
+        "_generated": "from common/src/deploy.rs and common/src/emf.rs; rewrite with RIPPLE_WRITE_CONTRACT=1 cargo nextest run -p ripple-tests --test terraform",
+        "functions": functions,
+        "fanout_upsert_kinds": FANOUT_UPSERT_KINDS,
+        "fanout_remove_kinds": FANOUT_REMOVE_KINDS,
+        "metrics_namespace": crate::emf::NAMESPACE,
+    })
+}

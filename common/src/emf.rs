@@ -1,5 +1,7 @@
 //! CloudWatch Embedded Metric Format (EMF): metrics as JSON log lines, no API calls.
 //!
+//! Not `metrics` + `metrics_cloudwatch_embedded` (0.10, checked): that exporter is one global recorder flushed per invocation or by a timer thread (which a frozen Lambda instance never runs), where Ripple prints a window from the next invocation and the tests run several handlers' aggregators in one process.
+//!
 //! Each function adds every invocation's [`MetricLine`] to its instance's [`Aggregator`], which
 //! prints the sums to stdout about once a second (see [`FlushPolicy`]); CloudWatch Logs turns
 //! the lines into metrics in the `Ripple` namespace. The line's shape
@@ -29,10 +31,6 @@
 //! gathered in its last second before Lambda retires it is never printed (Lambda sends no
 //! shutdown signal to a function without extensions).
 //!
-//! Why our own and not the `metrics` crate with `metrics_cloudwatch_embedded`: that exporter is
-//! a process-wide recorder whose Lambda integration flushes after every invocation (one line per
-//! frame, what this replaces), and a global recorder would mix the outputs of handlers that the
-//! tests run side by side in one process.
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};

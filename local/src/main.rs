@@ -23,7 +23,7 @@ struct Cli {
 enum Command {
     /// Run the whole pipeline on this machine: DynamoDB Local, API Gateway (WebSocket and
     /// @connections), the stream trigger, and the connect/ingest/fanout handlers.
-    Dev(DevArgs),
+    Dev(Box<DevArgs>),
     /// Measure Ripple: `bench fanout` (one stream batch: Ripple vs a naive fan-out vs raw HTTP)
     /// and `bench e2e` (players over real WebSockets against `ripple dev`).
     Bench {
@@ -74,9 +74,6 @@ struct DevArgs {
     /// Use this DynamoDB (e.g. http://127.0.0.1:8000) instead of starting DynamoDB Local.
     #[arg(long)]
     dynamodb_endpoint: Option<String>,
-    /// Table name (created with stream, TTL and index when missing).
-    #[arg(long, default_value = "ripple")]
-    table: String,
     /// Stage for connections made at `/` (others connect at `/{stage}`).
     #[arg(long, default_value = "local")]
     stage: String,
@@ -129,34 +126,10 @@ struct DevArgs {
     /// Inject faults on @connections POSTs, e.g. gone=0.1,throttle=0.05,error=0.02,latency=50ms
     #[arg(long)]
     fault: Option<FaultSpec>,
-    /// Fanout: posts per second.
-    #[arg(long, default_value_t = ripple_common::config::DEFAULT_POSTS_PER_SECOND)]
-    posts_per_second: u32,
-    /// Fanout: posts in flight at once.
-    #[arg(long, default_value_t = ripple_common::config::DEFAULT_MAX_IN_FLIGHT)]
-    max_in_flight: usize,
-    /// Require an HS256 JWT at connect, signed with this secret (`?token=` or Sec-WebSocket-Protocol).
-    #[arg(long, env = "RIPPLE_JWT_SECRET", hide_env_values = true)]
-    jwt_secret: Option<String>,
-    /// Require an RS256 / ES256 JWT at connect, verified with the keys of this JSON Web Key Set
-    /// (chosen by `kid`), e.g. https://cognito-idp.<region>.amazonaws.com/<pool>/.well-known/jwks.json
-    #[arg(long, env = "RIPPLE_JWKS_URL")]
-    jwks_url: Option<String>,
-    /// Require this `iss` in tokens.
-    #[arg(long, env = "RIPPLE_JWT_ISSUER")]
-    jwt_issuer: Option<String>,
-    /// Require this `aud` in tokens.
-    #[arg(long, env = "RIPPLE_JWT_AUDIENCE")]
-    jwt_audience: Option<String>,
-    /// Positions one connection may publish per second.
-    #[arg(long, default_value_t = ripple_common::config::DEFAULT_POSITION_RATE)]
-    position_rate: u32,
-    /// Chat messages one connection may publish per second.
-    #[arg(long, default_value_t = ripple_common::config::DEFAULT_MESSAGE_RATE)]
-    message_rate: u32,
-    /// Seconds a closed connection's channels are kept for `?resume=1`.
-    #[arg(long, default_value_t = ripple_common::config::DEFAULT_RESUME_WINDOW_SECS)]
-    resume_window_secs: u64,
+    /// What the connect, ingest and fanout handlers run with (the deployed functions read the
+    /// same settings from their environment).
+    #[command(flatten)]
+    settings: ripple_common::config::Settings,
     /// Run the stale-connection sweep every N seconds (0: never).
     #[arg(long, default_value_t = 60)]
     sweep_secs: u64,
@@ -171,7 +144,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Dev(args) => {
             ripple_common::telemetry::init_local();
-            dev(args).await
+            dev(*args).await
         }
         // The benches keep stdout for their results and log to stderr.
         Command::Bench { command } => ripple::bench::run(command).await,
@@ -197,7 +170,7 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
         host: args.host,
         port: args.port,
         dynamodb_endpoint: args.dynamodb_endpoint,
-        table: args.table,
+        settings: args.settings,
         stage: args.stage,
         mapping: MappingConfig {
             shards: args.shards.max(1),
@@ -217,16 +190,7 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
         idle_timeout: Duration::from_secs(args.idle_timeout_secs.max(1)),
         max_duration: Duration::from_secs(args.max_connection_secs.max(1)),
         faults: args.fault.unwrap_or_default(),
-        posts_per_second: args.posts_per_second,
-        max_in_flight: args.max_in_flight,
         stats: args.stats.map(|s| Duration::from_secs(s.max(1))),
-        jwt_secret: args.jwt_secret,
-        jwks_url: args.jwks_url,
-        jwt_issuer: args.jwt_issuer,
-        jwt_audience: args.jwt_audience,
-        position_rate: args.position_rate,
-        message_rate: args.message_rate,
-        resume_window: Duration::from_secs(args.resume_window_secs.max(1)),
         sweep_every: (args.sweep_secs > 0).then(|| Duration::from_secs(args.sweep_secs)),
         sweep: fanout::sweep::SweepConfig::default(),
     };

@@ -256,12 +256,20 @@ impl FaultyDynamo {
     }
 }
 
+/// `ripple dev`'s default options with the handlers' settings changed by `change` (e.g. a JWT
+/// secret, higher publish rates).
+pub fn dev_options(change: impl FnOnce(&mut Settings)) -> ripple::dev::DevOptions {
+    let mut opts = ripple::dev::DevOptions::default();
+    change(&mut opts.settings);
+    opts
+}
+
 /// `ripple dev` in-process on a free port, on the run's DynamoDB Local when there is one.
 pub async fn start_dev(
     mut opts: ripple::dev::DevOptions,
 ) -> anyhow::Result<ripple::dev::DevServer> {
     opts.port = 0;
-    opts.table = format!("ripple-dev-{}", uuid_suffix());
+    opts.settings.table = format!("ripple-dev-{}", uuid_suffix());
     if opts.dynamodb_endpoint.is_none() {
         opts.dynamodb_endpoint = std::env::var("RIPPLE_TEST_DYNAMODB_ENDPOINT")
             .ok()
@@ -368,7 +376,15 @@ pub async fn connect(server: &ripple::dev::DevServer, query: &str) -> anyhow::Re
 pub async fn dev_with_alice_and_bob(
     channel: &str,
 ) -> anyhow::Result<(ripple::dev::DevServer, WsClient, WsClient)> {
-    let server = start_dev(ripple::dev::DevOptions::default()).await?;
+    dev_with_alice_and_bob_on(ripple::dev::DevOptions::default(), channel).await
+}
+
+/// [`dev_with_alice_and_bob`] on a `ripple dev` started with `opts`.
+pub async fn dev_with_alice_and_bob_on(
+    opts: ripple::dev::DevOptions,
+    channel: &str,
+) -> anyhow::Result<(ripple::dev::DevServer, WsClient, WsClient)> {
+    let server = start_dev(opts).await?;
     let alice = connect(&server, &format!("user=alice&channel={channel}")).await?;
     let bob = connect(&server, &format!("user=bob&channel={channel}")).await?;
     Ok((server, alice, bob))

@@ -7,10 +7,10 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ripple::dev::{DevOptions, DevServer};
+use ripple::dev::DevServer;
 use ripple_common::auth::issuer::{SigningKey, jwks};
 use ripple_common::auth::sign_hs256;
-use ripple_tests::{JsonServer, WsClient, start_dev};
+use ripple_tests::{JsonServer, WsClient, dev_options, start_dev};
 use serde_json::{Value, json};
 
 const SECRET: &str = "test-secret-for-ripple";
@@ -26,6 +26,29 @@ fn token(sub: &str, exp_offset: i64, secret: &str) -> String {
         &json!({"sub": sub, "exp": now() + exp_offset}),
         secret.as_bytes(),
     )
+}
+
+/// An HS256 token for `sub`, valid 5 minutes, signed with [`SECRET`], with `grant`'s claims
+/// (`channels`, `publish`) added.
+fn granted(sub: &str, grant: Value) -> String {
+    let mut claims = json!({"sub": sub, "exp": now() + 300});
+    if let (Some(claims), Value::Object(grant)) = (claims.as_object_mut(), grant) {
+        claims.extend(grant);
+    }
+    sign_hs256(&claims, SECRET.as_bytes())
+}
+
+/// `ripple dev` requiring HS256 tokens signed with [`SECRET`].
+async fn start_with_secret() -> DevServer {
+    start_dev(dev_options(|s| s.jwt_secret = Some(SECRET.into())))
+        .await
+        .unwrap()
+}
+
+/// The URL a client with `token` connects with, asking for `channels` (and `extra` query).
+fn token_url(server: &DevServer, token: &str, channels: &[&str], extra: &str) -> String {
+    let channels: String = channels.iter().map(|c| format!("&channel={c}")).collect();
+    format!("{}/?token={token}{channels}{extra}", server.ws_url())
 }
 
 async fn table_items(server: &DevServer) -> Vec<Value> {
@@ -45,13 +68,13 @@ async fn table_items(server: &DevServer) -> Vec<Value> {
         .collect()
 }
 
-/// Connects and expects the upgrade to be refused with `status`.
-async fn assert_refused(url: &str, status: u16) {
+/// Connects and expects the upgrade to be refused with `status` (`what` names the case).
+async fn assert_refused(url: &str, status: u16, what: &str) {
     match tokio_tungstenite::connect_async(url).await {
         Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
-            assert_eq!(resp.status().as_u16(), status, "{url}")
+            assert_eq!(resp.status().as_u16(), status, "{what}: {url}")
         }
-        other => panic!("{url}: expected {status}, got {other:?}"),
+        other => panic!("{what}: {url}: expected {status}, got {other:?}"),
     }
 }
 
@@ -75,17 +98,15 @@ async fn frame_of(client: &mut WsClient, kind: &str, channel: Option<&str>) -> V
 #[tokio::test]
 async fn a_signed_token_sets_the_identity_and_bad_ones_are_refused_with_401() {
     // GIVEN ripple dev with a JWT secret
-    let opts = DevOptions {
-        jwt_secret: Some(SECRET.into()),
-        ..DevOptions::default()
-    };
-    let server = start_dev(opts).await.unwrap();
+    let server = start_with_secret().await;
     let base = server.ws_url();
 
     // WHEN alice connects with a valid token (and claims to be someone else by `user`)
-    let url = format!(
-        "{base}/?token={}&user=mallory&channel=arena",
-        token("alice", 300, SECRET)
+    let url = token_url(
+        &server,
+        &token("alice", 300, SECRET),
+        &["arena"],
+        "&user=mallory",
     );
     let mut alice = WsClient::connect(&url).await.unwrap();
     alice.wait_for_snapshot("arena").await.unwrap();
@@ -108,19 +129,18 @@ async fn a_signed_token_sets_the_identity_and_bad_ones_are_refused_with_401() {
     // WHEN connects come with no token, an expired one, or one signed with another secret
     let refused = [
         format!("{base}/?user=eve&channel=arena"),
-        format!(
-            "{base}/?token={}&channel=arena",
-            token("eve", -3600, SECRET)
+        token_url(&server, &token("eve", -3600, SECRET), &["arena"], ""),
+        token_url(
+            &server,
+            &token("eve", 300, "not-the-secret"),
+            &["arena"],
+            "",
         ),
-        format!(
-            "{base}/?token={}&channel=arena",
-            token("eve", 300, "not-the-secret")
-        ),
-        format!("{base}/?token=not.a.jwt&channel=arena"),
+        token_url(&server, "not.a.jwt", &["arena"], ""),
     ];
     for url in refused {
         // THEN each upgrade is refused with 401
-        assert_refused(&url, 401).await;
+        assert_refused(&url, 401, "bad token").await;
     }
     // AND nothing was written for them
     assert_eq!(table_items(&server).await.len(), items);
@@ -137,18 +157,17 @@ async fn rs256_es256_and_hs256_tokens_connect_as_sub_and_every_bad_token_gets_40
         .await
         .unwrap();
     // AND ripple dev trusting it (and an HS256 secret), with an issuer and an audience
-    let server = start_dev(DevOptions {
-        jwt_secret: Some(SECRET.into()),
-        jwks_url: Some(idp.url.clone()),
-        jwt_issuer: Some(ISSUER.into()),
-        jwt_audience: Some(AUDIENCE.into()),
-        ..DevOptions::default()
-    })
+    let server = start_dev(dev_options(|s| {
+        s.jwt_secret = Some(SECRET.into());
+        s.jwks_url = Some(idp.url.clone());
+        s.jwt_issuer = Some(ISSUER.into());
+        s.jwt_audience = Some(AUDIENCE.into());
+    }))
     .await
     .unwrap();
     let claims =
         |sub: &str| json!({"sub": sub, "exp": now() + 300, "iss": ISSUER, "aud": AUDIENCE});
-    let connect_url = |token: &str| format!("{}/?token={token}&channel=arena", server.ws_url());
+    let connect_url = |token: &str| token_url(&server, token, &["arena"], "");
 
     // WHEN valid RS256, ES256 and HS256 tokens connect
     let valid = [
@@ -214,12 +233,7 @@ async fn rs256_es256_and_hs256_tokens_connect_as_sub_and_every_bad_token_gets_40
             connect_url(token)
         };
         // THEN each is refused with 401
-        match tokio_tungstenite::connect_async(&url).await {
-            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
-                assert_eq!(resp.status().as_u16(), 401, "{what}")
-            }
-            other => panic!("{what}: expected 401, got {other:?}"),
-        }
+        assert_refused(&url, 401, what).await;
     }
     // AND nothing was written for any of them
     assert_eq!(table_items(&server).await, before);
@@ -230,19 +244,10 @@ async fn rs256_es256_and_hs256_tokens_connect_as_sub_and_every_bad_token_gets_40
 #[tokio::test]
 async fn a_grant_limits_joins_and_publishes_and_nothing_refused_is_written_or_fanned_out() {
     // GIVEN ripple dev with a JWT secret
-    let server = start_dev(DevOptions {
-        jwt_secret: Some(SECRET.into()),
-        ..DevOptions::default()
-    })
-    .await
-    .unwrap();
-    let secret = SECRET.as_bytes();
-    let url = |token: &str, channels: &[&str]| {
-        let channels: String = channels.iter().map(|c| format!("&channel={c}")).collect();
-        format!("{}/?token={token}{channels}", server.ws_url())
-    };
+    let server = start_with_secret().await;
+    let url = |token: &str, channels: &[&str]| token_url(&server, token, channels, "");
     // AND an observer allowed everything, in lobby, room:7 and arena
-    let everything = sign_hs256(&json!({"sub": "observer", "exp": now() + 300}), secret);
+    let everything = granted("observer", json!({}));
     let mut observer = WsClient::connect(&url(&everything, &["lobby", "room:7", "arena"]))
         .await
         .unwrap();
@@ -250,10 +255,9 @@ async fn a_grant_limits_joins_and_publishes_and_nothing_refused_is_written_or_fa
         frame_of(&mut observer, "snapshot", Some(channel)).await;
     }
     // AND a spectator token that may join lobby and rooms but publish to rooms only
-    let limited = sign_hs256(
-        &json!({"sub": "spectator", "exp": now() + 300,
-                "channels": ["lobby", "room:*"], "publish": ["room:*"]}),
-        secret,
+    let limited = granted(
+        "spectator",
+        json!({"channels": ["lobby", "room:*"], "publish": ["room:*"]}),
     );
 
     // WHEN the spectator connects to lobby
@@ -279,8 +283,8 @@ async fn a_grant_limits_joins_and_publishes_and_nothing_refused_is_written_or_fa
 
     // WHEN it connects asking for arena, alone or with an allowed channel
     // THEN the upgrade is refused with 403
-    assert_refused(&url(&limited, &["arena"]), 403).await;
-    assert_refused(&url(&limited, &["lobby", "arena"]), 403).await;
+    assert_refused(&url(&limited, &["arena"]), 403, "arena alone").await;
+    assert_refused(&url(&limited, &["lobby", "arena"]), 403, "lobby and arena").await;
     // WHEN it joins arena, and publishes a message and a position to lobby
     // THEN each gets a `forbidden` error frame and the socket stays open
     let refused = [
@@ -334,16 +338,10 @@ async fn a_grant_limits_joins_and_publishes_and_nothing_refused_is_written_or_fa
 #[tokio::test]
 async fn resume_restores_only_the_channels_the_new_token_may_join() {
     // GIVEN ripple dev with a JWT secret, and alice connected to lobby and arena with a full token
-    let server = start_dev(DevOptions {
-        jwt_secret: Some(SECRET.into()),
-        ..DevOptions::default()
-    })
-    .await
-    .unwrap();
-    let secret = SECRET.as_bytes();
-    let full = sign_hs256(&json!({"sub": "alice", "exp": now() + 300}), secret);
+    let server = start_with_secret().await;
+    let full = granted("alice", json!({}));
     let base = server.ws_url();
-    let mut alice = WsClient::connect(&format!("{base}/?token={full}&channel=lobby&channel=arena"))
+    let mut alice = WsClient::connect(&token_url(&server, &full, &["lobby", "arena"], ""))
         .await
         .unwrap();
     frame_of(&mut alice, "snapshot", Some("lobby")).await;
@@ -367,13 +365,10 @@ async fn resume_restores_only_the_channels_the_new_token_may_join() {
 
     // WHEN someone without her token asks to resume as alice
     // THEN the upgrade is refused and the session stays
-    assert_refused(&format!("{base}/?user=alice&resume=1"), 401).await;
+    assert_refused(&format!("{base}/?user=alice&resume=1"), 401, "no token").await;
     // WHEN alice resumes with a token that may only join lobby
-    let lobby_only = sign_hs256(
-        &json!({"sub": "alice", "exp": now() + 300, "channels": ["lobby"]}),
-        secret,
-    );
-    let mut alice = WsClient::connect(&format!("{base}/?token={lobby_only}&resume=1"))
+    let lobby_only = granted("alice", json!({"channels": ["lobby"]}));
+    let mut alice = WsClient::connect(&token_url(&server, &lobby_only, &[], "&resume=1"))
         .await
         .unwrap();
     // THEN she is back in lobby only

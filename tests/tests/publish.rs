@@ -161,10 +161,9 @@ async fn no_client_connects_as_a_reserved_name() {
     open.shutdown().await;
 
     let secret = "publish-test-secret";
-    let authed = start_dev(DevOptions {
-        jwt_secret: Some(secret.into()),
-        ..DevOptions::default()
-    })
+    let authed = start_dev(ripple_tests::dev_options(|s| {
+        s.jwt_secret = Some(secret.into())
+    }))
     .await
     .unwrap();
     let now = (ripple_common::now_ms() / 1000) as i64;

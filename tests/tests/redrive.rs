@@ -134,6 +134,17 @@ fn target(table: &TestTable, server: &RecordingConnections) -> TargetArgs {
     }
 }
 
+/// `ripple redrive` over the on-failure folder `dir`, delivering to `target`.
+async fn redrive_folder(dir: &Path, target: TargetArgs) -> anyhow::Result<()> {
+    redrive(RedriveArgs {
+        queue_url: None,
+        dir: Some(dir.to_path_buf()),
+        dry_run: false,
+        target,
+    })
+    .await
+}
+
 fn message_texts(server: &RecordingConnections, connection_id: &str) -> Vec<String> {
     server
         .events(connection_id)
@@ -169,14 +180,7 @@ async fn redrive_delivers_exactly_the_records_of_an_on_failure_message_and_files
     .unwrap();
 
     // WHEN ripple redrive reads the folder
-    redrive(RedriveArgs {
-        queue_url: None,
-        dir: Some(dir.clone()),
-        dry_run: false,
-        target: target(&table, &server),
-    })
-    .await
-    .unwrap();
+    redrive_folder(&dir, target(&table, &server)).await.unwrap();
 
     // THEN bob received the two lost messages, in order, and nothing outside the range
     assert_eq!(message_texts(&server, "c-bob"), ["lost one", "lost two"]);
@@ -185,14 +189,7 @@ async fn redrive_delivers_exactly_the_records_of_an_on_failure_message_and_files
     // AND the message moved to done/, so a second redrive sends nothing again
     assert!(!file.exists());
     assert!(dir.join("done/0001.json").exists());
-    redrive(RedriveArgs {
-        queue_url: None,
-        dir: Some(dir.clone()),
-        dry_run: false,
-        target: target(&table, &server),
-    })
-    .await
-    .unwrap();
+    redrive_folder(&dir, target(&table, &server)).await.unwrap();
     assert_eq!(message_texts(&server, "c-bob").len(), 2);
 }
 
@@ -206,14 +203,9 @@ async fn a_message_that_is_not_an_on_failure_record_is_kept_and_reported() {
     std::fs::write(&file, r#"{"version":"1.0","KinesisBatchInfo":{}}"#).unwrap();
 
     // WHEN ripple redrive reads the folder
-    let err = redrive(RedriveArgs {
-        queue_url: None,
-        dir: Some(dir.clone()),
-        dry_run: false,
-        target: target(&table, &server),
-    })
-    .await
-    .expect_err("an unreadable message must fail the run");
+    let err = redrive_folder(&dir, target(&table, &server))
+        .await
+        .expect_err("an unreadable message must fail the run");
 
     // THEN it says so, posts nothing and keeps the file
     assert!(format!("{err}").contains("could not be redriven"), "{err}");
@@ -253,21 +245,15 @@ async fn replay_runs_a_recorded_batch_through_fanout_against_the_table() {
 async fn a_batch_ripple_dev_gave_up_on_is_delivered_by_redrive_once_the_fault_is_lifted() {
     use ripple::dev::DevOptions;
     use ripple::dev::faults::FaultSpec;
-    use ripple_tests::{WsClient, start_dev, ws_url};
+    use ripple_tests::dev_with_alice_and_bob_on;
     // GIVEN ripple dev whose stream mapping retries a failing batch once, then writes its
     // on-failure message to a folder, and alice and bob in arena
     let dir = scratch_dir("dev");
     let mut opts = DevOptions::default();
     opts.mapping.max_retries = Some(1);
     opts.mapping.on_failure_dir = Some(dir.clone());
-    let server = start_dev(opts).await.unwrap();
-    let mut alice = WsClient::connect(&ws_url(&server, "user=alice&channel=arena"))
-        .await
-        .unwrap();
+    let (server, mut alice, mut bob) = dev_with_alice_and_bob_on(opts, "arena").await.unwrap();
     alice.wait_for_snapshot("arena").await.unwrap();
-    let mut bob = WsClient::connect(&ws_url(&server, "user=bob&channel=arena"))
-        .await
-        .unwrap();
     bob.wait_for_snapshot("arena").await.unwrap();
 
     // WHEN every @connections post fails while alice chats
@@ -302,16 +288,14 @@ async fn a_batch_ripple_dev_gave_up_on_is_delivered_by_redrive_once_the_fault_is
 
     // WHEN the fault is lifted and ripple redrive reads the folder
     server.faults.set(FaultSpec::default());
-    redrive(RedriveArgs {
-        queue_url: None,
-        dir: Some(dir.clone()),
-        dry_run: false,
-        target: TargetArgs {
+    redrive_folder(
+        &dir,
+        TargetArgs {
             dynamodb_endpoint: Some(server.dynamodb_endpoint.clone()),
             table: server.table.clone(),
             connections_endpoint: server.http_url(),
         },
-    })
+    )
     .await
     .unwrap();
     // THEN bob gets the message after all

@@ -72,10 +72,9 @@ async fn smoke_fails_naming_the_step_when_the_stack_does_not_deliver() {
 async fn smoke_uses_one_token_per_client_when_the_stack_requires_them() {
     // GIVEN a ripple dev that requires an HS256 JWT at connect
     let secret = "smoke-test-secret-0123456789abcdef";
-    let server = start_dev(DevOptions {
-        jwt_secret: Some(secret.into()),
-        ..DevOptions::default()
-    })
+    let server = start_dev(ripple_tests::dev_options(|s| {
+        s.jwt_secret = Some(secret.into())
+    }))
     .await
     .unwrap();
     let token = |user: &str| {

@@ -163,11 +163,10 @@ async fn burst(
 #[tokio::test]
 async fn chat_bursts_over_four_shards_arrive_complete_and_in_each_senders_order() {
     // GIVEN the deployed mapping on 4 shards, and a receiver in arena
-    let server = start_dev(DevOptions {
-        message_rate: 1000,
-        position_rate: 1000,
-        ..DevOptions::default()
-    })
+    let server = start_dev(ripple_tests::dev_options(|s| {
+        s.message_rate = 1000;
+        s.position_rate = 1000;
+    }))
     .await
     .unwrap();
     assert_eq!(server_shards(), 4);
@@ -203,10 +202,11 @@ fn server_shards() -> usize {
 async fn with_four_in_ten_posts_failing_no_chat_message_is_lost() {
     // GIVEN @connections answering 500 to 40% of posts
     let server = start_dev(DevOptions {
-        message_rate: 1000,
-        position_rate: 1000,
         faults: "error=0.4".parse().unwrap(),
-        ..DevOptions::default()
+        ..ripple_tests::dev_options(|s| {
+            s.message_rate = 1000;
+            s.position_rate = 1000;
+        })
     })
     .await
     .unwrap();

@@ -1,9 +1,16 @@
-//! Offline checks of `terraform/` against what the code needs (`ripple_common::deploy::FUNCTIONS`).
+//! Offline checks of `terraform/` against what the code needs.
 //!
-//! Terraform's provider registry cannot be reached here, so there is no `terraform validate`;
-//! instead every `.tf` file is parsed with an HCL parser and checked for what would break a deploy
-//! or the running functions: dangling references, zip paths, environment variables, IAM actions,
-//! the table's stream and keys, the stream → fanout mapping and the WebSocket routes.
+//! The code writes what it needs from a deployment into `terraform/modules/ripple/contract.json`
+//! (`ripple_common::deploy::contract`: per function the environment variables, IAM actions and
+//! metric names, and the stream filter's item kinds); one test keeps that file equal to the code
+//! (`RIPPLE_WRITE_CONTRACT=1` rewrites it). The module reads the filter kinds from it; the other
+//! tests parse the `.tf` files with hcl-rs and compare them with the code's lists: each
+//! function's environment, its IAM actions (written out in `iam.tf` so that checkov can read the
+//! policies) and the resources they are granted on, and that the dashboard and alarms watch
+//! metrics the code emits; and check zip paths, the table's stream and keys, the stream → fanout
+//! mapping and the WebSocket routes. Terraform's provider registry cannot be
+//! reached here, so `terraform validate` (names and references) is not run; `terraform fmt` and
+//! checkov are (`scripts/validate-terraform.sh`).
 //!
 //! Decisions the checks encode (docs/deploy.md explains them):
 //! - Environment: each function gets exactly `env_required ∪ env_optional`. Fanout's
@@ -23,13 +30,11 @@
 //!   `kms:Decrypt` (never on `*`), and no other function may read parameters.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
 use hcl::eval::{Context as EvalContext, Evaluate, FuncArgs, FuncDef, ParamType};
 use hcl::expr::{Expression, ObjectKey, TemplateExpr, Traversal, TraversalOperator};
-use hcl::template::{Directive, Element, Template};
 use hcl::{Block, Body};
 use ripple_common::deploy::{ENV_CONNECTIONS_ENDPOINT, FUNCTIONS, FunctionSpec};
 use serde_json::Value as Json;
@@ -53,6 +58,8 @@ struct TfFile {
 struct Module {
     dir: String,
     files: Vec<TfFile>,
+    /// Its `contract.json`, when it has one.
+    contract: Option<Json>,
 }
 
 /// Every module under `terraform/`, by directory.
@@ -89,6 +96,14 @@ fn read_sources(dir: &Path) -> Result<Vec<(String, String)>> {
     Ok(out)
 }
 
+/// `terraform/<dir>/contract.json`, if there is one that parses.
+fn read_contract(dir: &str) -> Option<Json> {
+    let text = std::fs::read_to_string(terraform_dir().join(dir).join(CONTRACT_FILE)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+const CONTRACT_FILE: &str = "contract.json";
+
 impl Config {
     fn load() -> Result<Config> {
         Config::parse(&read_sources(&terraform_dir())?)
@@ -103,6 +118,7 @@ impl Config {
             modules
                 .entry(dir.clone())
                 .or_insert_with(|| Module {
+                    contract: read_contract(&dir),
                     dir,
                     files: Vec::new(),
                 })
@@ -209,6 +225,24 @@ impl Module {
         expr
     }
 
+    /// The value of `local.contract.a.b…` in the module's `contract.json`, when `local.contract`
+    /// is `jsondecode(file("${path.module}/contract.json"))`.
+    fn in_contract(&self, expr: &Expression) -> Option<&Json> {
+        let Expression::Traversal(t) = expr else {
+            return None;
+        };
+        let attrs = attr_path(t);
+        let (Some("local"), ["contract", path @ ..]) = (root_name(t), attrs.as_slice()) else {
+            return None;
+        };
+        let read = render(self.local("contract")?);
+        if !read.starts_with("${jsondecode(file(") || !read.contains(CONTRACT_FILE) {
+            return None;
+        }
+        path.iter()
+            .try_fold(self.contract.as_ref()?, |json, key| json.get(key))
+    }
+
     /// The string an attribute resolves to (through variables and locals), if it is a literal.
     fn literal(&self, body: &Body, key: &str) -> Option<String> {
         match self.resolve(attr(body, key)?) {
@@ -219,6 +253,12 @@ impl Module {
 
     /// The strings of a list attribute, resolving variables and locals; other items are rendered.
     fn strings(&self, expr: &Expression) -> Vec<String> {
+        if let Some(Json::Array(items)) = self.in_contract(self.resolve(expr)) {
+            return items
+                .iter()
+                .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned))
+                .collect();
+        }
         match self.resolve(expr) {
             Expression::Array(items) => items.iter().map(|e| render(self.resolve(e))).collect(),
             Expression::FuncCall(f) if f.name.to_string() == "toset" && f.args.len() == 1 => {
@@ -314,316 +354,6 @@ fn normalize(path: &Path) -> PathBuf {
         }
     }
     out
-}
-
-// ------------------------------------------------------------------------------------------------
-// References.
-// ------------------------------------------------------------------------------------------------
-
-/// A reference `root.a.b` found in an expression (attribute names up to the first index).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct Ref {
-    root: String,
-    attrs: Vec<String>,
-}
-
-impl fmt::Display for Ref {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.root)?;
-        self.attrs.iter().try_for_each(|a| write!(f, ".{a}"))
-    }
-}
-
-/// Names that are always in scope (`each.value`, `count.index`, `path.module`, …).
-const BUILTIN_ROOTS: [&str; 5] = ["each", "count", "path", "self", "terraform"];
-
-/// Collects the references in `expr`; `bound` holds names of enclosing `for`s and `dynamic`s.
-fn refs_in_expr(expr: &Expression, bound: &BTreeSet<String>, out: &mut Vec<Ref>) -> Result<()> {
-    match expr {
-        Expression::Variable(v) if !bound.contains(v.as_str()) => {
-            out.push(Ref {
-                root: v.to_string(),
-                attrs: Vec::new(),
-            });
-        }
-        Expression::Traversal(t) => {
-            match root_name(t) {
-                Some(root) if bound.contains(root) => {}
-                Some(root) => out.push(Ref {
-                    root: root.to_owned(),
-                    attrs: attr_path(t).into_iter().map(str::to_owned).collect(),
-                }),
-                None => refs_in_expr(&t.expr, bound, out)?,
-            }
-            for op in &t.operators {
-                if let TraversalOperator::Index(index) = op {
-                    refs_in_expr(index, bound, out)?;
-                }
-            }
-        }
-        Expression::Array(items) => items.iter().try_for_each(|e| refs_in_expr(e, bound, out))?,
-        Expression::Object(object) => {
-            for (key, value) in object {
-                if let ObjectKey::Expression(k) = key {
-                    refs_in_expr(k, bound, out)?;
-                }
-                refs_in_expr(value, bound, out)?;
-            }
-        }
-        Expression::TemplateExpr(t) => refs_in_template(&Template::from_expr(t)?, bound, out)?,
-        Expression::FuncCall(f) => f
-            .args
-            .iter()
-            .try_for_each(|e| refs_in_expr(e, bound, out))?,
-        Expression::Parenthesis(inner) => refs_in_expr(inner, bound, out)?,
-        Expression::Conditional(c) => {
-            for e in [&c.cond_expr, &c.true_expr, &c.false_expr] {
-                refs_in_expr(e, bound, out)?;
-            }
-        }
-        Expression::Operation(op) => match op.as_ref() {
-            hcl::expr::Operation::Unary(u) => refs_in_expr(&u.expr, bound, out)?,
-            hcl::expr::Operation::Binary(b) => {
-                refs_in_expr(&b.lhs_expr, bound, out)?;
-                refs_in_expr(&b.rhs_expr, bound, out)?;
-            }
-        },
-        Expression::ForExpr(f) => {
-            refs_in_expr(&f.collection_expr, bound, out)?;
-            let mut inner = bound.clone();
-            inner.extend(f.key_var.iter().map(|k| k.to_string()));
-            inner.insert(f.value_var.to_string());
-            let parts = [
-                f.key_expr.as_ref(),
-                Some(&f.value_expr),
-                f.cond_expr.as_ref(),
-            ];
-            parts
-                .into_iter()
-                .flatten()
-                .try_for_each(|e| refs_in_expr(e, &inner, out))?;
-        }
-        _ => {}
-    }
-    Ok(())
-}
-
-fn refs_in_template(t: &Template, bound: &BTreeSet<String>, out: &mut Vec<Ref>) -> Result<()> {
-    for element in t.elements() {
-        match element {
-            Element::Literal(_) => {}
-            Element::Interpolation(i) => refs_in_expr(&i.expr, bound, out)?,
-            Element::Directive(d) => match d.as_ref() {
-                Directive::If(d) => {
-                    refs_in_expr(&d.cond_expr, bound, out)?;
-                    refs_in_template(&d.true_template, bound, out)?;
-                    if let Some(f) = &d.false_template {
-                        refs_in_template(f, bound, out)?;
-                    }
-                }
-                Directive::For(d) => {
-                    refs_in_expr(&d.collection_expr, bound, out)?;
-                    let mut inner = bound.clone();
-                    inner.extend(d.key_var.iter().map(|k| k.to_string()));
-                    inner.insert(d.value_var.to_string());
-                    refs_in_template(&d.template, &inner, out)?;
-                }
-            },
-        }
-    }
-    Ok(())
-}
-
-/// Collects the references in a block body, skipping attributes that hold names, not values.
-fn refs_in_body(body: &Body, bound: &BTreeSet<String>, out: &mut Vec<Ref>) -> Result<()> {
-    const NOT_VALUES: [&str; 5] = ["type", "source", "version", "providers", "provider"];
-    for a in body.attributes() {
-        if !NOT_VALUES.contains(&a.key()) {
-            refs_in_expr(a.expr(), bound, out)?;
-        }
-    }
-    for block in body.blocks() {
-        match block.identifier() {
-            "lifecycle" => {
-                // ignore_changes lists attribute names; the rest are references.
-                for a in block
-                    .body
-                    .attributes()
-                    .filter(|a| a.key() != "ignore_changes")
-                {
-                    refs_in_expr(a.expr(), bound, out)?;
-                }
-            }
-            "dynamic" => {
-                let iterator = attr(&block.body, "iterator")
-                    .map_or_else(|| label(block, 0).to_owned(), render);
-                if let Some(for_each) = attr(&block.body, "for_each") {
-                    refs_in_expr(for_each, bound, out)?;
-                }
-                let mut inner = bound.clone();
-                inner.insert(iterator);
-                for content in sub_blocks(&block.body, "content") {
-                    refs_in_body(&content.body, &inner, out)?;
-                }
-            }
-            _ => refs_in_body(&block.body, bound, out)?,
-        }
-    }
-    Ok(())
-}
-
-/// What one module declares.
-#[derive(Default)]
-struct Declared {
-    variables: BTreeSet<String>,
-    locals: BTreeSet<String>,
-    resources: BTreeSet<(String, String)>,
-    data: BTreeSet<(String, String)>,
-    modules: BTreeSet<String>,
-    outputs: BTreeSet<String>,
-}
-
-impl Declared {
-    fn of(module: &Module) -> Declared {
-        let mut d = Declared::default();
-        for (_, b) in module.blocks() {
-            let pair = || (label(b, 0).to_owned(), label(b, 1).to_owned());
-            match b.identifier() {
-                "variable" => {
-                    d.variables.insert(label(b, 0).to_owned());
-                }
-                "locals" => d
-                    .locals
-                    .extend(b.body.attributes().map(|a| a.key().to_owned())),
-                "resource" => {
-                    d.resources.insert(pair());
-                }
-                "data" => {
-                    d.data.insert(pair());
-                }
-                "module" => {
-                    d.modules.insert(label(b, 0).to_owned());
-                }
-                "output" => {
-                    d.outputs.insert(label(b, 0).to_owned());
-                }
-                _ => {}
-            }
-        }
-        d
-    }
-}
-
-/// Every `var.x`, `local.x`, `module.x.y`, `data.t.n` and `t.n` resolves in its own module, and
-/// every module call passes only (and all required) variables of the module it calls.
-fn check_references(cfg: &Config, problems: &mut Vec<String>) -> Result<()> {
-    for module in cfg.modules.values() {
-        let declared = Declared::of(module);
-        for (file, block) in module.blocks() {
-            if matches!(
-                block.identifier(),
-                "terraform" | "moved" | "import" | "removed" | "check"
-            ) {
-                continue;
-            }
-            let mut refs = Vec::new();
-            refs_in_body(&block.body, &BTreeSet::new(), &mut refs).with_context(|| {
-                format!("terraform/{file}: reading {}", label_strs(block).join("."))
-            })?;
-            refs.sort();
-            refs.dedup();
-            for r in refs {
-                if let Some(why) = dangling(cfg, module, &declared, &r) {
-                    problems.push(format!("terraform/{file}: `{r}` {why}"));
-                }
-            }
-        }
-        for name in &declared.modules {
-            check_module_call(cfg, module, name, problems)?;
-        }
-    }
-    Ok(())
-}
-
-/// Why `r` does not resolve in `module`, or None when it does.
-fn dangling(cfg: &Config, module: &Module, declared: &Declared, r: &Ref) -> Option<String> {
-    let first = r.attrs.first().cloned().unwrap_or_default();
-    let second = r.attrs.get(1).cloned().unwrap_or_default();
-    let missing = |what: String| {
-        Some(format!(
-            "refers to {what}, which terraform/{} does not declare",
-            module.dir
-        ))
-    };
-    match r.root.as_str() {
-        root if BUILTIN_ROOTS.contains(&root) => None,
-        "var" if !declared.variables.contains(&first) => missing(format!("variable \"{first}\"")),
-        "local" if !declared.locals.contains(&first) => missing(format!("local \"{first}\"")),
-        "data" if !declared.data.contains(&(first.clone(), second.clone())) => {
-            missing(format!("data \"{first}\" \"{second}\""))
-        }
-        "module" if !declared.modules.contains(&first) => missing(format!("module \"{first}\"")),
-        "module" if !second.is_empty() => match cfg.called(module, &first) {
-            Ok(child) if !Declared::of(child).outputs.contains(&second) => Some(format!(
-                "refers to output \"{second}\", which terraform/{} does not declare",
-                child.dir
-            )),
-            Ok(_) => None,
-            Err(e) => Some(e.to_string()),
-        },
-        "var" | "local" | "data" | "module" => None,
-        root if r.attrs.is_empty() || !root.contains('_') => {
-            Some("is neither a declared name nor a resource type".to_owned())
-        }
-        rtype
-            if !declared
-                .resources
-                .contains(&(rtype.to_owned(), first.clone())) =>
-        {
-            missing(format!("resource \"{rtype}\" \"{first}\""))
-        }
-        _ => None,
-    }
-}
-
-fn check_module_call(
-    cfg: &Config,
-    caller: &Module,
-    name: &str,
-    problems: &mut Vec<String>,
-) -> Result<()> {
-    const META: [&str; 6] = [
-        "source",
-        "version",
-        "providers",
-        "count",
-        "for_each",
-        "depends_on",
-    ];
-    let Some((file, block)) = caller.find("module", &[name]) else {
-        return Ok(());
-    };
-    let child = cfg.called(caller, name)?;
-    let inputs = Declared::of(child).variables;
-    let passed: BTreeSet<&str> = block
-        .body
-        .attributes()
-        .map(|a| a.key())
-        .filter(|k| !META.contains(k))
-        .collect();
-    for arg in &passed {
-        if !inputs.contains(*arg) {
-            problems.push(format!("terraform/{file}: module \"{name}\" passes `{arg}`, not a variable of terraform/{}", child.dir));
-        }
-    }
-    for input in &inputs {
-        if child.variable_default(input).is_none() && !passed.contains(input.as_str()) {
-            problems.push(format!(
-                "terraform/{file}: module \"{name}\" does not pass required variable `{input}`"
-            ));
-        }
-    }
-    Ok(())
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -1315,6 +1045,9 @@ fn check_table(cfg: &Config, problems: &mut Vec<String>) -> Result<()> {
 
 /// Converts a literal expression (through variables, locals and `jsonencode`) to JSON.
 fn to_json(module: &Module, expr: &Expression) -> Result<Json> {
+    if let Some(json) = module.in_contract(module.resolve(expr)) {
+        return Ok(json.clone());
+    }
     Ok(match module.resolve(expr) {
         Expression::Null => Json::Null,
         Expression::Bool(b) => Json::Bool(*b),
@@ -1622,38 +1355,10 @@ fn check_api(cfg: &Config, problems: &mut Vec<String>) -> Result<()> {
             ));
         }
     }
-    let outputs = Declared::of(cfg.root()?).outputs;
-    for output in ["websocket_url", "connections_endpoint"] {
-        if !outputs.contains(output) {
-            problems.push(format!("terraform/: no output \"{output}\""));
-        }
-    }
-    Ok(())
-}
-
-/// Root variables passed to the module unchanged keep the module's default.
-fn check_root_defaults(cfg: &Config, problems: &mut Vec<String>) -> Result<()> {
     let root = cfg.root()?;
-    let child = cfg.ripple()?;
-    let (file, call) = root
-        .find("module", &["ripple"])
-        .ok_or_else(|| anyhow!("no module \"ripple\""))?;
-    for a in call.body.attributes() {
-        let Expression::Traversal(t) = a.expr() else {
-            continue;
-        };
-        let path = attr_path(t);
-        let (Some("var"), [var]) = (root_name(t), path.as_slice()) else {
-            continue;
-        };
-        let (ours, theirs) = (root.variable_default(var), child.variable_default(a.key()));
-        if ours != theirs {
-            problems.push(format!(
-                "terraform/{file}: var.{var} defaults to {} but module variable {} defaults to {}",
-                ours.map_or("nothing".to_owned(), ToString::to_string),
-                a.key(),
-                theirs.map_or("nothing".to_owned(), ToString::to_string),
-            ));
+    for output in ["websocket_url", "connections_endpoint"] {
+        if root.find("output", &[output]).is_none() {
+            problems.push(format!("terraform/: no output \"{output}\""));
         }
     }
     Ok(())
@@ -1909,15 +1614,13 @@ fn check_provider_bounds(cfg: &Config, problems: &mut Vec<String>) -> Result<()>
     Ok(())
 }
 
-const ALL_CHECKS: [(&str, Check); 10] = [
-    ("references", check_references),
+const ALL_CHECKS: [(&str, Check); 8] = [
     ("packages", check_packages),
     ("environment", check_environment),
     ("iam", check_iam),
     ("table", check_table),
     ("stream mapping", check_stream_mapping),
     ("api", check_api),
-    ("root defaults", check_root_defaults),
     ("observability", check_observability),
     ("provider bounds", check_provider_bounds),
 ];
@@ -1952,8 +1655,27 @@ fn check_repo(check: Check, what: &str) -> Result<()> {
 }
 
 #[test]
-fn every_reference_resolves_to_a_declaration_in_its_module() -> Result<()> {
-    check_repo(check_references, "references")
+fn the_contract_terraform_reads_is_the_one_the_code_writes() -> Result<()> {
+    // GIVEN what the code needs from a deployment (common/src/deploy.rs, common/src/emf.rs)
+    let written = format!(
+        "{}\n",
+        serde_json::to_string_pretty(&ripple_common::deploy::contract())?
+    );
+    let path = terraform_dir().join("modules/ripple").join(CONTRACT_FILE);
+    if std::env::var_os("RIPPLE_WRITE_CONTRACT").is_some() {
+        std::fs::write(&path, &written).with_context(|| format!("writing {}", path.display()))?;
+    }
+    // WHEN the contract.json the module reads is compared with it
+    let checked_in =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    // THEN they are the same, byte for byte
+    if checked_in != written {
+        bail!(
+            "{} is not what the code writes; rewrite it with RIPPLE_WRITE_CONTRACT=1 cargo nextest run -p ripple-tests --test terraform",
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 #[test]
@@ -1984,11 +1706,6 @@ fn stream_mapping_reports_partial_failures_and_filters_to_what_fanout_uses() -> 
 #[test]
 fn websocket_routes_reach_the_right_functions_and_answer_the_sender() -> Result<()> {
     check_repo(check_api, "the WebSocket API")
-}
-
-#[test]
-fn root_configuration_keeps_the_module_defaults() -> Result<()> {
-    check_repo(check_root_defaults, "root variable defaults")
 }
 
 #[test]
@@ -2025,21 +1742,7 @@ struct Breakage {
     reported: &'static str,
 }
 
-const BREAKAGES: [Breakage; 18] = [
-    Breakage {
-        what: "a misspelt resource reference",
-        file: "modules/ripple/lambda.tf",
-        from: "event_source_arn  = aws_dynamodb_table.this.stream_arn",
-        to: "event_source_arn  = aws_dynamodb_table.thsi.stream_arn",
-        reported: "`aws_dynamodb_table.thsi.stream_arn` refers to resource \"aws_dynamodb_table\" \"thsi\"",
-    },
-    Breakage {
-        what: "an undeclared variable",
-        file: "modules/ripple/lambda.tf",
-        from: "memory_size   = var.fanout_memory_mb",
-        to: "memory_size   = var.fanout_memory",
-        reported: "`var.fanout_memory` refers to variable \"fanout_memory\"",
-    },
+const BREAKAGES: [Breakage; 17] = [
     Breakage {
         what: "an IAM action the code calls, removed",
         file: "modules/ripple/iam.tf",
@@ -2050,9 +1753,9 @@ const BREAKAGES: [Breakage; 18] = [
     Breakage {
         what: "a Scan on every table",
         file: "modules/ripple/iam.tf",
-        from: r#"actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"]
+        from: r#"actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"]
     resources = local.table_resources"#,
-        to: r#"actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Scan"]
+        to: r#"actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem", "dynamodb:Scan"]
     resources = ["*"]"#,
         reported: "grants dynamodb:Scan",
     },
@@ -2078,6 +1781,13 @@ const BREAKAGES: [Breakage; 18] = [
         from: r#"var.enable_jwt_auth ? { RIPPLE_JWT_SECRET_PARAMETER = var.jwt_secret_ssm_parameter_name } : {},"#,
         to: r#"var.enable_jwt_auth ? { RIPPLE_JWT_SECRET = data.aws_ssm_parameter.jwt_secret[0].value } : {},"#,
         reported: "RIPPLE_JWT_SECRET puts a secret into the environment",
+    },
+    Breakage {
+        what: "a filter kind written in the Terraform instead of read from the contract",
+        file: "modules/ripple/main.tf",
+        from: "fanout_remove_kinds = local.contract.fanout_remove_kinds",
+        to: r#"fanout_remove_kinds = ["roster", "member"]"#,
+        reported: "filter criteria let through",
     },
     Breakage {
         what: "the stream view type",
@@ -2234,7 +1944,8 @@ fn module_variable_default(name: &str) -> Result<String> {
 fn the_deployed_system_log_level_is_the_one_the_cost_model_bills() -> Result<()> {
     // GIVEN the level `ripple bench e2e` assumes (at WARN, no START/END/REPORT lines)
     let level = ripple_common::deploy::LAMBDA_SYSTEM_LOG_LEVEL;
-    // THEN both the module and the root deploy it by default, with the JSON log format it needs
+    // THEN the module (which the root sets nothing of) deploys it by default, with the JSON log
+    // format it needs
     assert_eq!(
         module_variable_default("lambda_system_log_level")?,
         format!("\"{level}\"")

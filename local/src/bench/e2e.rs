@@ -144,10 +144,12 @@ pub async fn run(args: E2eArgs) -> anyhow::Result<()> {
     let server = DevServer::start(DevOptions {
         port: 0,
         dynamodb_endpoint: args.dynamodb_endpoint.clone(),
-        table: unique_table_name("ripple-bench-e2e"),
-        // The bench measures the pipeline, not the per-connection publish limit.
-        position_rate: ripple_common::config::DEFAULT_POSITION_RATE
-            .max((args.hz * 2.0).ceil() as u32),
+        settings: ripple_common::config::Settings {
+            // The bench measures the pipeline, not the per-connection publish limit.
+            position_rate: ripple_common::config::DEFAULT_POSITION_RATE
+                .max((args.hz * 2.0).ceil() as u32),
+            ..ripple_common::config::Settings::for_table(unique_table_name("ripple-bench-e2e"))
+        },
         mapping: crate::dev::mapping::MappingConfig {
             shards: args.shards.max(1),
             parallelization_factor: args.parallelization_factor.clamp(1, 10),

@@ -79,7 +79,7 @@ pub fn router(gateway: Gateway) -> Router {
 
 async fn metrics(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
     (
-        [("content-type", "text/plain; version=0.0.4")],
+        [("content-type", super::metrics::CONTENT_TYPE)],
         gw.metrics.render(gw.registry.len()),
     )
 }

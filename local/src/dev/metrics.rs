@@ -1,188 +1,268 @@
-//! Counters of `ripple dev`, served at `GET /metrics` in Prometheus text format and summarised
-//! by `--stats`. The fanout counters are the numbers of the EMF line fanout prints in Lambda
+//! Counters of `ripple dev`, served at `GET /metrics` in Prometheus text format (by the
+//! Prometheus project's client, `prometheus-client`) and summarised by `--stats`. The fanout
+//! counters are the numbers of the EMF line fanout prints in Lambda
 //! (`fanout::metrics::BatchMetrics`); refusals are also counted per error code, as ingest's
 //! `Refused` metric is per `Code`.
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use fanout::metrics::BatchMetrics;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// The `Content-Type` of [`Metrics::render`].
+pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
 macro_rules! counters {
     ($($name:ident: $help:literal),* $(,)?) => {
-        /// Monotonic counters (cheap to clone; all clones share them).
-        #[derive(Debug, Clone, Default)]
-        pub struct Metrics {
-            inner: Arc<Counters>,
-            /// Shared with ingest's state, which counts its membership reads.
-            pub membership_reads: Arc<AtomicU64>,
-            refused_by_code: Arc<Mutex<BTreeMap<String, u64>>>,
-        }
-
+        /// Monotonic counters, exposed as `ripple_<name>_total`.
         #[derive(Debug, Default)]
-        struct Counters { $($name: AtomicU64,)* }
+        struct Counters { $($name: Counter,)* }
 
-        impl Metrics {
-            /// Every counter as (name, help, value).
-            pub fn snapshot(&self) -> Vec<(&'static str, &'static str, u64)> {
-                let mut all = vec![$((stringify!($name), $help, self.inner.$name.load(Ordering::Relaxed)),)*];
-                all.push((
-                    "membership_reads_total",
-                    "strongly consistent membership reads by ingest",
-                    self.membership_reads.load(Ordering::Relaxed),
-                ));
-                all
+        impl Counters {
+            fn register(&self, registry: &mut Registry) {
+                $(registry.register(stringify!($name), $help, self.$name.clone());)*
+            }
+
+            /// Every counter as (exposed name without `ripple_`, help, value).
+            fn snapshot(&self) -> Vec<(&'static str, &'static str, u64)> {
+                vec![$((concat!(stringify!($name), "_total"), $help, self.$name.get()),)*]
             }
         }
     };
 }
 
 counters! {
-    connects_total: "WebSocket connections accepted by $connect",
-    connects_rejected_total: "WebSocket upgrades rejected by $connect",
-    disconnects_total: "WebSocket connections closed",
-    frames_accepted_total: "client frames ingested",
-    frames_refused_total: "client frames refused with an error frame",
-    frames_failed_total: "client frames that failed with an internal error",
-    posts_delivered_total: "@connections POSTs delivered to a socket",
-    post_bytes_total: "bytes delivered by @connections POSTs",
-    posts_gone_total: "@connections POSTs answered 410",
-    posts_faulted_total: "@connections POSTs answered by fault injection",
-    fanout_batches_total: "stream batches handed to fanout",
-    fanout_records_total: "stream records handed to fanout",
-    fanout_updates_delivered_total: "events delivered by fanout, summed over recipients",
-    fanout_failed_batches_total: "batches fanout reported batchItemFailures for",
-    fanout_gone_removed_total: "gone connections fanout removed",
-    fanout_posts_total: "@connections POSTs fanout made, retries included",
-    fanout_billed_messages_total: "API Gateway messages billed for fanout's delivered frames (32 KB units)",
-    fanout_throttled_posts_total: "fanout POSTs answered 429",
-    fanout_retries_total: "fanout POSTs retried (429, 5xx, timeouts)",
-    fanout_failed_posts_total: "frames fanout gave up on after its retries",
-    fanout_malformed_records_total: "stream records fanout skipped as malformed",
-    fanout_batch_ms_total: "milliseconds fanout spent on batches",
-    fanout_lag_events_total: "positions and messages whose write-to-post lag was measured",
-    fanout_lag_ms_total: "write-to-post lag of those events, summed (ms)",
+    connects: "WebSocket connections accepted by $connect",
+    connects_rejected: "WebSocket upgrades rejected by $connect",
+    disconnects: "WebSocket connections closed",
+    frames_accepted: "client frames ingested",
+    frames_refused: "client frames refused with an error frame",
+    frames_failed: "client frames that failed with an internal error",
+    posts_delivered: "@connections POSTs delivered to a socket",
+    post_bytes: "bytes delivered by @connections POSTs",
+    posts_gone: "@connections POSTs answered 410",
+    posts_faulted: "@connections POSTs answered by fault injection",
+    fanout_batches: "stream batches handed to fanout",
+    fanout_records: "stream records handed to fanout",
+    fanout_updates_delivered: "events delivered by fanout, summed over recipients",
+    fanout_failed_batches: "batches fanout reported batchItemFailures for",
+    fanout_gone_removed: "gone connections fanout removed",
+    fanout_posts: "@connections POSTs fanout made, retries included",
+    fanout_billed_messages: "API Gateway messages billed for fanout's delivered frames (32 KB units)",
+    fanout_throttled_posts: "fanout POSTs answered 429",
+    fanout_retries: "fanout POSTs retried (429, 5xx, timeouts)",
+    fanout_failed_posts: "frames fanout gave up on after its retries",
+    fanout_malformed_records: "stream records fanout skipped as malformed",
+    fanout_batch_ms: "milliseconds fanout spent on batches",
+    fanout_lag_events: "positions and messages whose write-to-post lag was measured",
+    fanout_lag_ms: "write-to-post lag of those events, summed (ms)",
 }
 
-/// A Prometheus label value, escaped.
-fn label(value: &str) -> String {
-    value
-        .replace('\\', r"\\")
-        .replace('"', "\\\"")
-        .replace('\n', r"\n")
+/// Refused frames by error code: one map, read by the exposition (`ripple_frames_refused_by_code_total`)
+/// and by the `--stats` line.
+#[derive(Debug, Default)]
+struct RefusedByCode(Mutex<BTreeMap<String, u64>>);
+
+impl RefusedByCode {
+    fn snapshot(&self) -> BTreeMap<String, u64> {
+        self.0.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+}
+
+impl Collector for RefusedByCode {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let by_code = self.snapshot();
+        let family = ConstCounter::new(0u64);
+        let mut metric = encoder.encode_descriptor(
+            "frames_refused_by_code",
+            "client frames refused, by error code",
+            None,
+            family.metric_type(),
+        )?;
+        for (code, n) in by_code {
+            let labels = [("code", code)];
+            ConstCounter::new(n).encode(metric.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+}
+
+/// Ingest's strongly consistent membership reads: the count lives in ingest's state
+/// (`IngestState::membership_reads`, shared with it), exposed as `ripple_membership_reads_total`.
+#[derive(Debug, Default)]
+struct MembershipReads(Arc<AtomicU64>);
+
+const MEMBERSHIP_READS_HELP: &str = "strongly consistent membership reads by ingest";
+
+impl Collector for MembershipReads {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let counter = ConstCounter::new(self.0.load(Ordering::Relaxed));
+        let metric = encoder.encode_descriptor(
+            "membership_reads",
+            MEMBERSHIP_READS_HELP,
+            None,
+            counter.metric_type(),
+        )?;
+        counter.encode(metric)
+    }
+}
+
+struct Inner {
+    counters: Counters,
+    membership_reads: Arc<MembershipReads>,
+    refused_by_code: Arc<RefusedByCode>,
+    open_connections: Gauge,
+    registry: Registry,
+}
+
+/// `ripple dev`'s counters (cheap to clone; all clones share them).
+#[derive(Clone)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics")
+            .field("counters", &self.inner.counters)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("ripple");
+        let counters = Counters::default();
+        counters.register(&mut registry);
+        let refused_by_code = Arc::new(RefusedByCode::default());
+        registry.register_collector(Box::new(Arc::clone(&refused_by_code)));
+        let membership_reads = Arc::new(MembershipReads::default());
+        registry.register_collector(Box::new(Arc::clone(&membership_reads)));
+        let open_connections = Gauge::default();
+        registry.register(
+            "connections_open",
+            "WebSocket connections open now",
+            open_connections.clone(),
+        );
+        Self {
+            inner: Arc::new(Inner {
+                counters,
+                membership_reads,
+                refused_by_code,
+                open_connections,
+                registry,
+            }),
+        }
+    }
 }
 
 impl Metrics {
-    fn add(&self, f: impl Fn(&Counters) -> &AtomicU64, n: u64) {
-        f(&self.inner).fetch_add(n, Ordering::Relaxed);
+    fn add(&self, f: impl Fn(&Counters) -> &Counter, n: u64) {
+        f(&self.inner.counters).inc_by(n);
     }
-    fn get(&self, f: impl Fn(&Counters) -> &AtomicU64) -> u64 {
-        f(&self.inner).load(Ordering::Relaxed)
+    fn get(&self, f: impl Fn(&Counters) -> &Counter) -> u64 {
+        f(&self.inner.counters).get()
     }
     pub fn connected(&self) {
-        self.add(|c| &c.connects_total, 1);
+        self.add(|c| &c.connects, 1);
     }
     pub fn connect_rejected(&self) {
-        self.add(|c| &c.connects_rejected_total, 1);
+        self.add(|c| &c.connects_rejected, 1);
     }
     pub fn disconnected(&self) {
-        self.add(|c| &c.disconnects_total, 1);
+        self.add(|c| &c.disconnects, 1);
     }
     pub fn frame_accepted(&self) {
-        self.add(|c| &c.frames_accepted_total, 1);
+        self.add(|c| &c.frames_accepted, 1);
     }
     /// A frame refused with `error_frame` (ingest's `{"type":"error","code":…}` reply).
     pub fn frame_refused(&self, error_frame: &str) {
-        self.add(|c| &c.frames_refused_total, 1);
+        self.add(|c| &c.frames_refused, 1);
         let code = serde_json::from_str::<serde_json::Value>(error_frame)
             .ok()
             .and_then(|v| v["code"].as_str().map(str::to_owned))
             .unwrap_or_else(|| "unknown".to_owned());
-        if let Ok(mut by_code) = self.refused_by_code.lock() {
+        if let Ok(mut by_code) = self.inner.refused_by_code.0.lock() {
             *by_code.entry(code).or_default() += 1;
         }
     }
     pub fn frame_failed(&self) {
-        self.add(|c| &c.frames_failed_total, 1);
+        self.add(|c| &c.frames_failed, 1);
     }
     pub fn post_delivered(&self, bytes: usize) {
-        self.add(|c| &c.posts_delivered_total, 1);
-        self.add(|c| &c.post_bytes_total, bytes as u64);
+        self.add(|c| &c.posts_delivered, 1);
+        self.add(|c| &c.post_bytes, bytes as u64);
     }
     pub fn post_gone(&self) {
-        self.add(|c| &c.posts_gone_total, 1);
+        self.add(|c| &c.posts_gone, 1);
     }
     pub fn post_faulted(&self) {
-        self.add(|c| &c.posts_faulted_total, 1);
+        self.add(|c| &c.posts_faulted, 1);
     }
     /// One fanout batch, as its metrics line would report it.
     pub fn fanout(&self, batch: &BatchMetrics) {
-        self.add(|c| &c.fanout_batches_total, 1);
-        self.add(|c| &c.fanout_records_total, batch.records_in);
-        self.add(
-            |c| &c.fanout_updates_delivered_total,
-            batch.events_delivered,
-        );
-        self.add(|c| &c.fanout_gone_removed_total, batch.gone_removed);
-        self.add(|c| &c.fanout_failed_batches_total, batch.failed_records);
-        self.add(|c| &c.fanout_posts_total, batch.posts);
-        self.add(|c| &c.fanout_billed_messages_total, batch.billed_messages);
-        self.add(|c| &c.fanout_throttled_posts_total, batch.throttled_posts);
-        self.add(|c| &c.fanout_retries_total, batch.retries);
-        self.add(|c| &c.fanout_failed_posts_total, batch.failed_posts);
-        self.add(
-            |c| &c.fanout_malformed_records_total,
-            batch.malformed_records,
-        );
+        self.add(|c| &c.fanout_batches, 1);
+        self.add(|c| &c.fanout_records, batch.records_in);
+        self.add(|c| &c.fanout_updates_delivered, batch.events_delivered);
+        self.add(|c| &c.fanout_gone_removed, batch.gone_removed);
+        self.add(|c| &c.fanout_failed_batches, batch.failed_records);
+        self.add(|c| &c.fanout_posts, batch.posts);
+        self.add(|c| &c.fanout_billed_messages, batch.billed_messages);
+        self.add(|c| &c.fanout_throttled_posts, batch.throttled_posts);
+        self.add(|c| &c.fanout_retries, batch.retries);
+        self.add(|c| &c.fanout_failed_posts, batch.failed_posts);
+        self.add(|c| &c.fanout_malformed_records, batch.malformed_records);
         let batch_ms = u64::try_from(batch.batch_duration.as_millis()).unwrap_or(u64::MAX);
-        self.add(|c| &c.fanout_batch_ms_total, batch_ms);
+        self.add(|c| &c.fanout_batch_ms, batch_ms);
         if let Some(lag) = batch.lag {
-            self.add(|c| &c.fanout_lag_events_total, lag.events as u64);
+            self.add(|c| &c.fanout_lag_events, lag.events as u64);
             let sum = (lag.average_ms * lag.events as f64).round() as u64;
-            self.add(|c| &c.fanout_lag_ms_total, sum);
+            self.add(|c| &c.fanout_lag_ms, sum);
         }
+    }
+
+    /// The membership-read count to hand to ingest's state.
+    pub fn membership_reads(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.inner.membership_reads.0)
+    }
+
+    /// Every counter as (name without `ripple_`, e.g. `connects_total`; help; value).
+    pub fn snapshot(&self) -> Vec<(&'static str, &'static str, u64)> {
+        let mut all = self.inner.counters.snapshot();
+        all.push((
+            "membership_reads_total",
+            MEMBERSHIP_READS_HELP,
+            self.inner.membership_reads.0.load(Ordering::Relaxed),
+        ));
+        all
     }
 
     /// Refused frames by error code.
     pub fn refused_by_code(&self) -> BTreeMap<String, u64> {
-        self.refused_by_code
-            .lock()
-            .map(|m| m.clone())
-            .unwrap_or_default()
+        self.inner.refused_by_code.snapshot()
     }
 
     /// Average write-to-post lag since start (ms), if any was measured.
     pub fn average_lag_ms(&self) -> Option<f64> {
-        let events = self.get(|c| &c.fanout_lag_events_total);
-        (events > 0).then(|| self.get(|c| &c.fanout_lag_ms_total) as f64 / events as f64)
+        let events = self.get(|c| &c.fanout_lag_events);
+        (events > 0).then(|| self.get(|c| &c.fanout_lag_ms) as f64 / events as f64)
     }
 
-    /// Prometheus text exposition.
+    /// Prometheus text exposition (format 0.0.4, [`CONTENT_TYPE`]).
     pub fn render(&self, open_connections: usize) -> String {
+        self.inner
+            .open_connections
+            .set(i64::try_from(open_connections).unwrap_or(i64::MAX));
         let mut out = String::new();
-        for (name, help, value) in self.snapshot() {
-            let _ = writeln!(
-                out,
-                "# HELP ripple_{name} {help}\n# TYPE ripple_{name} counter\nripple_{name} {value}"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP ripple_frames_refused_by_code_total client frames refused, by error code\n# TYPE ripple_frames_refused_by_code_total counter"
-        );
-        for (code, n) in self.refused_by_code() {
-            let _ = writeln!(
-                out,
-                "ripple_frames_refused_by_code_total{{code=\"{}\"}} {n}",
-                label(&code)
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP ripple_connections_open WebSocket connections open now\n# TYPE ripple_connections_open gauge\nripple_connections_open {open_connections}"
-        );
+        // Writing to a String cannot fail.
+        let _ =
+            prometheus_client::encoding::prometheus_text::encode(&mut out, &self.inner.registry);
         out
     }
 
@@ -198,21 +278,21 @@ impl Metrics {
             .map_or_else(|| "-".to_owned(), |ms| format!("{ms:.0}ms"));
         format!(
             "open={open_connections} connects={} frames={} refused={}{} batches={} records={} delivered={} posts={} throttled={} gone={} failed_batches={} lag_avg={lag}",
-            self.get(|c| &c.connects_total),
-            self.get(|c| &c.frames_accepted_total),
-            self.get(|c| &c.frames_refused_total),
+            self.get(|c| &c.connects),
+            self.get(|c| &c.frames_accepted),
+            self.get(|c| &c.frames_refused),
             if refused.is_empty() {
                 String::new()
             } else {
                 format!("({})", refused.join(","))
             },
-            self.get(|c| &c.fanout_batches_total),
-            self.get(|c| &c.fanout_records_total),
-            self.get(|c| &c.fanout_updates_delivered_total),
-            self.get(|c| &c.fanout_posts_total),
-            self.get(|c| &c.fanout_throttled_posts_total),
-            self.get(|c| &c.posts_gone_total),
-            self.get(|c| &c.fanout_failed_batches_total),
+            self.get(|c| &c.fanout_batches),
+            self.get(|c| &c.fanout_records),
+            self.get(|c| &c.fanout_updates_delivered),
+            self.get(|c| &c.fanout_posts),
+            self.get(|c| &c.fanout_throttled_posts),
+            self.get(|c| &c.posts_gone),
+            self.get(|c| &c.fanout_failed_batches),
         )
     }
 }

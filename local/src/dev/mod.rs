@@ -38,7 +38,9 @@ pub struct DevOptions {
     /// 0 picks a free port.
     pub port: u16,
     pub dynamodb_endpoint: Option<String>,
-    pub table: String,
+    /// What the handlers run with (the table's name among them); `connections_endpoint` is set
+    /// to this server's.
+    pub settings: Settings,
     pub stage: String,
     pub mapping: MappingConfig,
     pub idle_timeout: Duration,
@@ -47,22 +49,8 @@ pub struct DevOptions {
     /// (posts answer 410 meanwhile).
     pub connect_delay: Duration,
     pub faults: FaultSpec,
-    pub posts_per_second: u32,
-    pub max_in_flight: usize,
     /// Print a one-line summary this often.
     pub stats: Option<Duration>,
-    /// HS256 secret: when set, `$connect` requires a JWT (`?token=` or `Sec-WebSocket-Protocol`).
-    pub jwt_secret: Option<String>,
-    /// JWKS URL for RS256 / ES256 tokens: when set, `$connect` requires a JWT.
-    pub jwks_url: Option<String>,
-    /// Required token `iss` and `aud`.
-    pub jwt_issuer: Option<String>,
-    pub jwt_audience: Option<String>,
-    /// Per-connection publish limits (positions, messages per second).
-    pub position_rate: u32,
-    pub message_rate: u32,
-    /// How long a closed connection's channels are kept for `?resume=1`.
-    pub resume_window: Duration,
     /// Run the stale-connection sweep this often (None: never).
     pub sweep_every: Option<Duration>,
     pub sweep: fanout::sweep::SweepConfig,
@@ -74,23 +62,14 @@ impl Default for DevOptions {
             host: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port: 3001,
             dynamodb_endpoint: None,
-            table: "ripple".into(),
+            settings: Settings::for_table("ripple"),
             stage: "local".into(),
             mapping: MappingConfig::default(),
             idle_timeout: Duration::from_secs(600),
             max_duration: Duration::from_secs(7200),
             connect_delay: Duration::ZERO,
             faults: FaultSpec::default(),
-            posts_per_second: ripple_common::config::DEFAULT_POSTS_PER_SECOND,
-            max_in_flight: ripple_common::config::DEFAULT_MAX_IN_FLIGHT,
             stats: None,
-            jwt_secret: None,
-            jwks_url: None,
-            jwt_issuer: None,
-            jwt_audience: None,
-            position_rate: ripple_common::config::DEFAULT_POSITION_RATE,
-            message_rate: ripple_common::config::DEFAULT_MESSAGE_RATE,
-            resume_window: Duration::from_secs(ripple_common::config::DEFAULT_RESUME_WINDOW_SECS),
             sweep_every: Some(Duration::from_secs(60)),
             sweep: fanout::sweep::SweepConfig::default(),
         }
@@ -126,15 +105,18 @@ impl DevServer {
             }
         };
         let sdk = local_sdk_config();
-        let store = Store::new(dynamodb_client(&sdk, Some(&endpoint)), opts.table.clone());
+        let store = Store::new(
+            dynamodb_client(&sdk, Some(&endpoint)),
+            opts.settings.table.clone(),
+        );
         let created = store
             .create_table_if_missing()
             .await
-            .with_context(|| format!("creating table {} at {endpoint}", opts.table))?;
+            .with_context(|| format!("creating table {} at {endpoint}", opts.settings.table))?;
         let arn = store.stream_arn().await?.with_context(|| {
             format!(
                 "table {} has no stream: enable NEW_AND_OLD_IMAGES",
-                opts.table
+                opts.settings.table
             )
         })?;
         let start = if created {
@@ -159,22 +141,13 @@ impl DevServer {
             addr
         };
 
-        let mut settings = Settings::for_table(opts.table.clone());
-        settings.posts_per_second = opts.posts_per_second;
-        settings.max_in_flight = opts.max_in_flight;
-        settings.jwt_secret = opts.jwt_secret.clone();
-        settings.jwks_url = opts.jwks_url.clone();
-        settings.jwt_issuer = opts.jwt_issuer.clone();
-        settings.jwt_audience = opts.jwt_audience.clone();
-        settings.position_rate = opts.position_rate;
-        settings.message_rate = opts.message_rate;
-        settings.resume_window_secs = opts.resume_window.as_secs().max(1);
+        let mut settings = opts.settings.clone();
         settings.connections_endpoint = Some(format!("http://{loopback}"));
         let metrics = Metrics::default();
         let gateway = Gateway {
             connect: ConnectState::new(store.clone(), settings.clone()),
             ingest: IngestState {
-                membership_reads: metrics.membership_reads.clone(),
+                membership_reads: metrics.membership_reads(),
                 ..IngestState::new(store.clone(), settings.clone())
             },
             registry: registry::Registry::default(),
@@ -200,7 +173,7 @@ impl DevServer {
         let app = gateway::router(gateway)
             .merge(routes::router(routes::LocalInfo {
                 dynamodb_endpoint: endpoint.clone(),
-                table: opts.table.clone(),
+                table: opts.settings.table.clone(),
             }))
             .into_make_service_with_connect_info::<SocketAddr>();
         let mut server_stop = watch_rx.clone();
@@ -262,7 +235,7 @@ impl DevServer {
             addr: loopback,
             faults,
             dynamodb_endpoint: endpoint,
-            table: opts.table,
+            table: opts.settings.table,
             metrics,
             store,
             shutdown,

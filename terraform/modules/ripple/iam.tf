@@ -1,5 +1,6 @@
-# One role per function, each allowed exactly what its code calls (common/src/deploy.rs lists the
-# actions; tests/tests/terraform.rs checks this file against it).
+# One role per function, each allowed exactly what its code calls: contract.json, which the code
+# writes (common/src/deploy.rs), lists the actions, and tests/tests/terraform.rs checks this file
+# against it. They are written out here, not read from it, so that checkov can check the policies.
 
 locals {
   # DynamoDB actions are granted on the table and its indexes only (never a Scan, never "*").
@@ -121,17 +122,12 @@ data "aws_iam_policy_document" "fanout" {
     resources = local.table_resources
   }
 
-  # The event source mapping polls the stream with the function's role.
+  # The event source mapping polls the stream with the function's role (ListStreams is on the
+  # table's streams, the others on its stream).
   statement {
     sid       = "Stream"
-    actions   = ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"]
-    resources = [aws_dynamodb_table.this.stream_arn]
-  }
-
-  statement {
-    sid       = "ListStreams"
-    actions   = ["dynamodb:ListStreams"]
-    resources = ["${aws_dynamodb_table.this.arn}/stream/*"]
+    actions   = ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams"]
+    resources = [aws_dynamodb_table.this.stream_arn, "${aws_dynamodb_table.this.arn}/stream/*"]
   }
 
   # POST (send), GET (connection info) and DELETE (close) on this API's stage only.

@@ -7,6 +7,13 @@
 data "aws_partition" "current" {}
 
 locals {
+  # What the code needs from this deployment, written by the code (common/src/deploy.rs
+  # `contract()`; tests/tests/terraform.rs keeps it current): per function the environment
+  # variables, IAM actions and metric names, and the item kinds fanout acts on. The IAM actions
+  # stay written out in iam.tf (a test compares them with this file) so that checkov can read the
+  # policy documents.
+  contract = jsondecode(file("${path.module}/contract.json"))
+
   # What the functions run on: the build's architecture unless one is asked for (and then the
   # functions' preconditions require it to be the build's).
   architecture = coalesce(var.architecture, var.build_record.architecture)
@@ -40,8 +47,8 @@ locals {
   ingest_route_keys  = ["join", "leave", "position", "message", "$default"]
 
   # Item kinds (attribute `kind`) the fanout acts on; see the filter criteria in lambda.tf.
-  fanout_upsert_kinds = ["connection", "member", "roster", "position", "message"]
-  fanout_remove_kinds = ["roster"]
+  fanout_upsert_kinds = local.contract.fanout_upsert_kinds
+  fanout_remove_kinds = local.contract.fanout_remove_kinds
 }
 
 data "aws_caller_identity" "current" {}
