@@ -153,18 +153,17 @@ impl RuntimeApi {
         let wait = async {
             loop {
                 let notified = self.shared.changed.notified();
-                let q = self
-                    .shared
-                    .queue
-                    .lock()
-                    .map_err(|_| anyhow::anyhow!("runtime queue poisoned"))?;
-                if let Some(doc) = &q.init_error {
+                let (failed, polls, last) = {
+                    let q = self.shared.queue.lock();
+                    let q = q.map_err(|_| anyhow::anyhow!("runtime queue poisoned"))?;
+                    (q.init_error.clone(), q.polls, q.last_poll)
+                };
+                if let Some(doc) = failed {
                     bail!("{name} reported an init error: {doc}");
                 }
-                if let (true, Some(at)) = (q.polls >= n, q.last_poll) {
+                if let (true, Some(at)) = (polls >= n, last) {
                     return Ok(at);
                 }
-                drop(q);
                 notified.await;
             }
         };

@@ -235,18 +235,6 @@ mod tests {
     }
 
     #[test]
-    fn a_frame_bills_one_message_per_started_32_kb() {
-        // GIVEN frames of 0 B, 1 B, exactly 32 KB, and one byte more
-        // WHEN billed THEN empty and small frames are one message, 32 KB + 1 is two
-        use ripple_common::protocol::billed_messages;
-        assert_eq!(billed_messages(0), 1);
-        assert_eq!(billed_messages(1), 1);
-        assert_eq!(billed_messages(32_768), 1);
-        assert_eq!(billed_messages(32_769), 2);
-        assert_eq!(billed_messages(128 * 1024), 4);
-    }
-
-    #[test]
     fn capacity_units_round_up_per_kb_and_per_4_kb() {
         // GIVEN items around the unit boundaries WHEN costed THEN units round up, never to zero
         assert_eq!(write_units(200), 1);

@@ -153,7 +153,7 @@ pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -191,13 +191,25 @@ pub fn report<T: serde::Serialize>(title: &str, results: &T) -> String {
     format!("{title}\n\n{fields}{lists}")
 }
 
-fn flatten(key: &str, value: &Value, rows: &mut Vec<Vec<String>>, lists: &mut String) {
-    let text = |v: &Value| match v {
+/// A field's value for reading: thousands separators, at most 4 decimals, dollars to 6, `–` for
+/// null.
+fn text(key: &str, v: &Value) -> String {
+    let decimals = |x: f64, d: usize| {
+        let s = format!("{x:.d$}");
+        s.trim_end_matches('0').trim_end_matches('.').to_owned()
+    };
+    match v {
         Value::Null => "–".to_owned(),
         Value::String(s) => s.clone(),
-        Value::Number(n) => n.as_u64().map_or(n.to_string(), thousands),
+        Value::Number(n) if key.ends_with("usd") => format!("${:.6}", n.as_f64().unwrap_or(0.0)),
+        Value::Number(n) => n
+            .as_u64()
+            .map_or_else(|| decimals(n.as_f64().unwrap_or(0.0), 4), thousands),
         other => other.to_string(),
-    };
+    }
+}
+
+fn flatten(key: &str, value: &Value, rows: &mut Vec<Vec<String>>, lists: &mut String) {
     match value {
         Value::Object(fields) => {
             for (name, v) in fields {
@@ -209,24 +221,26 @@ fn flatten(key: &str, value: &Value, rows: &mut Vec<Vec<String>>, lists: &mut St
                 flatten(&dotted, v, rows, lists);
             }
         }
-        Value::Array(items) => match items.first().and_then(Value::as_object) {
-            Some(first) => {
-                let header: Vec<&str> = first.keys().map(String::as_str).collect();
-                let cells = |i: &Value| header.iter().map(|h| text(&i[*h])).collect();
-                let body = table(&header, items.iter().map(cells).collect());
-                let label = if key.is_empty() {
-                    String::new()
-                } else {
-                    format!("\n{key}:\n")
-                };
-                lists.push_str(&format!("{label}\n{body}"));
-            }
-            None => {
-                let lines: String = items.iter().map(|i| format!("- {}\n", text(i))).collect();
-                lists.push_str(&format!("\n{key}:\n\n{lines}"));
-            }
-        },
-        v => rows.push(vec![key.to_owned(), text(v)]),
+        Value::Array(items) => {
+            let body = match items.first().and_then(Value::as_object) {
+                Some(first) => {
+                    let header: Vec<&str> = first.keys().map(String::as_str).collect();
+                    let cells = |i: &Value| header.iter().map(|h| text(h, &i[*h])).collect();
+                    table(&header, items.iter().map(cells).collect())
+                }
+                None => items
+                    .iter()
+                    .map(|i| format!("- {}\n", text(key, i)))
+                    .collect(),
+            };
+            let label = if key.is_empty() {
+                String::new()
+            } else {
+                format!("{key}:\n\n")
+            };
+            lists.push_str(&format!("\n{label}{body}"));
+        }
+        v => rows.push(vec![key.to_owned(), text(key, v)]),
     }
 }
 
