@@ -544,6 +544,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_frame_bills_one_message_per_started_32_kb() {
+        // GIVEN frames of 0 B, 1 B, exactly 32 KB, and one byte more
+        // WHEN billed THEN empty and small frames are one message, 32 KB + 1 is two
+        assert_eq!(billed_messages(0), 1);
+        assert_eq!(billed_messages(1), 1);
+        assert_eq!(billed_messages(32_768), 1);
+        assert_eq!(billed_messages(32_769), 2);
+        assert_eq!(billed_messages(128 * 1024), 4);
+    }
+
+    #[test]
     fn a_position_frame_parses_with_defaults() {
         let frame = parse_client_frame(
             br#"{"action":"position","channel":"arena","x":1.5,"y":-2,"seq":7}"#,

@@ -12,6 +12,7 @@
 //! | [`wsclient`] | a WebSocket client of Ripple's protocol (`ripple smoke`, the tests) |
 //! | [`seed`] | connections and memberships written straight into the table (benchmarks, tests) |
 //! | [`smoke`] | `ripple smoke`: a one-command check of a running stack |
+//! | [`runtime_api`] | a loopback Lambda Runtime API and a function binary behind it (packaged test, `bench cold-start`) |
 //! | [`redrive`] | `ripple replay` and `ripple redrive`: stream batches through fanout again |
 
 pub mod apigw;
@@ -21,6 +22,7 @@ pub mod dev;
 pub mod dynamodb_local;
 pub mod publish;
 pub mod redrive;
+pub mod runtime_api;
 pub mod seed;
 pub mod smoke;
 pub mod stream;

@@ -1,15 +1,19 @@
 //! A WebSocket client of Ripple's protocol (tokio-tungstenite): connect and wait for `welcome`,
-//! send frames, read JSON frames with a time limit, wait for an event. `ripple smoke` and the
+//! send frames, read JSON frames with a time limit, wait for an event, or split it to send and read
+//! at once. `ripple smoke`, the bench's players and the
 //! tests use it.
 
 use anyhow::Context;
 use serde_json::Value;
 
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+/// The sending half of a [`WsClient::split`] client.
+pub type WsSink = futures::stream::SplitSink<Ws, tokio_tungstenite::tungstenite::Message>;
+
 /// A Ripple WebSocket client.
 pub struct WsClient {
-    ws: tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
+    ws: Ws,
     /// The connection id from `welcome`.
     pub id: String,
     /// The identity from `welcome`.
@@ -171,6 +175,13 @@ impl WsClient {
             .iter()
             .flat_map(|f| f["events"].as_array().cloned().unwrap_or_default())
             .collect()
+    }
+
+    /// The socket's sending and receiving halves, for a client that sends and reads at once
+    /// (the bench's players); `welcome` is already read.
+    pub fn split(self) -> (WsSink, futures::stream::SplitStream<Ws>) {
+        use futures::StreamExt;
+        self.ws.split()
     }
 
     pub async fn close(mut self) {

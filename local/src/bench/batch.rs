@@ -9,14 +9,14 @@ use clap::Args;
 use ripple_common::items::{Kind, MessageItem, PositionItem};
 use ripple_common::keys;
 use ripple_common::stream_record::StreamRecord;
-use serde::Serialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 
-use super::layout::{Layout, Member};
-use super::units::item_bytes;
+use super::cost::item_bytes;
+use super::layout::Layout;
 
 /// The shape of a batch: the flags of `ripple bench fanout`.
-#[derive(Debug, Clone, Args, Serialize, PartialEq)]
+#[derive(Debug, Clone, Args, Serialize, Deserialize, PartialEq)]
 pub struct Scenario {
     /// Channels in the batch.
     #[arg(long, default_value_t = 1)]
@@ -38,20 +38,21 @@ pub struct Scenario {
 impl Scenario {
     /// Refuses shapes that make no sense, with what to change.
     pub fn validate(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(self.channels >= 1, "--channels must be at least 1");
-        anyhow::ensure!(
+        use anyhow::ensure;
+        ensure!(self.channels >= 1, "--channels must be at least 1");
+        ensure!(
             self.members >= 2,
             "--members must be at least 2 (a sender and a recipient)"
         );
-        anyhow::ensure!(
+        ensure!(
             (1..=10_000).contains(&self.records),
             "--records must be 1-10000 (Lambda's largest stream batch)"
         );
-        anyhow::ensure!(
+        ensure!(
             (0.0..=1.0).contains(&self.message_ratio),
             "--message-ratio must be between 0 and 1"
         );
-        anyhow::ensure!(
+        ensure!(
             self.users.is_none_or(|u| (1..=self.members).contains(&u)),
             "--users must be between 1 and --members"
         );
@@ -70,6 +71,33 @@ impl Scenario {
 /// the first `n` records are, spread evenly.
 pub fn is_message(j: usize, ratio: f64) -> bool {
     ((j + 1) as f64 * ratio).floor() > (j as f64 * ratio).floor()
+}
+
+/// A position item as ingest writes it.
+pub fn position_item(
+    channel: &str,
+    user: &str,
+    sender: &str,
+    seq: u64,
+    x: f64,
+    y: f64,
+    ts: u64,
+) -> PositionItem {
+    PositionItem {
+        pk: keys::position_pk(channel, user),
+        sk: keys::position_sk(user),
+        kind: Kind::Position,
+        channel: channel.to_owned(),
+        user: user.to_owned(),
+        sender: sender.to_owned(),
+        x,
+        y,
+        z: 0.0,
+        seq,
+        data: None,
+        ts,
+        expires_at: ts / 1000 + 900,
+    }
 }
 
 /// Builds the batch and decodes it as the Lambda runtime does (from the JSON bytes), so what is
@@ -100,8 +128,8 @@ pub fn build_json(
     let arn = format!(
         "arn:aws:dynamodb:us-east-1:123456789012:table/{table}/stream/2026-01-01T00:00:00.000"
     );
-    let channels = layout.channels.len().max(1);
-    let mut per_channel = vec![0usize; channels];
+    anyhow::ensure!(!layout.channels.is_empty(), "the layout has no channels");
+    let mut per_channel = vec![0usize; layout.channels.len()];
     let mut seqs: Vec<Vec<u64>> = layout
         .channels
         .iter()
@@ -110,137 +138,79 @@ pub fn build_json(
     let mut out = Vec::with_capacity(records * 1024);
     out.extend_from_slice(br#"{"Records":["#);
     for k in 0..records {
-        let c = k % channels;
-        let (Some(channel), Some(j), Some(seqs)) = (
-            layout.channels.get(c),
-            per_channel.get_mut(c),
-            seqs.get_mut(c),
-        ) else {
-            anyhow::bail!("the layout has no channels");
-        };
-        let senders = senders.clamp(1, channel.members.len().max(1));
-        let who = *j % senders;
-        let (Some(member), Some(seq)) = (channel.members.get(who), seqs.get_mut(who)) else {
-            anyhow::bail!("channel {} has no members", channel.name);
-        };
-        let ts = base_ts + k as u64;
-        let record = if is_message(*j, message_ratio) {
-            message_record(&channel.name, member, k, *j, ts)?
+        let c = k % layout.channels.len();
+        let (channel, j) = (&layout.channels[c], per_channel[c]);
+        let who = j % senders.clamp(1, channel.members.len().max(1));
+        let member = channel
+            .members
+            .get(who)
+            .with_context(|| format!("channel {} has no members", channel.name))?;
+        let (name, user, sender, ts) = (
+            &channel.name,
+            &member.user,
+            &member.connection_id,
+            base_ts + k as u64,
+        );
+        let (event_name, new, old) = if is_message(j, message_ratio) {
+            let id = format!("{:032x}", 0x5eed_0000_u128 + k as u128);
+            let item = MessageItem {
+                pk: keys::message_pk(name),
+                sk: keys::message_sk(ts, &id),
+                kind: Kind::Message,
+                channel: name.clone(),
+                user: user.clone(),
+                sender: sender.clone(),
+                text: format!("gg, message {j} in {name}"),
+                id,
+                ts,
+                expires_at: ts / 1000 + 24 * 3600,
+            };
+            ("INSERT", serde_dynamo::to_item(&item)?, None)
         } else {
+            let seq = &mut seqs[c][who];
             *seq += 1;
-            position_record(&channel.name, member, *seq, ts)?
+            let (x, y) = (
+                (*seq as f64 * 0.75).sin() * 100.0,
+                (*seq as f64 * 0.75).cos() * 100.0,
+            );
+            let item = position_item(name, user, sender, *seq, x, y, ts);
+            let old = PositionItem {
+                seq: *seq - 1,
+                x: x - 1.0,
+                ts: ts.saturating_sub(50),
+                ..item.clone()
+            };
+            (
+                "MODIFY",
+                serde_dynamo::to_item(&item)?,
+                Some(serde_dynamo::to_item(&old)?),
+            )
         };
-        *j += 1;
+        per_channel[c] += 1;
+        let size = item_bytes(&new) + old.as_ref().map_or(0, item_bytes);
+        let keys = json!({"pk": new.get("pk"), "sk": new.get("sk")});
+        let image = |item: serde_dynamo::Item| serde_json::to_value(item);
+        let mut record = StreamRecord::new(
+            event_name,
+            format!("{:032x}", 0xbe_0000_0000_u128 + k as u128),
+        )
+        .stream(&arn, "us-east-1")
+        .created_secs(i64::try_from(ts / 1000).unwrap_or(i64::MAX))
+        .keys(keys)
+        .new_image(image(new)?)
+        .sequence_number((100_000_000_000_000_000_000u128 + k as u128).to_string())
+        .size_bytes(i64::try_from(size).unwrap_or(i64::MAX))
+        .view_type("NEW_AND_OLD_IMAGES");
+        if let Some(old) = old {
+            record = record.old_image(image(old)?);
+        }
         if k > 0 {
             out.push(b',');
         }
-        serde_json::to_writer(&mut out, &envelope(k, record, &arn))?;
+        serde_json::to_writer(&mut out, &record.to_json())?;
     }
     out.extend_from_slice(b"]}");
     Ok(out)
-}
-
-/// The `dynamodb` part of a record and its event name.
-struct Change {
-    name: &'static str,
-    keys: Value,
-    new_image: Value,
-    old_image: Option<Value>,
-    size: u64,
-}
-
-fn image<T: Serialize>(item: &T) -> anyhow::Result<(Value, u64)> {
-    let image: serde_dynamo::Item = serde_dynamo::to_item(item).context("encoding an image")?;
-    let size = item_bytes(&image);
-    Ok((serde_json::to_value(&image)?, size))
-}
-
-fn position_record(channel: &str, member: &Member, seq: u64, ts: u64) -> anyhow::Result<Change> {
-    let item = PositionItem {
-        pk: keys::position_pk(channel, &member.user),
-        sk: keys::position_sk(&member.user),
-        kind: Kind::Position,
-        channel: channel.to_owned(),
-        user: member.user.clone(),
-        sender: member.connection_id.clone(),
-        x: (seq as f64 * 0.75).sin() * 100.0,
-        y: (seq as f64 * 0.75).cos() * 100.0,
-        z: 0.0,
-        seq,
-        data: None,
-        ts,
-        expires_at: ts / 1000 + 900,
-    };
-    let old = PositionItem {
-        seq: seq - 1,
-        x: item.x - 1.0,
-        ts: ts.saturating_sub(50),
-        ..item.clone()
-    };
-    let (new_image, new_size) = image(&item)?;
-    let (old_image, old_size) = image(&old)?;
-    Ok(Change {
-        name: "MODIFY",
-        keys: json!({"pk": {"S": item.pk}, "sk": {"S": item.sk}}),
-        new_image,
-        old_image: Some(old_image),
-        size: new_size + old_size,
-    })
-}
-
-fn message_record(
-    channel: &str,
-    member: &Member,
-    k: usize,
-    j: usize,
-    ts: u64,
-) -> anyhow::Result<Change> {
-    let id = format!("{:032x}", 0x5eed_0000_u128 + k as u128);
-    let item = MessageItem {
-        pk: keys::message_pk(channel),
-        sk: keys::message_sk(ts, &id),
-        kind: Kind::Message,
-        channel: channel.to_owned(),
-        user: member.user.clone(),
-        sender: member.connection_id.clone(),
-        text: format!("gg, message {j} in {channel}"),
-        id,
-        ts,
-        expires_at: ts / 1000 + 24 * 3600,
-    };
-    let (new_image, size) = image(&item)?;
-    Ok(Change {
-        name: "INSERT",
-        keys: json!({"pk": {"S": item.pk}, "sk": {"S": item.sk}}),
-        new_image,
-        old_image: None,
-        size,
-    })
-}
-
-/// Wraps a change in the record envelope Lambda delivers.
-fn envelope(k: usize, change: Change, arn: &str) -> Value {
-    let ts_secs = change
-        .new_image
-        .pointer("/ts/N")
-        .and_then(Value::as_str)
-        .and_then(|t| t.parse::<u64>().ok())
-        .map_or(0, |ms| ms / 1000);
-    let mut record = StreamRecord::new(
-        change.name,
-        format!("{:032x}", 0xbe_0000_0000_u128 + k as u128),
-    )
-    .stream(arn, "us-east-1")
-    .created_secs(i64::try_from(ts_secs).unwrap_or(i64::MAX))
-    .keys(change.keys)
-    .new_image(change.new_image)
-    .sequence_number((100_000_000_000_000_000_000u128 + k as u128).to_string())
-    .size_bytes(i64::try_from(change.size).unwrap_or(i64::MAX))
-    .view_type("NEW_AND_OLD_IMAGES");
-    if let Some(old) = change.old_image {
-        record = record.old_image(old);
-    }
-    record.to_json()
 }
 
 #[cfg(test)]

@@ -7,12 +7,11 @@ use std::time::{Duration, Instant};
 
 use fanout::FanoutState;
 use ingest::{IngestState, Outcome};
-use ripple_common::config::{Settings, dynamodb_client, local_sdk_config};
+use ripple_common::config::{Settings, local_sdk_config};
 use ripple_common::connections::Connections;
 use ripple_common::store::Store;
 use serde::Serialize;
 
-use super::batch;
 use super::layout::{self, Layout};
 use crate::connections_server::LoopbackConnections;
 
@@ -41,25 +40,21 @@ pub async fn handler_times(
     members: usize,
     records: usize,
 ) -> anyhow::Result<HandlerTimes> {
-    let table = format!("{table}-calibration");
-    let store = Store::new(
-        dynamodb_client(&local_sdk_config(), Some(endpoint)),
-        table.clone(),
-    );
-    store.create_table_if_missing().await?;
+    let store = super::new_table(endpoint, &format!("{table}-calibration")).await?;
     let layout = Layout::synthetic(channels.max(1), members.max(2));
+    let fanout_records = records.max(1);
     let measured = async {
         layout::seed(&store, &layout).await?;
         let ingest_ms = time_ingest(&store, &layout).await?;
-        let fanout_ms = time_fanout(&store, &layout, records.max(1)).await?;
+        let fanout_ms = time_fanout(&store, &layout, fanout_records).await?;
         anyhow::Ok(HandlerTimes {
             ingest_ms,
             fanout_ms,
-            fanout_records: records.max(1),
+            fanout_records,
         })
     }
     .await;
-    super::drop_table(&store, &table).await;
+    super::drop_table(&store).await;
     measured
 }
 
@@ -70,29 +65,20 @@ fn mean_ms(total: Duration, n: usize) -> f64 {
 async fn time_ingest(store: &Store, layout: &Layout) -> anyhow::Result<f64> {
     let mut settings = Settings::for_table(store.table());
     // Calibration times the handler, not the per-connection publish limit.
-    settings.position_rate = u32::MAX;
-    settings.message_rate = u32::MAX;
+    (settings.position_rate, settings.message_rate) = (u32::MAX, u32::MAX);
     let state = IngestState::new(store.clone(), settings);
-    let senders: Vec<(&str, &str)> = layout
-        .channels
-        .iter()
-        .flat_map(|c| {
-            c.members
-                .iter()
-                .map(move |m| (c.name.as_str(), m.connection_id.as_str()))
-        })
-        .collect();
+    let senders: Vec<_> = layout.members().collect();
     anyhow::ensure!(!senders.is_empty(), "no members to publish from");
     let samples = INGEST_SAMPLES.min(senders.len() * INGEST_SAMPLES_PER_SENDER);
     let mut total = Duration::ZERO;
     for k in 0..samples {
-        let (channel, connection_id) = senders[k % senders.len()];
+        let (channel, member) = senders[k % senders.len()];
         let body = format!(
             r#"{{"action":"position","channel":"{channel}","x":{k},"y":1.5,"seq":{}}}"#,
             k + 1
         );
         let started = Instant::now();
-        let outcome = ingest::ingest_frame(&state, connection_id, body.as_bytes()).await;
+        let outcome = ingest::ingest_frame(&state, &member.connection_id, body.as_bytes()).await;
         total += started.elapsed();
         match outcome {
             Outcome::Accepted => {}
@@ -107,13 +93,14 @@ async fn time_ingest(store: &Store, layout: &Layout) -> anyhow::Result<f64> {
 
 async fn time_fanout(store: &Store, layout: &Layout, records: usize) -> anyhow::Result<f64> {
     let sink = LoopbackConnections::counting().await?;
+    let connections = Connections::new(local_sdk_config(), Some(sink.url_for("calibration")));
     let state = FanoutState::new(
         store.clone(),
-        Connections::new(local_sdk_config(), Some(sink.url_for("calibration"))),
+        connections,
         &Settings::for_table(store.table()),
     );
     let members = layout.channels.first().map_or(1, |c| c.members.len());
-    let event = batch::build(
+    let event = super::batch::build(
         layout,
         records,
         0.0,

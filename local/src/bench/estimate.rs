@@ -2,17 +2,19 @@
 //! capacity units, Lambda invocations and billed time, API Gateway messages, from `ripple dev`'s
 //! counters, the players' own counts, item sizes and the measured handler times. Pure.
 
-use ripple_common::items::{ConnectionItem, Endpoint, Kind, MemberItem, PositionItem};
-use ripple_common::keys;
-use serde::Serialize;
+use ripple_common::items::{ConnectionItem, Endpoint, MemberItem};
+use serde::{Deserialize, Serialize};
 
 use super::calibrate::HandlerTimes;
-use super::cost::{CostLine, Prices, Usage, bill, per_million, total};
+use super::cost::{
+    CostLine, Prices, Usage, bill, expected_distinct_channels, item_bytes, per_million,
+    strong_read_units, total, write_units,
+};
 use super::logs::{Invocations, LogBytes, RunShape};
-use super::units::{expected_distinct_channels, item_bytes, strong_read_units, write_units};
 
 /// What `ripple dev`'s counters said at the end of the run.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ServerCounts {
     pub connects: u64,
     pub disconnects: u64,
@@ -54,24 +56,10 @@ impl ItemSizes {
         let now = ripple_common::now_ms();
         let connection = ConnectionItem::new(connection_id, user, endpoint, now, now / 1000);
         let member = MemberItem::new(&connection, channel, now);
-        let position = PositionItem {
-            pk: keys::position_pk(channel, user),
-            sk: keys::position_sk(user),
-            kind: Kind::Position,
-            channel: channel.to_owned(),
-            user: user.to_owned(),
-            sender: connection_id.to_owned(),
-            x: -12.34,
-            y: 45.67,
-            z: 0.0,
-            seq: super::players::MEASURE_SEQ_BASE + 100,
-            data: None,
-            ts: now,
-            expires_at: now / 1000 + 900,
-        };
-        let size = |item: Result<serde_dynamo::Item, serde_dynamo::Error>| {
-            item.map(|i| item_bytes(&i)).unwrap_or(0)
-        };
+        let seq = super::players::MEASURE_SEQ_BASE + 100;
+        let position =
+            super::batch::position_item(channel, user, connection_id, seq, -12.34, 45.67, now);
+        let size = |item: Result<serde_dynamo::Item, _>| item.map_or(0, |i| item_bytes(&i));
         Self {
             connection: size(serde_dynamo::to_item(&connection)),
             member: size(serde_dynamo::to_item(&member)),
@@ -150,25 +138,23 @@ pub fn floor_per_million_delivered(
     hz: f64,
     sizes: ItemSizes,
     times: &HandlerTimes,
-    prices: &Prices,
+    p: &Prices,
 ) -> Option<f64> {
     let recipients = members - 1.0;
     if recipients <= 0.0 || hz <= 0.0 {
         return None;
     }
     let frames_per_update = hz.min(10.0) / hz / recipients;
-    let per_update_in = (prices.apigw_per_million_messages
-        + prices.dynamodb_per_million_write_units * write_units(sizes.position) as f64
-        + prices.lambda_per_million_requests
-        + prices.lambda_per_gb_second * prices.lambda_memory_gb * times.ingest_ms.ceil().max(1.0)
-            / 1000.0
+    let per_update_in = (p.apigw_per_million_messages
+        + p.dynamodb_per_million_write_units * write_units(sizes.position) as f64
+        + p.lambda_per_million_requests
+        + p.lambda_per_gb_second * p.lambda_memory_gb * times.ingest_ms.ceil().max(1.0) / 1000.0
             * 1e6)
         / recipients;
-    Some(per_update_in + prices.apigw_per_million_messages * frames_per_update)
+    Some(per_update_in + p.apigw_per_million_messages * frames_per_update)
 }
 
 /// Estimates DynamoDB, Lambda and the bill for a run.
-#[allow(clippy::too_many_arguments)]
 pub fn estimate(
     server: &ServerCounts,
     client: &ClientCounts,
@@ -178,87 +164,75 @@ pub fn estimate(
     times: &HandlerTimes,
     prices: &Prices,
 ) -> Estimate {
+    let s = server;
     let member_wru = write_units(sizes.member) as f64;
-    let connection_wru = write_units(sizes.connection) as f64;
     // A session: the connection (table and sweep index), its `welcomed` mark (table and index),
     // the membership, and the roster entry fanout activates in a transaction (TransactWriteItems
     // bills 2 units per item, the membership's ConditionCheck included).
-    let session_wru = 4.0 * connection_wru + member_wru + 2.0 * (member_wru + member_wru);
+    let session_wru = 4.0 * write_units(sizes.connection) as f64 + member_wru + 4.0 * member_wru;
+    let avg_records = super::ratio(s.fanout_records as f64, s.fanout_batches as f64);
+    let fanout_queries = (s.fanout_batches as f64
+        * expected_distinct_channels(channels, avg_records))
+    .round() as u64;
+    let query_bytes = (members_per_channel * sizes.member as f64).ceil() as u64;
     // A connection's first position: a transaction (2 units per item, the membership's
     // ConditionCheck included) instead of the plain write counted with the positions.
     let proof_wru = 2.0 * (member_wru + write_units(sizes.position) as f64)
         - write_units(sizes.position) as f64;
-    let ingest_invocations = server.frames_accepted + server.frames_refused + server.frames_failed;
-    // Each AWS instance learns a connection's user once: ripple dev runs one instance.
-    let ingest_instances = if client.seconds > 0.0 {
-        (ingest_invocations as f64 / client.seconds * times.ingest_ms / 1000.0)
-            .ceil()
-            .max(1.0)
-    } else {
-        1.0
-    };
-    let member_reads = ((server.membership_reads as f64 * ingest_instances) as u64)
-        .min(ingest_invocations.max(server.membership_reads));
-    let avg_records = if server.fanout_batches > 0 {
-        server.fanout_records as f64 / server.fanout_batches as f64
-    } else {
-        0.0
-    };
-    let fanout_queries = (server.fanout_batches as f64
-        * expected_distinct_channels(channels, avg_records))
-    .round() as u64;
-    let query_bytes = (members_per_channel * sizes.member as f64).ceil() as u64;
+    // Each AWS instance learns a connection's user once (one membership read); ripple dev runs
+    // one instance, AWS about invocations per second × handler time (Little's law).
+    let ingest_invocations = s.frames_accepted + s.frames_refused + s.frames_failed;
+    let ingest_instances =
+        super::ratio(ingest_invocations as f64, client.seconds) * times.ingest_ms / 1000.0;
+    let member_reads = ((s.membership_reads as f64 * ingest_instances.ceil().max(1.0)) as u64)
+        .min(ingest_invocations.max(s.membership_reads));
     let dynamodb = DynamoUsage {
-        position_writes: server.frames_accepted,
-        connect_writes: 2 * server.connects,
-        disconnect_writes: server.disconnects,
+        position_writes: s.frames_accepted,
+        connect_writes: 2 * s.connects,
+        disconnect_writes: s.disconnects,
         member_reads,
         fanout_queries,
-        disconnect_queries: server.disconnects,
-        write_requests: server.frames_accepted + 2 * server.connects + server.disconnects,
-        write_units: server.frames_accepted as f64 * write_units(sizes.position) as f64
-            + (server.connects + server.disconnects) as f64 * session_wru
-            + server.connects as f64 * proof_wru,
-        read_requests: member_reads + fanout_queries + server.disconnects,
+        disconnect_queries: s.disconnects,
+        write_requests: s.frames_accepted + 2 * s.connects + s.disconnects,
+        write_units: s.frames_accepted as f64 * write_units(sizes.position) as f64
+            + (s.connects + s.disconnects) as f64 * session_wru
+            + s.connects as f64 * proof_wru,
+        read_requests: member_reads + fanout_queries + s.disconnects,
         read_units: member_reads as f64 * strong_read_units(sizes.member)
             + fanout_queries as f64 * strong_read_units(query_bytes)
-            + server.disconnects as f64 * strong_read_units(sizes.connection + sizes.member),
+            + s.disconnects as f64 * strong_read_units(sizes.connection + sizes.member),
     };
-    let connect_invocations = server.connects + server.disconnects;
-    let ingest_billed = times.ingest_ms.ceil().max(1.0);
-    let fanout_billed = times.fanout_ms.ceil().max(1.0);
+    let ingest = Invocations {
+        count: s.frames_accepted + s.frames_refused + s.frames_failed,
+        ms: times.ingest_ms,
+    };
+    let connect = Invocations {
+        count: s.connects + s.disconnects,
+        ms: times.ingest_ms,
+    };
+    let fanout = Invocations {
+        count: s.fanout_batches,
+        ms: times.fanout_ms,
+    };
+    let billed = |f: Invocations| f.count as f64 * f.ms.ceil().max(1.0);
     let lambda = LambdaUsage {
-        ingest_invocations,
-        connect_invocations,
-        fanout_invocations: server.fanout_batches,
+        ingest_invocations: ingest.count,
+        connect_invocations: connect.count,
+        fanout_invocations: fanout.count,
         ingest_ms: times.ingest_ms,
         fanout_ms: times.fanout_ms,
         avg_records_per_batch: avg_records,
-        billed_ms: (ingest_invocations + connect_invocations) as f64 * ingest_billed
-            + server.fanout_batches as f64 * fanout_billed,
+        billed_ms: billed(ingest) + billed(connect) + billed(fanout),
     };
     let logs = super::logs::estimate(&RunShape {
         seconds: client.seconds,
-        ingest: Invocations {
-            count: ingest_invocations,
-            ms: times.ingest_ms,
-        },
-        connect: Invocations {
-            count: connect_invocations,
-            ms: times.ingest_ms,
-        },
-        fanout: Invocations {
-            count: server.fanout_batches,
-            ms: times.fanout_ms,
-        },
-        frames_refused: server.frames_refused,
+        ingest,
+        connect,
+        fanout,
+        frames_refused: s.frames_refused,
         platform_lines: ripple_common::deploy::LAMBDA_SYSTEM_LOG_LEVEL != "WARN",
         records_per_batch: avg_records,
-        posts_per_batch: if server.fanout_batches > 0 {
-            client.messages_out as f64 / server.fanout_batches as f64
-        } else {
-            0.0
-        },
+        posts_per_batch: super::ratio(client.messages_out as f64, s.fanout_batches as f64),
     });
     let usage = Usage {
         inbound_messages: client.sent,
@@ -266,7 +240,7 @@ pub fn estimate(
         connection_minutes: client.connection_minutes,
         write_units: dynamodb.write_units,
         read_units: dynamodb.read_units,
-        lambda_requests: ingest_invocations + connect_invocations + server.fanout_batches,
+        lambda_requests: ingest.count + connect.count + fanout.count,
         lambda_billed_ms: lambda.billed_ms,
         log_bytes: logs.total,
     };
@@ -287,6 +261,7 @@ pub fn estimate(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bench::cost::PRICES;
 
     #[test]
     fn positions_connects_and_batches_become_requests_units_and_dollars() {
@@ -319,7 +294,7 @@ mod tests {
             fanout_records: 10,
         };
         // WHEN estimated
-        let e = estimate(&server, &client, 2, 5.0, sizes, &times, &Prices::default());
+        let e = estimate(&server, &client, 2, 5.0, sizes, &times, &PRICES);
         // THEN writes: 1,000 positions + 2 per connect + 1 per disconnect; 9 WRU per session end
         // (connection and its welcomed mark with the index, membership, roster transaction),
         // and 3 more per connect for the first position's proving transaction

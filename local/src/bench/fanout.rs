@@ -8,17 +8,15 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use ripple_common::config::{DEFAULT_MAX_IN_FLIGHT, dynamodb_client, local_sdk_config};
-use ripple_common::store::Store;
+use ripple_common::config::DEFAULT_MAX_IN_FLIGHT;
+use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use super::batch::Scenario;
 use super::layout::{self, Layout};
-use super::report::{
-    FanoutResults, Measured, ScenarioSummary, StrategyResult, median, render, round,
-};
-use super::strategies::{DEFAULT_ROUNDS, RunOutput, Strategy, WARM_LINE};
-use super::{note, unique_table_name};
+use super::report::{FanoutResults, ScenarioSummary, StrategyResult, render};
+use super::strategies::{DEFAULT_ROUNDS, RunOutput, Spec, Strategy, WARM_LINE};
+use super::{median, note, round, unique_table_name};
 use crate::connections_server::{LoopbackConnections, Tally};
 use crate::dynamodb_local::DynamoDbLocal;
 
@@ -28,7 +26,7 @@ const CHILD_TIMEOUT: Duration = Duration::from_secs(900);
 const WARM_QUERIES_PER_CHANNEL: usize = 5;
 
 /// `ripple bench fanout`.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Args, Serialize, Deserialize)]
 pub struct FanoutArgs {
     #[command(flatten)]
     pub scenario: Scenario,
@@ -53,6 +51,22 @@ pub struct FanoutArgs {
     pub json: bool,
 }
 
+/// DynamoDB Local started for a bench, unless `endpoint` names one: (the process, its URL).
+pub(super) async fn dynamodb(
+    endpoint: &Option<String>,
+    bench: &str,
+) -> anyhow::Result<(Option<DynamoDbLocal>, String)> {
+    if let Some(url) = endpoint {
+        return Ok((None, url.clone()));
+    }
+    note(&format!("bench {bench}: starting DynamoDB Local"));
+    let local = DynamoDbLocal::start()
+        .await
+        .context("starting DynamoDB Local")?;
+    let url = local.endpoint.clone();
+    Ok((Some(local), url))
+}
+
 /// Runs the three strategies and prints the results.
 pub async fn run(args: FanoutArgs) -> anyhow::Result<()> {
     args.scenario.validate()?;
@@ -61,45 +75,25 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<()> {
         "--max-in-flight must be at least 1"
     );
     anyhow::ensure!((1..=100).contains(&args.rounds), "--rounds must be 1-100");
-    let (local, endpoint) = match &args.dynamodb_endpoint {
-        Some(url) => (None, url.clone()),
-        None => {
-            note("bench fanout: starting DynamoDB Local");
-            let local = DynamoDbLocal::start()
-                .await
-                .context("starting DynamoDB Local")?;
-            let url = local.endpoint.clone();
-            (Some(local), url)
-        }
-    };
+    let (local, endpoint) = dynamodb(&args.dynamodb_endpoint, "fanout").await?;
     let results = run_on(&args, &endpoint).await;
     if let Some(local) = local {
         local.stop().await;
     }
-    let results = results?;
-    if args.json {
-        println!("{}", serde_json::to_string(&results)?);
-    } else {
-        print!("{}", render(&results));
-    }
+    super::print(args.json, &results?, render);
     Ok(())
 }
 
 async fn run_on(args: &FanoutArgs, endpoint: &str) -> anyhow::Result<FanoutResults> {
     let s = &args.scenario;
     let table = unique_table_name("ripple-bench");
-    let store = Store::new(
-        dynamodb_client(&local_sdk_config(), Some(endpoint)),
-        table.clone(),
-    );
-    store
-        .create_table_if_missing()
+    let store = super::new_table(endpoint, &table)
         .await
         .with_context(|| format!("creating table {table} at {endpoint}"))?;
     let layout = Layout::synthetic(s.channels, s.members);
+    let count = layout.connection_count();
     note(&format!(
-        "bench fanout: seeding {} connections with their memberships in {table}",
-        layout.connection_count()
+        "bench fanout: seeding {count} connections with their memberships in {table}"
     ));
     let outcome = async {
         layout::seed(&store, &layout).await?;
@@ -117,89 +111,92 @@ async fn run_on(args: &FanoutArgs, endpoint: &str) -> anyhow::Result<FanoutResul
             query_seconds.len()
         ));
         let sink = LoopbackConnections::counting().await?;
-        let outcome = run_strategies(args, endpoint, &table, &sink, query_ms).await;
+        let (base_ts, mut ripple_posts) = (ripple_common::now_ms(), 0);
+        let results = async {
+            let mut results = Vec::with_capacity(3);
+            for strategy in Strategy::ALL {
+                let r = run_strategy(
+                    args,
+                    strategy,
+                    endpoint,
+                    &table,
+                    &sink,
+                    base_ts,
+                    ripple_posts,
+                )
+                .await?;
+                if strategy == Strategy::Ripple {
+                    ripple_posts = r.posts;
+                }
+                results.push(r);
+            }
+            anyhow::Ok(results)
+        }
+        .await;
         sink.stop().await;
-        outcome
+        let [ripple, naive, ceiling] = <[_; 3]>::try_from(results?)
+            .map_err(|_| anyhow::anyhow!("a strategy did not report"))?;
+        let summary = ScenarioSummary {
+            channels: s.channels,
+            members: s.members,
+            records: s.records,
+            message_ratio: s.message_ratio,
+            users: s.senders(),
+            max_in_flight: args.max_in_flight,
+            rounds: args.rounds,
+            member_query_ms: round(query_ms, 2),
+        };
+        anyhow::Ok(FanoutResults::new(summary, ripple, naive, ceiling))
     }
     .await;
-    super::drop_table(&store, &table).await;
+    super::drop_table(&store).await;
     outcome
 }
 
-async fn run_strategies(
+/// Runs one strategy's child and reports one round's worth of what it posted (every round posts
+/// the same).
+async fn run_strategy(
     args: &FanoutArgs,
+    strategy: Strategy,
     endpoint: &str,
     table: &str,
     sink: &LoopbackConnections,
-    member_query_ms: f64,
-) -> anyhow::Result<FanoutResults> {
-    let base_ts = ripple_common::now_ms();
-    let mut results = Vec::with_capacity(3);
-    let mut ripple_posts = 0;
-    for strategy in Strategy::ALL {
-        note(&format!("bench fanout: running {} …", strategy.name()));
-        let (out, tally) =
-            run_child(args, strategy, endpoint, table, sink, base_ts, ripple_posts).await?;
-        // Every round posts the same: report one round's worth.
-        let rounds = out.walls.len().max(1) as u64;
-        let (posts, bytes, billed) = (
-            tally.posts / rounds,
-            tally.bytes / rounds,
-            tally.messages_billed / rounds,
-        );
-        if strategy == Strategy::Ripple {
-            ripple_posts = posts;
-        }
-        if out.posts_failed > 0 {
-            note(&format!(
-                "bench fanout: {} had {} failed posts",
-                strategy.name(),
-                out.posts_failed
-            ));
-        }
-        let result = StrategyResult::from(Measured {
-            records: out.records,
-            recipients: tally.recipients.len(),
-            updates_delivered: out.updates_delivered,
-            posts,
-            messages_billed: billed,
-            wall_seconds: median(&out.walls),
-            peak_rss_mb: out.peak_rss_mb,
-        });
+    base_ts: u64,
+    ripple_posts: u64,
+) -> anyhow::Result<StrategyResult> {
+    let name = strategy.name();
+    note(&format!("bench fanout: running {name} …"));
+    let (out, tally) =
+        run_child(args, strategy, endpoint, table, sink, base_ts, ripple_posts).await?;
+    let rounds = out.walls.len().max(1) as u64;
+    let (posts, bytes) = (tally.posts / rounds, tally.bytes / rounds);
+    if out.posts_failed > 0 {
         note(&format!(
-            "bench fanout: {} done: {} posts (mean {} bytes), median {:.4} s of {} rounds ({}), peak RSS {:.1} MB",
-            strategy.name(),
-            result.posts,
-            bytes / posts.max(1),
-            result.wall_seconds,
-            rounds,
-            out.walls
-                .iter()
-                .map(|w| format!("{w:.4}"))
-                .collect::<Vec<_>>()
-                .join(" "),
-            result.peak_rss_mb
+            "bench fanout: {name} had {} failed posts",
+            out.posts_failed
         ));
-        results.push(result);
     }
-    let mut results = results.into_iter();
-    let (Some(ripple), Some(naive), Some(ceiling)) =
-        (results.next(), results.next(), results.next())
-    else {
-        anyhow::bail!("a strategy did not report");
-    };
-    let s = &args.scenario;
-    let summary = ScenarioSummary {
-        channels: s.channels,
-        members: s.members,
-        records: s.records,
-        message_ratio: s.message_ratio,
-        users: s.senders(),
-        max_in_flight: args.max_in_flight,
-        rounds: args.rounds,
-        member_query_ms: round(member_query_ms, 2),
-    };
-    Ok(FanoutResults::new(summary, ripple, naive, ceiling))
+    let result = StrategyResult {
+        records: out.records,
+        recipients: tally.recipients.len(),
+        updates_delivered: out.updates_delivered,
+        posts,
+        messages_billed: tally.messages_billed / rounds,
+        wall_seconds: median(&out.walls),
+        peak_rss_mb: out.peak_rss_mb,
+        ..StrategyResult::default()
+    }
+    .derived();
+    let walls: Vec<String> = out.walls.iter().map(|w| format!("{w:.4}")).collect();
+    note(&format!(
+        "bench fanout: {name} done: {} posts (mean {} bytes), median {:.4} s of {rounds} rounds ({}), peak RSS {:.1} MB",
+        result.posts,
+        bytes / posts.max(1),
+        result.wall_seconds,
+        walls.join(" "),
+        result.peak_rss_mb
+    ));
+    Ok(result)
 }
 
 /// Runs `ripple bench fanout-run` for one strategy: lets it warm up, tells it to go, reads its
@@ -214,27 +211,24 @@ async fn run_child(
     posts: u64,
 ) -> anyhow::Result<(RunOutput, Tally)> {
     let exe = std::env::current_exe().context("finding the ripple binary")?;
-    let s = &args.scenario;
     let name = strategy.name();
+    let spec = Spec {
+        strategy,
+        bench: args.clone(),
+        dynamodb_endpoint: endpoint.to_owned(),
+        table: table.to_owned(),
+        connections_url: sink.url_for(name),
+        base_ts,
+        posts,
+    };
     let mut command = tokio::process::Command::new(exe);
+    command.args([
+        "bench",
+        "fanout-run",
+        "--spec",
+        &serde_json::to_string(&spec)?,
+    ]);
     command
-        .args(["bench", "fanout-run", "--strategy", name])
-        .args(["--dynamodb-endpoint", endpoint, "--table", table])
-        .args(["--connections-url", &sink.url_for(name)])
-        .args(["--channels", &s.channels.to_string()])
-        .args(["--members", &s.members.to_string()])
-        .args(["--records", &s.records.to_string()])
-        .args(["--message-ratio", &s.message_ratio.to_string()])
-        .args(["--users", &s.senders().to_string()])
-        .args(["--base-ts", &base_ts.to_string()])
-        .args(["--posts", &posts.to_string()])
-        .args(["--max-in-flight", &args.max_in_flight.to_string()])
-        .args(["--member-cache-ms", &args.member_cache_ms.to_string()])
-        .args([
-            "--ceiling-frame-bytes",
-            &args.ceiling_frame_bytes.to_string(),
-        ])
-        .args(["--rounds", &args.rounds.to_string()])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

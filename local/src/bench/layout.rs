@@ -31,29 +31,32 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// `channels` channels (`bench-0`, `bench-1`, …) of `members` connections each.
+    /// `channels` channels (`bench-0`, `bench-1`, …) of `members` connections each, with ids
+    /// shaped like API Gateway's (12 characters, `=` at the end).
     pub fn synthetic(channels: usize, members: usize) -> Self {
+        let member = |c, m| Member {
+            connection_id: format!("B{c:04}M{m:05}="),
+            user: format!("u{c}-{m}"),
+        };
+        let channel = |c| Channel {
+            name: format!("bench-{c}"),
+            members: (0..members).map(|m| member(c, m)).collect(),
+        };
         Self {
-            channels: (0..channels)
-                .map(|c| Channel {
-                    name: format!("bench-{c}"),
-                    members: (0..members)
-                        .map(|m| Member {
-                            // Shaped like API Gateway's ids (12 characters, `=` at the end).
-                            connection_id: format!("B{c:04}M{m:05}="),
-                            user: format!("u{c}-{m}"),
-                        })
-                        .collect(),
-                })
-                .collect(),
+            channels: (0..channels).map(channel).collect(),
         }
+    }
+
+    /// Every (channel, member), channel by channel.
+    pub fn members(&self) -> impl Iterator<Item = (&str, &Member)> {
+        self.channels
+            .iter()
+            .flat_map(|c| c.members.iter().map(move |m| (c.name.as_str(), m)))
     }
 
     /// Every member connection id, channel by channel.
     pub fn connection_ids(&self) -> impl Iterator<Item = &str> {
-        self.channels
-            .iter()
-            .flat_map(|c| c.members.iter().map(|m| m.connection_id.as_str()))
+        self.members().map(|(_, m)| m.connection_id.as_str())
     }
 
     pub fn connection_count(&self) -> usize {
@@ -61,39 +64,21 @@ impl Layout {
     }
 }
 
-/// The API Gateway endpoint seeded connections claim (posts go to an override URL anyway).
-pub fn seed_endpoint() -> Endpoint {
-    Endpoint {
-        domain: "bench.execute-api.us-east-1.amazonaws.com".into(),
-        stage: "prod".into(),
-    }
-}
-
 /// Stores every connection and its membership as `connect` and then `fanout` leave them once
 /// welcomed: in its channel's roster, which fanout reads (joined at ts 1, so every event of a
-/// benchmark batch is news to every member).
+/// benchmark batch is news to every member). They claim an API Gateway endpoint; posts go to an
+/// override URL anyway.
 pub async fn seed(store: &Store, layout: &Layout) -> anyhow::Result<()> {
     let expires_at = ripple_common::now_ms() / 1000 + 3 * 3600;
-    let endpoint = seed_endpoint();
-    let writes: Vec<_> = layout
-        .channels
-        .iter()
-        .flat_map(|c| c.members.iter().map(move |m| (c.name.as_str(), m)))
-        .map(|(channel, member)| {
-            let conn = ConnectionItem::new(
-                &member.connection_id,
-                &member.user,
-                &endpoint,
-                1,
-                expires_at,
-            );
-            async move {
-                crate::seed::welcomed_connection(store, &conn, &[channel], 1).await?;
-                anyhow::Ok(())
-            }
-        })
-        .collect();
-    let results: Vec<anyhow::Result<()>> = futures::stream::iter(writes)
+    let endpoint = Endpoint {
+        domain: "bench.execute-api.us-east-1.amazonaws.com".into(),
+        stage: "prod".into(),
+    };
+    let writes = layout.members().map(|(channel, m)| {
+        let conn = ConnectionItem::new(&m.connection_id, &m.user, &endpoint, 1, expires_at);
+        async move { crate::seed::welcomed_connection(store, &conn, &[channel], 1).await }
+    });
+    let results: Vec<_> = futures::stream::iter(writes)
         .buffer_unordered(SEED_IN_FLIGHT)
         .collect()
         .await;

@@ -10,8 +10,7 @@
 //!   `batch fanned out` per batch, ingest's `frame refused` per refusal, connect's `connected` /
 //!   `disconnected` per event (sample lines of the JSON subscriber's shape).
 //!
-//! Instances per function come from Little's law (invocations per second × time per
-//! invocation, at least one). Pure arithmetic over the run's counts.
+//! Pure arithmetic over the run's counts.
 
 use std::time::Duration;
 
@@ -71,33 +70,25 @@ pub struct LogBytes {
     pub total: u64,
 }
 
-/// Instances a function keeps busy: invocations per second × seconds each, at least one.
-fn instances(run: &RunShape, f: Invocations) -> u64 {
-    if f.count == 0 || run.seconds <= 0.0 {
-        return 0;
-    }
-    ((f.count as f64 / run.seconds) * f.ms / 1000.0)
-        .ceil()
-        .max(1.0) as u64
-}
-
 /// Bytes and lines of the windows a function's aggregators print for `f`, each event's line
-/// made by `line`.
+/// made by `line`: a window about once a second per instance (instances by Little's law:
+/// invocations per second × seconds each, at least one), or every 100 invocations.
 fn metrics_bytes(run: &RunShape, f: Invocations, line: impl Fn(u64) -> MetricLine) -> (u64, u64) {
-    let instances = instances(run, f);
-    if instances == 0 {
+    if f.count == 0 || run.seconds <= 0.0 {
         return (0, 0);
     }
+    let instances = ((f.count as f64 / run.seconds) * f.ms / 1000.0)
+        .ceil()
+        .max(1.0) as u64;
     let policy = FlushPolicy::default();
     let by_time = (run.seconds.max(1.0).ceil() as u64).saturating_mul(instances);
-    let by_count = f.count.div_ceil(policy.max_events as u64);
-    let windows = by_time.max(by_count).min(f.count).max(1);
-    let per_window = f.count.div_ceil(windows).max(1);
+    let windows = by_time
+        .max(f.count.div_ceil(policy.max_events as u64))
+        .min(f.count)
+        .max(1);
     // One window, rendered for real, times the number of windows.
     let sample = Aggregator::new(std::io::sink(), policy);
-    for i in 0..per_window {
-        sample.record(&line(i), false);
-    }
+    (0..f.count.div_ceil(windows).max(1)).for_each(|i| sample.record(&line(i), false));
     sample.flush();
     let printed = sample.printed();
     (
@@ -122,14 +113,18 @@ pub fn estimate(run: &RunShape) -> LogBytes {
         connect::metrics::event_line("ripple-connect", ts + i, "CONNECT", 200)
             .unwrap_or_else(|| MetricLine::new("ripple-connect", ts + i))
     });
+    let (records, posts) = (
+        run.records_per_batch.round(),
+        run.posts_per_batch.round() as u64,
+    );
     let batch = BatchMetrics {
-        records_in: run.records_per_batch.round() as u64,
-        events_delivered: run.posts_per_batch.round() as u64,
-        posts: run.posts_per_batch.round() as u64,
-        billed_messages: run.posts_per_batch.round() as u64,
+        records_in: records as u64,
+        events_delivered: posts,
+        posts,
+        billed_messages: posts,
         batch_duration: Duration::from_secs_f64(run.fanout.ms.max(0.0) / 1000.0),
         lag: Some(Lag {
-            events: run.records_per_batch.round() as usize,
+            events: records as usize,
             average_ms: 43.7,
             max_ms: 88,
         }),
@@ -141,10 +136,11 @@ pub fn estimate(run: &RunShape) -> LogBytes {
         + run.frames_refused * INGEST_REFUSAL_LOG.len() as u64
         + run.connect.count * CONNECT_LOG.len() as u64;
     let metrics = ingest_bytes + connect_bytes + fanout_bytes;
+    let metrics_lines = ingest_lines + connect_lines + fanout_lines;
     LogBytes {
         platform,
         metrics,
-        metrics_lines: ingest_lines + connect_lines + fanout_lines,
+        metrics_lines,
         application,
         total: platform + metrics + application,
     }

@@ -3,8 +3,9 @@
 //! - `ripple bench fanout` fans one synthetic stream batch out three ways (Ripple's fanout, the
 //!   samples' naive fan-out, a raw HTTP ceiling) and compares posts, billed messages, speed and
 //!   peak memory.
-//! - `ripple bench e2e` plays N players over real WebSockets against `ripple dev` and reports
-//!   write→receive latency, messages per update, DynamoDB usage and a cost estimate.
+//! - `ripple bench e2e` plays N players over real WebSockets against `ripple dev` (or, with
+//!   `--url`, a running stack) and reports write→receive latency, messages per update, DynamoDB
+//!   usage and a cost estimate.
 //! - `ripple bench cold-start` times each function binary's init and first invocations.
 //!
 //! | module | what it holds |
@@ -13,43 +14,37 @@
 //! | [`strategies`] | the three strategies, run by the hidden `bench fanout-run` child |
 //! | [`batch`] | the synthetic stream batch, in Lambda's exact JSON shape |
 //! | [`layout`] | channels and member connections, seeded as `connect` writes them |
-//! | [`report`] | `bench fanout` results: derived fields, ratios, targets, the text table |
-//! | [`e2e`] | `bench e2e`: `ripple dev` in-process, the run and its progress line |
-//! | [`e2e_report`] | `bench e2e` results: the JSON line and the readable report |
-//! | [`players`] | simulated players: WebSocket clients sending positions and timing what they receive |
-//! | [`remote`] | `bench e2e --url`: the same players against an already running stack, bounded, cost confirmed first |
-//! | [`cold_start`] | `bench cold-start`: each function binary's init and first calls behind a loopback Runtime API |
-//! | [`calibrate`] | measuring the ingest and fanout handlers' time per invocation, for the Lambda cost |
+//! | [`report`] | `bench fanout` results: derived fields, ratios, targets, the table |
+//! | [`e2e`] | `bench e2e`: `ripple dev` in-process, its results and report |
+//! | [`players`] | simulated players ([`crate::wsclient::WsClient`]s) and what they measured |
+//! | [`remote`] | `bench e2e --url`: the same players against a running stack, bounded, cost confirmed first |
+//! | [`cold_start`] | `bench cold-start`: each function binary behind [`crate::runtime_api`] |
+//! | [`calibrate`] | the ingest and fanout handlers' time per invocation, for the Lambda cost |
 //! | [`estimate`] | `bench e2e`'s DynamoDB, Lambda and cost estimate from the counters |
-//! | [`cost`] | the price list and the bill |
+//! | [`cost`] | the price list, the bill, and DynamoDB's capacity units |
 //! | [`logs`] | what the functions would print to CloudWatch Logs in a `bench e2e` run |
-//! | [`units`] | billing units: 32 KB messages, DynamoDB capacity units, item sizes |
-//! | [`latency`] | the latency histogram and its percentiles |
-//! | [`svg`] | the latency histogram as a hand-written SVG |
-//! | [`rss`] | peak resident memory (`VmHWM`) |
+//! | [`histogram`] | latencies (`hdrhistogram`) and their SVG picture (`plotters`) |
+//!
+//! Tables are `comfy-table` Markdown, progress is `indicatif` on stderr; stdout carries only the
+//! results.
 
 pub mod batch;
 pub mod calibrate;
 pub mod cold_start;
 pub mod cost;
 pub mod e2e;
-pub mod e2e_report;
 pub mod estimate;
 pub mod fanout;
-pub mod latency;
+pub mod histogram;
 pub mod layout;
 pub mod logs;
 pub mod players;
 pub mod remote;
 pub mod report;
-pub mod rss;
 pub mod strategies;
-pub mod svg;
-pub mod units;
-
-use std::io::Write;
 
 use clap::Subcommand;
+use serde_json::Value;
 use tracing_subscriber::EnvFilter;
 
 /// `ripple bench …`.
@@ -69,14 +64,12 @@ pub enum BenchCommand {
     FanoutRun(strategies::RunArgs),
 }
 
-/// Runs a bench. Logs go to stderr (default level `warn`, `RUST_LOG` overrides); stdout carries
-/// only the results.
+/// Runs a bench. Logs go to stderr (default level `warn`, `RUST_LOG` overrides).
 pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
-        )
+        .with_env_filter(filter)
         .with_target(false)
         .compact()
         .try_init();
@@ -90,22 +83,195 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
 
 /// A progress note on stderr.
 pub(crate) fn note(text: &str) {
-    let mut err = std::io::stderr().lock();
-    let _ = writeln!(err, "{text}");
+    eprintln!("{text}");
+}
+
+/// Prints `results` as one JSON line, or the readable report.
+pub(crate) fn print<T: serde::Serialize>(
+    json: bool,
+    results: &T,
+    render: impl FnOnce(&T) -> String,
+) {
+    match serde_json::to_string(results) {
+        Ok(line) if json => println!("{line}"),
+        _ => print!("{}", render(results)),
+    }
 }
 
 /// A table name no other run uses.
 pub(crate) fn unique_table_name(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
+        .map_or(0, |d| d.as_nanos());
     format!("{prefix}-{nanos:x}-{}", std::process::id())
 }
 
+/// A store on `endpoint` with the table `table` created.
+pub(crate) async fn new_table(
+    endpoint: &str,
+    table: &str,
+) -> anyhow::Result<ripple_common::store::Store> {
+    use ripple_common::config::{dynamodb_client, local_sdk_config};
+    let client = dynamodb_client(&local_sdk_config(), Some(endpoint));
+    let store = ripple_common::store::Store::new(client, table.to_owned());
+    store.create_table_if_missing().await?;
+    Ok(store)
+}
+
 /// Deletes a table a bench made for itself (best effort: DynamoDB Local is in memory anyway).
-pub(crate) async fn drop_table(store: &ripple_common::store::Store, table: &str) {
+pub(crate) async fn drop_table(store: &ripple_common::store::Store) {
+    let table = store.table();
     if let Err(err) = store.client().delete_table().table_name(table).send().await {
         tracing::debug!(error = %err, table, "could not delete the bench table");
+    }
+}
+
+/// Rounds to `digits` decimals (the JSON stays readable).
+pub fn round(x: f64, digits: i32) -> f64 {
+    let scale = 10f64.powi(digits);
+    (x * scale).round() / scale
+}
+
+/// `a / b`, or 0 when `b` is 0.
+pub fn ratio(a: f64, b: f64) -> f64 {
+    if b > 0.0 { a / b } else { 0.0 }
+}
+
+/// The median (the mean of the middle two for an even count; 0 for none).
+pub fn median(values: &[f64]) -> f64 {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// `12345` → `12,345`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A Markdown table (`comfy-table`): the first column left-aligned, the others right-aligned.
+pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
+    let mut t = comfy_table::Table::new();
+    t.load_preset(comfy_table::presets::ASCII_MARKDOWN)
+        .set_header(header.to_vec())
+        .add_rows(rows);
+    for column in t.column_iter_mut().skip(1) {
+        column.set_cell_alignment(comfy_table::CellAlignment::Right);
+    }
+    format!("{t}\n")
+}
+
+/// The readable report of `results` under `title`: its fields (nested ones dotted, `–` for
+/// null: not measured) in one table, then each list (the bill's lines, the assumptions) on its own.
+pub fn report<T: serde::Serialize>(title: &str, results: &T) -> String {
+    let (mut rows, mut lists) = (Vec::new(), String::new());
+    flatten(
+        "",
+        &serde_json::to_value(results).unwrap_or_default(),
+        &mut rows,
+        &mut lists,
+    );
+    let fields = if rows.is_empty() {
+        String::new()
+    } else {
+        table(&["", ""], rows)
+    };
+    format!("{title}\n\n{fields}{lists}")
+}
+
+/// A field's value for reading: thousands separators, at most 4 decimals, dollars to 6, `–` for
+/// null.
+fn text(key: &str, v: &Value) -> String {
+    let decimals = |x: f64, d: usize| {
+        let s = format!("{x:.d$}");
+        s.trim_end_matches('0').trim_end_matches('.').to_owned()
+    };
+    match v {
+        Value::Null => "–".to_owned(),
+        Value::String(s) => s.clone(),
+        Value::Number(n) if key.ends_with("usd") => format!("${:.6}", n.as_f64().unwrap_or(0.0)),
+        Value::Number(n) => n
+            .as_u64()
+            .map_or_else(|| decimals(n.as_f64().unwrap_or(0.0), 4), thousands),
+        other => other.to_string(),
+    }
+}
+
+fn flatten(key: &str, value: &Value, rows: &mut Vec<Vec<String>>, lists: &mut String) {
+    match value {
+        Value::Object(fields) => {
+            for (name, v) in fields {
+                let dotted = if key.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{key}.{name}")
+                };
+                flatten(&dotted, v, rows, lists);
+            }
+        }
+        Value::Array(items) => {
+            let body = match items.first().and_then(Value::as_object) {
+                Some(first) => {
+                    let header: Vec<&str> = first.keys().map(String::as_str).collect();
+                    let cells = |i: &Value| header.iter().map(|h| text(h, &i[*h])).collect();
+                    table(&header, items.iter().map(cells).collect())
+                }
+                None => items
+                    .iter()
+                    .map(|i| format!("- {}\n", text(key, i)))
+                    .collect(),
+            };
+            let label = if key.is_empty() {
+                String::new()
+            } else {
+                format!("{key}:\n\n")
+            };
+            lists.push_str(&format!("\n{label}{body}"));
+        }
+        v => rows.push(vec![key.to_owned(), text(key, v)]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_median_takes_the_middle_of_the_rounds() {
+        // GIVEN wall times with an outlier WHEN the median is taken THEN the outlier is ignored
+        assert_eq!(median(&[0.9, 0.01, 0.02]), 0.02);
+        assert_eq!(median(&[0.04, 0.01, 0.02, 0.03]), 0.025);
+        assert_eq!(median(&[]), 0.0);
+        assert_eq!(median(&[5.0, 1.0, 3.0]), 3.0);
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+    }
+
+    #[test]
+    fn tables_align_and_numbers_get_separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        // GIVEN two rows of different widths WHEN tabulated THEN every line has the same width
+        let t = table(
+            &["name", "n"],
+            vec![
+                vec!["a".into(), "1".into()],
+                vec!["longer".into(), "1,000".into()],
+            ],
+        );
+        let widths: Vec<usize> = t.lines().map(|l| l.chars().count()).collect();
+        assert!(widths.iter().all(|w| *w == widths[0]), "{t}");
     }
 }

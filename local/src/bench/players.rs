@@ -1,123 +1,110 @@
-//! Simulated players for `ripple bench e2e`: real WebSocket clients (tokio-tungstenite). Each
-//! sends positions at a fixed rate with a rising `seq`, and times every update it receives:
-//! receive time minus the `ts` Ripple stamped at ingest (same machine, same clock).
+//! Simulated players for `ripple bench e2e`: [`WsClient`]s spread over the channels, each sending
+//! positions at a fixed rate with a rising `seq` and timing every update it receives: receive time
+//! minus the `ts` Ripple stamped at ingest. [`session`] plays a whole run (connect, settle, warm-up,
+//! measured play, drain, close) with its progress bar on stderr, for `bench e2e` with or without
+//! `--url`; [`Measured`] is what both report of it.
 //!
 //! Warm-up positions use `seq` 1, 2, …; measured ones start at [`MEASURE_SEQ_BASE`], so a
 //! receiver knows which updates to time without any coordination.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
-use ripple_common::protocol::{Event, ServerFrame};
-use tokio::net::TcpStream;
-use tokio::task::JoinHandle;
+use indicatif::{ProgressBar, ProgressStyle};
+use ripple_common::protocol::{Event, ServerFrame, billed_messages};
+use serde::Serialize;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use super::latency::Latencies;
-use ripple_common::protocol::billed_messages;
+use super::e2e::E2eArgs;
+use super::estimate::ClientCounts;
+use super::histogram::{Latencies, LatencySummary};
+use super::{round, thousands};
+use crate::wsclient::{WsClient, WsSink};
 
 /// First `seq` of the measured phase.
 pub const MEASURE_SEQ_BASE: u64 = 1 << 32;
-/// How long a player waits for its `welcome`.
-const WELCOME_WAIT: Duration = Duration::from_secs(30);
+/// Players connecting at once.
+const CONNECTS_IN_FLIGHT: usize = 8;
+/// The run ends when nothing new arrived for this long after the last send…
+const QUIET: Duration = Duration::from_millis(1500);
+/// …or this long after the last send at the latest.
+const MAX_DRAIN: Duration = Duration::from_secs(15);
+/// How often the progress bar is updated.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-/// Counters shared by every player.
-#[derive(Debug, Default)]
-pub struct Tallies {
-    pub sent_total: AtomicU64,
-    pub sent_measured: AtomicU64,
+/// What the players counted.
+#[derive(Debug, Clone, Default)]
+pub struct Counts {
+    pub sent_total: u64,
+    pub sent_measured: u64,
     /// Position and message events received, summed over receivers.
-    pub delivered_total: AtomicU64,
-    pub delivered_measured: AtomicU64,
-    /// Frames received (welcome, join, events, …).
-    pub frames_total: AtomicU64,
-    /// Frames carrying at least one measured update.
-    pub frames_measured: AtomicU64,
+    pub delivered_total: u64,
+    pub delivered_measured: u64,
+    /// Frames received (welcome, join, events, …), and those carrying a measured update.
+    pub frames_total: u64,
+    pub frames_measured: u64,
     /// Billed 32 KB messages over every frame received.
-    pub messages_out: AtomicU64,
-    pub bytes_out: AtomicU64,
+    pub messages_out: u64,
     /// `error` frames received (refused publishes).
-    pub refused: AtomicU64,
-    pub latencies: Mutex<Latencies>,
+    pub refused: u64,
+    pub latencies: Latencies,
     /// Highest measured `seq` each receiver (player index) got from each sender (user).
-    pub latest: Mutex<HashMap<(usize, String), u64>>,
+    pub latest: HashMap<(usize, String), u64>,
 }
 
+/// The counts, shared by every player.
+#[derive(Debug, Default)]
+pub struct Tallies(Mutex<Counts>);
+
 impl Tallies {
-    pub fn get(counter: &AtomicU64) -> u64 {
-        counter.load(Ordering::Relaxed)
-    }
-
-    /// The latencies so far.
-    pub fn latencies(&self) -> Latencies {
-        self.latencies.lock().map(|l| l.clone()).unwrap_or_default()
-    }
-
-    /// The median so far, cheaply enough for a progress line.
-    pub fn p50(&self) -> Option<u64> {
-        self.latencies.lock().ok().and_then(|l| l.percentile(50.0))
-    }
-
-    fn add(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Ordering::Relaxed);
-    }
-
-    /// The highest measured `seq` `receiver` got from `user`.
-    pub fn latest_seen(&self, receiver: usize, user: &str) -> Option<u64> {
-        self.latest
+    /// Applies `f` to the counts.
+    pub fn with<R>(&self, f: impl FnOnce(&mut Counts) -> R) -> R {
+        f(&mut self
+            .0
             .lock()
-            .ok()
-            .and_then(|m| m.get(&(receiver, user.to_owned())).copied())
+            .unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    fn p50(&self) -> String {
+        let p50 = self.with(|c| c.latencies.percentile(50.0));
+        p50.map_or("–".to_owned(), |p| format!("{p} ms"))
     }
 
     /// Accounts for one frame received by player `receiver` at `received_ms`.
     fn frame(&self, receiver: usize, text: &str, received_ms: u64) {
-        Self::add(&self.frames_total, 1);
-        Self::add(&self.bytes_out, text.len() as u64);
-        Self::add(&self.messages_out, billed_messages(text.len()));
-        match serde_json::from_str::<ServerFrame>(text) {
-            Ok(ServerFrame::Events { events }) => {
-                let mut measured = Vec::new();
-                let mut delivered = 0;
-                for event in events {
-                    match event {
-                        Event::Position { seq, ts, user, .. } => {
-                            delivered += 1;
-                            if seq >= MEASURE_SEQ_BASE {
-                                measured.push(received_ms.saturating_sub(ts));
-                                if let Ok(mut latest) = self.latest.lock() {
-                                    let slot = latest.entry((receiver, user)).or_insert(seq);
+        let frame = serde_json::from_str::<ServerFrame>(text);
+        self.with(|c| {
+            c.frames_total += 1;
+            c.messages_out += billed_messages(text.len());
+            match frame {
+                Ok(ServerFrame::Events { events }) => {
+                    let mut measured = false;
+                    for event in events {
+                        match event {
+                            Event::Position { seq, ts, user, .. } => {
+                                c.delivered_total += 1;
+                                if seq >= MEASURE_SEQ_BASE {
+                                    (measured, c.delivered_measured) =
+                                        (true, c.delivered_measured + 1);
+                                    c.latencies.record(received_ms.saturating_sub(ts));
+                                    let slot = c.latest.entry((receiver, user)).or_insert(seq);
                                     *slot = (*slot).max(seq);
                                 }
                             }
-                        }
-                        Event::Message { .. } => delivered += 1,
-                        Event::Join { .. } | Event::Leave { .. } => {}
-                    }
-                }
-                Self::add(&self.delivered_total, delivered);
-                if !measured.is_empty() {
-                    Self::add(&self.frames_measured, 1);
-                    Self::add(&self.delivered_measured, measured.len() as u64);
-                    if let Ok(mut l) = self.latencies.lock() {
-                        for ms in measured {
-                            l.record(ms);
+                            Event::Message { .. } => c.delivered_total += 1,
+                            Event::Join { .. } | Event::Leave { .. } => {}
                         }
                     }
+                    c.frames_measured += u64::from(measured);
                 }
+                Ok(ServerFrame::Error { .. }) => c.refused += 1,
+                Ok(ServerFrame::Welcome { .. } | ServerFrame::Snapshot { .. }) | Err(_) => {}
             }
-            Ok(ServerFrame::Error { .. }) => Self::add(&self.refused, 1),
-            Ok(ServerFrame::Welcome { .. } | ServerFrame::Snapshot { .. }) | Err(_) => {}
-        }
+        });
     }
 }
 
@@ -126,142 +113,102 @@ pub fn user_of(index: usize) -> String {
     format!("p{index:04}")
 }
 
-/// When a player sends.
-#[derive(Debug, Clone, Copy)]
-pub struct Schedule {
-    /// First send (staggered per player).
-    pub first: Instant,
-    /// Sends from here on are measured.
-    pub measure_from: Instant,
-    /// No sends from here on.
-    pub end: Instant,
-    pub period: Duration,
-}
-
-/// One connected player.
+/// One connected player: the sending half of its [`WsClient`], a task reading the other.
 pub struct Player {
     pub index: usize,
     /// The user the stack named in `welcome` (`p{index}`, or a token's subject).
     pub user: String,
     pub channel: String,
     pub connection_id: String,
-    writer: SplitSink<Ws, Message>,
-    reader: JoinHandle<()>,
-}
-
-impl std::fmt::Debug for Player {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Player")
-            .field("index", &self.index)
-            .field("user", &self.user)
-            .field("channel", &self.channel)
-            .field("connection_id", &self.connection_id)
-            .finish()
-    }
+    writer: WsSink,
+    reader: tokio::task::JoinHandle<()>,
+    /// The last measured `seq` this player sent.
+    last_seq: Option<u64>,
 }
 
 impl Player {
-    /// Connects as user `p{index}` to `channel` and waits for `welcome`.
-    pub async fn connect(
-        ws_url: &str,
-        index: usize,
-        channel: &str,
-        tallies: Arc<Tallies>,
-    ) -> anyhow::Result<Self> {
-        Self::connect_with(ws_url, index, channel, None, tallies).await
-    }
-
     /// Connects to `channel` as user `p{index}`, or with `token` (`?token=`) when the stack
     /// requires one, and waits for `welcome`.
-    pub async fn connect_with(
+    pub async fn connect(
         ws_url: &str,
         index: usize,
         channel: &str,
         token: Option<&str>,
         tallies: Arc<Tallies>,
     ) -> anyhow::Result<Self> {
-        let identity = match token {
-            Some(t) => format!("token={t}"),
-            None => format!("user={}", user_of(index)),
-        };
+        let identity = token.map_or(format!("user={}", user_of(index)), |t| format!("token={t}"));
         let url = crate::smoke::with_query(ws_url, &format!("{identity}&channel={channel}"));
         // The URL may carry a token: errors name the player, not the URL.
-        let (ws, _) = tokio_tungstenite::connect_async(url.as_str())
-            .await
-            .with_context(|| format!("player {index}: connecting to {ws_url}"))?;
-        let (writer, mut stream) = ws.split();
-        let welcome = tokio::time::timeout(WELCOME_WAIT, async {
-            while let Some(msg) = stream.next().await {
-                if let Message::Text(text) = msg? {
-                    tallies.frame(index, &text, ripple_common::now_ms());
-                    return anyhow::Ok(serde_json::from_str::<ServerFrame>(&text)?);
+        let client = WsClient::connect(&url).await.map_err(|e| {
+            anyhow::anyhow!("player {index}: connecting to {ws_url}: {}", e.root_cause())
+        })?;
+        // The welcome: one billed message, no update.
+        tallies
+            .with(|c| (c.frames_total, c.messages_out) = (c.frames_total + 1, c.messages_out + 1));
+        let (user, connection_id) = (client.user.clone(), client.id.clone());
+        let (writer, mut stream) = client.split();
+        let reader = tokio::spawn(async move {
+            while let Some(Ok(msg)) = stream.next().await {
+                match msg {
+                    Message::Text(text) => tallies.frame(index, &text, ripple_common::now_ms()),
+                    Message::Close(_) => break,
+                    _ => {}
                 }
             }
-            anyhow::bail!("closed before welcome")
-        })
-        .await
-        .with_context(|| format!("player {index} got no welcome within {WELCOME_WAIT:?}"))??;
-        let ServerFrame::Welcome {
-            connection_id,
-            user,
-        } = welcome
-        else {
-            anyhow::bail!("player {index}: the first frame was not welcome");
-        };
-        let reader = tokio::spawn(read(stream, index, tallies));
+        });
+        let channel = channel.to_owned();
         Ok(Self {
             index,
             user,
-            channel: channel.to_owned(),
+            channel,
             connection_id,
             writer,
             reader,
+            last_seq: None,
         })
     }
 
-    /// The player's user id.
-    pub fn user(&self) -> String {
-        self.user.clone()
-    }
-
-    /// Sends positions on `schedule`; returns how many measured positions were sent and the last
-    /// measured `seq` (`None` if none).
-    pub async fn play(&mut self, schedule: Schedule, tallies: &Tallies) -> (u64, Option<u64>) {
-        let mut ticks = tokio::time::interval_at(schedule.first, schedule.period);
+    /// Sends positions every `period` from `first` until `end`, measured from `measure_from`;
+    /// returns how many measured positions were sent.
+    async fn play(
+        &mut self,
+        first: Instant,
+        period: Duration,
+        measure_from: Instant,
+        end: Instant,
+        tallies: &Tallies,
+    ) -> u64 {
+        let mut ticks = tokio::time::interval_at(first, period);
         ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let (mut warm_seq, mut seq) = (0u64, MEASURE_SEQ_BASE);
-        let mut measured_sent = 0;
+        let (mut warm_seq, mut seq, mut measured_sent) = (0u64, MEASURE_SEQ_BASE, 0);
         loop {
             let now = ticks.tick().await;
-            if now >= schedule.end {
+            if now >= end {
                 break;
             }
-            let measured = now >= schedule.measure_from;
-            let s = if measured {
-                seq += 1;
-                seq
-            } else {
-                warm_seq += 1;
-                warm_seq
-            };
-            let angle = s as f64 * 0.05 + self.index as f64;
+            let measured = now >= measure_from;
+            let s = if measured { &mut seq } else { &mut warm_seq };
+            *s += 1;
+            let angle = *s as f64 * 0.05 + self.index as f64;
             let frame = format!(
-                r#"{{"action":"position","channel":"{}","x":{:.2},"y":{:.2},"seq":{s}}}"#,
+                r#"{{"action":"position","channel":"{}","x":{:.2},"y":{:.2},"seq":{}}}"#,
                 self.channel,
                 angle.cos() * 50.0,
-                angle.sin() * 50.0
+                angle.sin() * 50.0,
+                *s
             );
             if self.writer.send(Message::text(frame)).await.is_err() {
                 tracing::warn!(player = self.index, "send failed; this player stops");
                 break;
             }
-            Tallies::add(&tallies.sent_total, 1);
-            if measured {
-                Tallies::add(&tallies.sent_measured, 1);
-                measured_sent += 1;
-            }
+            measured_sent += u64::from(measured);
+            tallies.with(|c| {
+                (c.sent_total, c.sent_measured) =
+                    (c.sent_total + 1, c.sent_measured + u64::from(measured))
+            });
         }
-        (measured_sent, (measured_sent > 0).then_some(seq))
+        self.last_seq = (measured_sent > 0).then_some(seq);
+        measured_sent
     }
 
     /// Closes the socket and stops reading.
@@ -277,15 +224,209 @@ impl Player {
     }
 }
 
-async fn read(mut stream: SplitStream<Ws>, index: usize, tallies: Arc<Tallies>) {
-    while let Some(msg) = stream.next().await {
-        let received_ms = ripple_common::now_ms();
-        match msg {
-            Ok(Message::Text(text)) => tallies.frame(index, &text, received_ms),
-            Ok(Message::Close(_)) | Err(_) => break,
-            Ok(_) => {}
+/// The run's shape, in both `bench e2e` reports.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Shape {
+    pub players: usize,
+    pub channels: usize,
+    pub hz: f64,
+    pub seconds: f64,
+    pub warmup_seconds: f64,
+}
+
+impl From<&E2eArgs> for Shape {
+    fn from(a: &E2eArgs) -> Self {
+        let (players, channels, hz, seconds) = (a.players, a.channels, a.hz, a.seconds);
+        Self {
+            players,
+            channels,
+            hz,
+            seconds,
+            warmup_seconds: a.warmup,
         }
     }
+}
+
+/// What the players measured, in both `bench e2e` reports (with and without `--url`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Measured {
+    /// Measured positions sent.
+    pub sent: u64,
+    /// Measured updates delivered, summed over receivers.
+    pub delivered: u64,
+    /// `sent × (channel size − 1)`: every measured position to every other member of its
+    /// channel. Positions go out in `seq` order and are coalesced (a user's older position
+    /// dropped) only beyond one 32 KB frame, so `delivered` falls short of it only then.
+    pub expected: u64,
+    /// Frames carrying measured updates.
+    pub frames: u64,
+    /// (receiver, sender) pairs in a channel where the receiver did not end with the sender's
+    /// last position: lost updates (coalescing never causes this). Should be 0.
+    pub final_positions_missed: u64,
+    /// `frames / delivered` (outbound, measured updates only).
+    pub messages_per_update: f64,
+    pub latency_ms: LatencySummary,
+    /// Publishes refused with an `error` frame.
+    pub refused: u64,
+}
+
+/// A played run: what was measured, the whole run's client counts, the latencies, and one
+/// player's (channel, connection id) for the items' sizes.
+#[derive(Debug)]
+pub struct Session {
+    pub measured: Measured,
+    pub client: ClientCounts,
+    pub latencies: Latencies,
+    pub sample: Option<(String, String)>,
+}
+
+/// Plays a run against `ws_url`: connects every player (player `i` uses `tokens[i]` when given),
+/// lets the joins settle, plays the warm-up and the measured seconds, drains, closes.
+pub async fn session(args: &E2eArgs, ws_url: &str, tokens: &[String]) -> anyhow::Result<Session> {
+    let (players, channels) = (args.players, args.channels);
+    super::note(&format!(
+        "bench e2e: connecting {players} players to {ws_url} in {channels} channels"
+    ));
+    let (tallies, connected_at) = (Arc::new(Tallies::default()), Instant::now());
+    let connects = (0..players).map(|i| {
+        let (channel, tallies, token) = (args.channel_of(i), Arc::clone(&tallies), tokens.get(i));
+        async move { Player::connect(ws_url, i, &channel, token.map(String::as_str), tallies).await }
+    });
+    let results = futures::stream::iter(connects).buffer_unordered(CONNECTS_IN_FLIGHT);
+    let (ok, failed): (Vec<_>, Vec<_>) = results
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .partition(Result::is_ok);
+    let mut players: Vec<Player> = ok.into_iter().flatten().collect();
+    if let Some(Err(err)) = failed.into_iter().next() {
+        close_all(players).await;
+        return Err(err.context("connecting the players"));
+    }
+    players.sort_by_key(|p| p.index);
+    // Let the join announcements settle before anyone moves.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let period = Duration::from_secs_f64(1.0 / args.hz);
+    let start = Instant::now() + Duration::from_millis(100);
+    let measure_from = start + Duration::from_secs_f64(args.warmup);
+    let end = measure_from + Duration::from_secs_f64(args.seconds);
+    let (n, mut sizes) = (players.len().max(1) as u32, vec![0u64; channels]);
+    players.iter().for_each(|p| sizes[p.index % channels] += 1);
+    let tasks = players.into_iter().enumerate().map(|(i, mut player)| {
+        let (tallies, first) = (Arc::clone(&tallies), start + period * (i as u32 % n) / n);
+        tokio::spawn(async move {
+            let sent = player
+                .play(first, period, measure_from, end, &tallies)
+                .await;
+            (player, sent)
+        })
+    });
+    let tasks: Vec<_> = tasks.collect();
+    let total = end - start;
+    let bar = ProgressBar::new(total.as_millis() as u64).with_style(
+        ProgressStyle::with_template("[bench e2e] {bar:30} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let counts = || tallies.with(|c| c.clone());
+    let status = |phase: &str, c: &Counts, warm: bool, expected: Option<u64>| {
+        let (sent, delivered) = if warm {
+            (c.sent_total, c.delivered_total)
+        } else {
+            (c.sent_measured, c.delivered_measured)
+        };
+        let of = expected.map_or(String::new(), |e| format!("/{}", thousands(e)));
+        let p50 = if warm {
+            " (not measured)".to_owned()
+        } else {
+            format!("  p50 {}", tallies.p50())
+        };
+        format!(
+            "{phase}  sent {}  delivered {}{of}{p50}",
+            thousands(sent),
+            thousands(delivered)
+        )
+    };
+    while tasks.iter().any(|t| !t.is_finished()) {
+        tokio::time::sleep(PROGRESS_EVERY).await;
+        bar.set_position(start.elapsed().min(total).as_millis() as u64);
+        let warm = Instant::now() < measure_from;
+        bar.set_message(status(
+            if warm { "warm-up" } else { "measuring" },
+            &counts(),
+            warm,
+            None,
+        ));
+    }
+    let (mut played, mut expected) = (Vec::new(), 0);
+    for task in tasks {
+        let (player, sent) = task.await.context("a player task failed")?;
+        expected += sent * sizes[player.index % channels].saturating_sub(1);
+        played.push(player);
+    }
+    // Drain: until nothing new arrives for QUIET, everything expected has, or MAX_DRAIN.
+    let (drain_started, mut last, mut quiet_since) =
+        (Instant::now(), counts().delivered_measured, Instant::now());
+    while drain_started.elapsed() < MAX_DRAIN {
+        tokio::time::sleep(PROGRESS_EVERY).await;
+        let c = counts();
+        if last != c.delivered_measured {
+            (last, quiet_since) = (c.delivered_measured, Instant::now());
+        } else if quiet_since.elapsed() >= QUIET || c.delivered_measured >= expected {
+            break;
+        }
+        let phase = format!("draining {:4.1} s", drain_started.elapsed().as_secs_f64());
+        bar.set_message(status(&phase, &c, false, Some(expected)));
+    }
+    bar.finish_and_clear();
+    let c = counts();
+    super::note(&format!("[bench e2e] {}", status("done:", &c, false, None)));
+
+    // Coalescing may skip intermediate positions, never a sender's last one.
+    let mut final_missed = 0;
+    for r in &played {
+        for s in played
+            .iter()
+            .filter(|s| s.index != r.index && s.index % channels == r.index % channels)
+        {
+            final_missed += u64::from(
+                s.last_seq.is_some()
+                    && c.latest.get(&(r.index, s.user.clone())).copied() != s.last_seq,
+            );
+        }
+    }
+    let sample = played
+        .first()
+        .map(|p| (p.channel.clone(), p.connection_id.clone()));
+    let connections = played.len() as f64;
+    close_all(played).await;
+    let connected_seconds = connected_at.elapsed().as_secs_f64();
+    let (delivered, frames) = (c.delivered_measured, c.frames_measured);
+    Ok(Session {
+        measured: Measured {
+            sent: c.sent_measured,
+            delivered,
+            expected,
+            frames,
+            final_positions_missed: final_missed,
+            messages_per_update: round(super::ratio(frames as f64, delivered as f64), 4),
+            latency_ms: LatencySummary::from(&c.latencies),
+            refused: c.refused,
+        },
+        client: ClientCounts {
+            sent: c.sent_total,
+            delivered: c.delivered_total,
+            messages_out: c.messages_out,
+            connection_minutes: round(connected_seconds / 60.0 * connections, 3),
+            seconds: round(connected_seconds, 1),
+        },
+        latencies: c.latencies,
+        sample,
+    })
+}
+
+async fn close_all(players: Vec<Player>) {
+    futures::future::join_all(players.into_iter().map(Player::close)).await;
 }
 
 #[cfg(test)]
@@ -306,21 +447,26 @@ mod tests {
         // WHEN received 25 ms after the write
         tallies.frame(7, &frame, 1025);
         // THEN two updates were delivered, one measured at 25 ms, in one billed message
-        assert_eq!(Tallies::get(&tallies.delivered_total), 2);
-        assert_eq!(Tallies::get(&tallies.delivered_measured), 1);
-        assert_eq!(Tallies::get(&tallies.frames_measured), 1);
-        assert_eq!(Tallies::get(&tallies.messages_out), 1);
-        assert_eq!(tallies.latencies().percentile(50.0), Some(25));
+        let c = tallies.with(|c| c.clone());
+        assert_eq!(c.delivered_total, 2);
+        assert_eq!(c.delivered_measured, 1);
+        assert_eq!(c.frames_measured, 1);
+        assert_eq!(c.messages_out, 1);
+        assert_eq!(c.latencies.percentile(50.0), Some(25));
         // AND receiver 7 has seen b's measured seq, and none of a's
-        assert_eq!(tallies.latest_seen(7, "b"), Some(MEASURE_SEQ_BASE + 1));
-        assert_eq!(tallies.latest_seen(7, "a"), None);
+        assert_eq!(
+            c.latest.get(&(7, "b".to_owned())),
+            Some(&(MEASURE_SEQ_BASE + 1))
+        );
+        assert_eq!(c.latest.get(&(7, "a".to_owned())), None);
         // AND an error frame counts as refused, not delivered
         tallies.frame(
             7,
             r#"{"type":"error","code":"rate_limited","message":"slow down"}"#,
             1030,
         );
-        assert_eq!(Tallies::get(&tallies.refused), 1);
-        assert_eq!(Tallies::get(&tallies.frames_total), 2);
+        let c = tallies.with(|c| c.clone());
+        assert_eq!(c.refused, 1);
+        assert_eq!(c.frames_total, 2);
     }
 }

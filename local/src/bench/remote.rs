@@ -12,24 +12,17 @@
 //! and so its DynamoDB and Lambda usage are not visible from a URL and are reported as `null`.
 
 use std::io::{BufRead, Write};
-use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, bail};
 use ripple_common::items::Endpoint;
 use serde::Serialize;
-use tokio::time::Instant;
 
 use super::calibrate::HandlerTimes;
-use super::cost::{CostLine, Prices, Usage, bill, per_million, total};
-use super::e2e::{
-    E2eArgs, close_all, connect_players, drain, final_positions_missed, play, progress,
-};
-use super::e2e_report::LatencySummary;
+use super::cost::{CostLine, PRICES, Usage, bill, per_million, total};
+use super::e2e::E2eArgs;
 use super::estimate::{ClientCounts, DynamoUsage, ItemSizes, LambdaUsage, ServerCounts, estimate};
-use super::note;
-use super::players::{Tallies, user_of};
-use super::report::{round, text_table, thousands};
+use super::players::{Measured, Shape, session, user_of};
+use super::{note, round, thousands};
 
 /// Most players (WebSocket connections) of a remote run.
 pub const MAX_PLAYERS: usize = 200;
@@ -69,32 +62,15 @@ pub struct Plan {
     pub total_usd: f64,
 }
 
-/// Everything `ripple bench e2e --url … --json` prints, on one line.
+/// Everything `ripple bench e2e --url … --json` prints, on one line. Latencies are the receive
+/// time here minus the `ts` the stack stamped: they include the clocks' offset.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RemoteResults {
     pub source: Source,
-    pub players: usize,
-    pub channels: usize,
-    pub hz: f64,
-    pub seconds: f64,
-    pub warmup_seconds: f64,
-    /// Measured positions sent.
-    pub sent: u64,
-    /// Measured updates delivered, summed over receivers.
-    pub delivered: u64,
-    /// `sent × (channel size − 1)`: what delivery without coalescing would be.
-    pub expected: u64,
-    /// Frames carrying measured updates.
-    pub frames: u64,
-    /// (receiver, sender) pairs in a channel where the receiver did not end with the sender's
-    /// last position. Should be 0.
-    pub final_positions_missed: u64,
-    /// `frames / delivered`.
-    pub messages_per_update: f64,
-    /// Receive time here minus the `ts` the stack stamped: includes the clocks' offset.
-    pub latency_ms: LatencySummary,
-    /// Publishes refused with an `error` frame.
-    pub refused: u64,
+    #[serde(flatten)]
+    pub shape: Shape,
+    #[serde(flatten)]
+    pub measured: Measured,
     /// What the players counted over the whole run.
     pub client: ClientCounts,
     /// The API Gateway part of the bill, from the client's counts: messages in and out,
@@ -102,11 +78,9 @@ pub struct RemoteResults {
     pub api_gateway: Vec<CostLine>,
     pub api_gateway_usd: f64,
     pub api_gateway_per_million_delivered_usd: Option<f64>,
-    /// The stack's counters: not visible from a URL.
+    /// The stack's counters, its DynamoDB and Lambda usage: not visible from a URL (`null`).
     pub server: Option<ServerCounts>,
-    /// DynamoDB usage: not measurable from a URL.
     pub dynamodb: Option<DynamoUsage>,
-    /// Lambda usage: not measurable from a URL.
     pub lambda: Option<LambdaUsage>,
     /// The worst case confirmed before the run.
     pub plan: Plan,
@@ -122,11 +96,7 @@ pub async fn run(args: E2eArgs) -> anyhow::Result<()> {
         Ok(line)
     })
     .await?;
-    if args.json {
-        println!("{}", serde_json::to_string(&results)?);
-    } else {
-        print!("{}", render(&results));
-    }
+    super::print(args.json, &results, render);
     Ok(())
 }
 
@@ -140,9 +110,8 @@ pub async fn measure(
     let url = args
         .url
         .as_deref()
-        .context("bench e2e: --url is required for a remote run")?
-        .trim_end_matches('/')
-        .to_owned();
+        .context("bench e2e: --url is required for a remote run")?;
+    let url = url.trim_end_matches('/').to_owned();
     if !(url.starts_with("ws://") || url.starts_with("wss://")) {
         bail!("--url must be a ws:// or wss:// URL, got {url}");
     }
@@ -154,7 +123,35 @@ pub async fn measure(
     // run's as stale, and nobody else's clients hear the load.
     let mut args = args.clone();
     args.channel_tag = format!("-{:x}", ripple_common::now_ms());
-    drive(&args, &url, &tokens, plan).await
+    let run = session(&args, &url, &tokens).await?;
+    let client = run.client;
+    let usage = Usage {
+        inbound_messages: client.sent,
+        outbound_messages: client.messages_out,
+        connection_minutes: client.connection_minutes,
+        ..Usage::default()
+    };
+    let api_gateway: Vec<CostLine> = bill(&usage, &PRICES)
+        .into_iter()
+        .filter(|l| l.item.starts_with("API Gateway"))
+        .collect();
+    let api_gateway_usd = total(&api_gateway);
+    Ok(RemoteResults {
+        source: Source {
+            kind: "remote",
+            url,
+        },
+        shape: Shape::from(&args),
+        measured: run.measured,
+        api_gateway_per_million_delivered_usd: per_million(api_gateway_usd, client.delivered),
+        client,
+        api_gateway,
+        api_gateway_usd,
+        server: None,
+        dynamodb: None,
+        lambda: None,
+        plan,
+    })
 }
 
 /// The players' tokens: none, or exactly one per player.
@@ -179,17 +176,6 @@ fn tokens(args: &E2eArgs) -> anyhow::Result<Vec<String>> {
     Ok(tokens)
 }
 
-/// Players per channel (player i joins channel i mod M).
-fn channel_sizes(args: &E2eArgs) -> Vec<u64> {
-    let mut sizes = vec![0u64; args.channels.max(1)];
-    for i in 0..args.players {
-        if let Some(s) = sizes.get_mut(i % args.channels.max(1)) {
-            *s += 1;
-        }
-    }
-    sizes
-}
-
 /// The run's worst case, refused when beyond the bounds.
 pub fn plan(args: &E2eArgs, url: &str) -> anyhow::Result<Plan> {
     let play_seconds = args.warmup + args.seconds;
@@ -204,10 +190,14 @@ pub fn plan(args: &E2eArgs, url: &str) -> anyhow::Result<Plan> {
     }
     // One more than the ticks in the play, for the tick at its start.
     let sends_per_player = (args.hz * play_seconds).ceil() as u64 + 1;
-    let sizes = channel_sizes(args);
-    let pairs: u64 = sizes.iter().map(|s| s * s.saturating_sub(1)).sum();
-    let positions = args.players as u64 * sends_per_player;
-    let delivered_at_most = pairs * sends_per_player;
+    // Players per channel (player i joins channel i mod M), and the (receiver, sender) pairs.
+    let channels = args.channels.max(1);
+    let pairs: u64 = (0..channels)
+        .map(|c| (args.players / channels + usize::from(c < args.players % channels)) as u64)
+        .map(|s| s * s.saturating_sub(1))
+        .sum();
+    let players = args.players as u64;
+    let (positions, delivered_at_most) = (players * sends_per_player, pairs * sends_per_player);
     if delivered_at_most > MAX_DELIVERED {
         bail!(
             "this run could deliver up to {} updates; the bound with --url is {}: fewer players, channels with fewer members, a lower --hz or fewer seconds",
@@ -215,7 +205,6 @@ pub fn plan(args: &E2eArgs, url: &str) -> anyhow::Result<Plan> {
             thousands(MAX_DELIVERED)
         );
     }
-    let players = args.players as u64;
     let connected_seconds = play_seconds + OVERHEAD_SECONDS;
     let server = ServerCounts {
         connects: players,
@@ -234,16 +223,21 @@ pub fn plan(args: &E2eArgs, url: &str) -> anyhow::Result<Plan> {
         connection_minutes: round(players as f64 * connected_seconds / 60.0, 3),
         seconds: connected_seconds,
     };
-    let endpoint = endpoint_of(url);
-    let sizes = ItemSizes::sample(&args.channel_of(0), &user_of(0), "AbCdEfGhIjK=", &endpoint);
+    let sizes = ItemSizes::sample(
+        &args.channel_of(0),
+        &user_of(0),
+        "AbCdEfGhIjK=",
+        &endpoint_of(url),
+    );
+    let members = args.players as f64 / channels as f64;
     let e = estimate(
         &server,
         &client,
         args.channels,
-        args.players as f64 / args.channels.max(1) as f64,
+        members,
         sizes,
         &ASSUMED_TIMES,
-        &Prices::default(),
+        &PRICES,
     );
     Ok(Plan {
         positions,
@@ -258,9 +252,10 @@ pub fn plan(args: &E2eArgs, url: &str) -> anyhow::Result<Plan> {
 fn endpoint_of(url: &str) -> Endpoint {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     let (domain, stage) = rest.split_once('/').unwrap_or((rest, "prod"));
+    let stage = stage.split(['/', '?']).next().unwrap_or("prod");
     Endpoint {
         domain: domain.to_owned(),
-        stage: stage.split(['/', '?']).next().unwrap_or("prod").to_owned(),
+        stage: stage.to_owned(),
     }
 }
 
@@ -278,11 +273,8 @@ pub fn confirm(
             "bench e2e --url: refusing to send anything: stdin is not a terminal, so nobody can confirm the estimated cost above; run again with --yes to accept it"
         );
     }
-    {
-        let mut err = std::io::stderr().lock();
-        let _ = write!(err, "Send this load to the stack? [y/N] ");
-        let _ = err.flush();
-    }
+    eprint!("Send this load to the stack? [y/N] ");
+    let _ = std::io::stderr().flush();
     let reply = answer().context("reading the answer")?;
     match reply.trim().to_ascii_lowercase().as_str() {
         "y" | "yes" => Ok(()),
@@ -291,188 +283,26 @@ pub fn confirm(
 }
 
 fn render_plan(args: &E2eArgs, url: &str, plan: &Plan) -> String {
-    let mut out = format!(
-        "bench e2e: {} players in {} channel(s) at {} Hz for {} s (+{} s warm-up) against {url}\n  at most: {} positions sent, {} updates delivered, {} messages in, {} messages out, {:.1} connection-minutes\n  estimated bill at worst (no coalescing, one record per fanout batch, {} ms ingest / {} ms fanout assumed):\n",
+    let title = format!(
+        "bench e2e: {} players in {} channel(s) at {} Hz for {} s (+{} s warm-up) against {url}\nat most, with the estimated bill at worst (no coalescing, one record per fanout batch, {} ms ingest / {} ms fanout assumed):",
         args.players,
         args.channels,
         args.hz,
         args.seconds,
         args.warmup,
-        thousands(plan.positions),
-        thousands(plan.delivered_at_most),
-        thousands(plan.usage.inbound_messages),
-        thousands(plan.usage.outbound_messages),
-        plan.usage.connection_minutes,
         ASSUMED_TIMES.ingest_ms,
         ASSUMED_TIMES.fanout_ms,
     );
-    out.push_str(&bill_table(&plan.lines));
-    out.push_str(&format!("    total at worst: ${:.6}", plan.total_usd));
-    out
-}
-
-fn bill_table(lines: &[CostLine]) -> String {
-    let rows: Vec<Vec<String>> = lines
-        .iter()
-        .map(|c| {
-            vec![
-                c.item.to_owned(),
-                format!("{:.3}", c.quantity),
-                c.unit.to_owned(),
-                format!("${:.6}", c.usd),
-            ]
-        })
-        .collect();
-    text_table(&["item", "quantity", "unit", "cost"], &rows)
-        .lines()
-        .map(|l| format!("    {l}\n"))
-        .collect()
-}
-
-async fn drive(
-    args: &E2eArgs,
-    url: &str,
-    tokens: &[String],
-    plan: Plan,
-) -> anyhow::Result<RemoteResults> {
-    let tallies = Arc::new(Tallies::default());
-    let connected_at = Instant::now();
-    let players = connect_players(args, url, tokens, &tallies).await?;
-    // Let the join announcements settle before anyone moves.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let (played, expected) = play(args, players, &tallies).await?;
-    drain(&tallies, expected).await;
-    let latencies = tallies.latencies();
-    let final_missed = final_positions_missed(args, &played, &tallies);
-    progress("[bench e2e] done");
-    let _ = writeln!(std::io::stderr());
-    let connections = played.len() as u64;
-    close_all(played.into_iter().map(|p| p.player).collect()).await;
-    let connected_seconds = connected_at.elapsed().as_secs_f64();
-
-    let sent = Tallies::get(&tallies.sent_measured);
-    let delivered = Tallies::get(&tallies.delivered_measured);
-    let frames = Tallies::get(&tallies.frames_measured);
-    let client = ClientCounts {
-        sent: Tallies::get(&tallies.sent_total),
-        delivered: Tallies::get(&tallies.delivered_total),
-        messages_out: Tallies::get(&tallies.messages_out),
-        connection_minutes: round(connected_seconds / 60.0 * connections as f64, 3),
-        seconds: round(connected_seconds, 1),
-    };
-    let api_gateway: Vec<CostLine> = bill(
-        &Usage {
-            inbound_messages: client.sent,
-            outbound_messages: client.messages_out,
-            connection_minutes: client.connection_minutes,
-            ..Usage::default()
-        },
-        &Prices::default(),
-    )
-    .into_iter()
-    .filter(|l| l.item.starts_with("API Gateway"))
-    .collect();
-    let api_gateway_usd = total(&api_gateway);
-    Ok(RemoteResults {
-        source: Source {
-            kind: "remote",
-            url: url.to_owned(),
-        },
-        players: args.players,
-        channels: args.channels,
-        hz: args.hz,
-        seconds: args.seconds,
-        warmup_seconds: args.warmup,
-        sent,
-        delivered,
-        expected,
-        frames,
-        final_positions_missed: final_missed,
-        messages_per_update: round(
-            if delivered > 0 {
-                frames as f64 / delivered as f64
-            } else {
-                0.0
-            },
-            4,
-        ),
-        latency_ms: LatencySummary::from(&latencies),
-        refused: Tallies::get(&tallies.refused),
-        api_gateway_per_million_delivered_usd: per_million(api_gateway_usd, client.delivered),
-        client,
-        api_gateway,
-        api_gateway_usd,
-        server: None,
-        dynamodb: None,
-        lambda: None,
-        plan,
-    })
-}
-
-fn ms(v: Option<u64>) -> String {
-    v.map_or("–".to_owned(), |v| format!("{v} ms"))
+    super::report(&title, plan)
 }
 
 /// The readable report.
 pub fn render(r: &RemoteResults) -> String {
-    let rows = vec![
-        vec![
-            "sent".to_owned(),
-            format!("{} positions", thousands(r.sent)),
-        ],
-        vec![
-            "delivered".to_owned(),
-            format!(
-                "{} updates (without coalescing: {})",
-                thousands(r.delivered),
-                thousands(r.expected)
-            ),
-        ],
-        vec![
-            "latency write→receive".to_owned(),
-            format!(
-                "p50 {}  p95 {}  p99 {}  max {} (includes this machine's clock offset from the stack's)",
-                ms(r.latency_ms.p50),
-                ms(r.latency_ms.p95),
-                ms(r.latency_ms.p99),
-                ms(r.latency_ms.max)
-            ),
-        ],
-        vec![
-            "messages_per_update".to_owned(),
-            format!("{:.4}", r.messages_per_update),
-        ],
-        vec!["refused publishes".to_owned(), thousands(r.refused)],
-        vec![
-            "final positions missed".to_owned(),
-            thousands(r.final_positions_missed),
-        ],
-        vec![
-            "server, DynamoDB, Lambda".to_owned(),
-            "not measurable from a URL (null in --json); see the stack's CloudWatch metrics"
-                .to_owned(),
-        ],
-    ];
-    let mut out = format!(
-        "ripple bench e2e: {} players in {} channel(s) at {} Hz for {} s (after {} s warm-up), remote: {}\n\n",
-        r.players, r.channels, r.hz, r.seconds, r.warmup_seconds, r.source.url,
+    let title = format!(
+        "ripple bench e2e against {} (latencies include this machine's clock offset from the stack's; – : not measurable from a URL)",
+        r.source.url
     );
-    let key_width = rows
-        .iter()
-        .map(|r| r.first().map_or(0, |k| k.chars().count()))
-        .max()
-        .unwrap_or(0);
-    for row in &rows {
-        if let [key, value] = row.as_slice() {
-            out.push_str(&format!("  {key:<key_width$}  {value}\n"));
-        }
-    }
-    out.push_str(&format!(
-        "\n  API Gateway for this run (from the client's counts): ${:.6}\n",
-        r.api_gateway_usd
-    ));
-    out.push_str(&bill_table(&r.api_gateway));
-    out
+    super::report(&title, r)
 }
 
 #[cfg(test)]

@@ -22,20 +22,19 @@ use clap::{Args, ValueEnum};
 use fanout::FanoutState;
 use fanout::changes::{Change, change_of};
 use futures::StreamExt;
-use ripple_common::config::{DEFAULT_MAX_IN_FLIGHT, Settings, dynamodb_client, local_sdk_config};
+use ripple_common::config::{Settings, dynamodb_client, local_sdk_config};
 use ripple_common::connections::{Connections, PostOutcome};
 use ripple_common::protocol::{Event as WireEvent, ServerFrame};
 use ripple_common::store::Store;
 use serde::{Deserialize, Serialize};
 
-use super::batch::{self, Scenario};
+use super::batch;
+use super::fanout::FanoutArgs;
 use super::layout::Layout;
-use super::rss::peak_rss_mb;
 
 /// Posts per second given to Ripple's limiter: far above what one machine posts, so pacing never
 /// caps the measurement.
 pub const UNPACED_POSTS_PER_SECOND: u32 = 1_000_000;
-
 /// Timed rounds per strategy; the median is reported.
 pub const DEFAULT_ROUNDS: usize = 5;
 /// What the child prints once warm; it then waits for a line on stdin.
@@ -67,34 +66,24 @@ impl Strategy {
 /// `ripple bench fanout-run` (hidden): one strategy, in its own process.
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
-    #[arg(long, value_enum)]
+    /// The run: a [`Spec`] as JSON, from `bench fanout`.
+    #[arg(long)]
+    pub spec: String,
+}
+
+/// What a child runs: `bench fanout`'s flags and what the parent fixed for every strategy.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Spec {
     pub strategy: Strategy,
-    #[arg(long)]
+    pub bench: FanoutArgs,
     pub dynamodb_endpoint: String,
-    #[arg(long)]
     pub table: String,
     /// `@connections` base URL for this strategy's posts.
-    #[arg(long)]
     pub connections_url: String,
-    #[command(flatten)]
-    pub scenario: Scenario,
-    /// Write time of the batch's first record (ms); the parent fixes it for all strategies.
-    #[arg(long)]
+    /// Write time of the batch's first record (ms).
     pub base_ts: u64,
-    /// Ceiling only: how many frames to post.
-    #[arg(long, default_value_t = 0)]
+    /// Ceiling only: how many frames to post (as many as Ripple posted).
     pub posts: u64,
-    /// Ceiling only: frame size in bytes (0: one position update).
-    #[arg(long, default_value_t = 0)]
-    pub ceiling_frame_bytes: usize,
-    #[arg(long, default_value_t = DEFAULT_MAX_IN_FLIGHT)]
-    pub max_in_flight: usize,
-    /// Ripple only: member cache in ms (0: off).
-    #[arg(long, default_value_t = 0)]
-    pub member_cache_ms: u64,
-    /// Timed rounds after the warm-up.
-    #[arg(long, default_value_t = DEFAULT_ROUNDS)]
-    pub rounds: usize,
 }
 
 /// What the child prints, as one JSON line on stdout (counts are per round, except the posts).
@@ -107,29 +96,50 @@ pub struct RunOutput {
     pub posts_failed: u64,
     /// Wall time of each timed round, in seconds.
     pub walls: Vec<f64>,
+    /// Peak resident memory: `VmHWM`, what Lambda reports as "Max Memory Used".
     pub peak_rss_mb: f64,
 }
 
 /// Runs one strategy and prints its [`RunOutput`].
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
-    args.scenario.validate()?;
-    let out = measure(&args).await?;
+    let spec: Spec = serde_json::from_str(&args.spec).context("reading --spec")?;
+    spec.bench.scenario.validate()?;
+    let out = measure(&spec).await?;
     println!("{}", serde_json::to_string(&out)?);
     Ok(())
 }
 
-async fn measure(args: &RunArgs) -> anyhow::Result<RunOutput> {
-    let layout = Layout::synthetic(args.scenario.channels, args.scenario.members);
+/// Posts delivered and failed by one round.
+type Round = (u64, u64);
+
+async fn measure(args: &Spec) -> anyhow::Result<RunOutput> {
+    let (b, s) = (&args.bench, &args.bench.scenario);
+    let layout = Layout::synthetic(s.channels, s.members);
     let sdk = local_sdk_config();
     let connections = Connections::new(sdk.clone(), Some(args.connections_url.clone()));
     let store = Store::new(
         dynamodb_client(&sdk, Some(&args.dynamodb_endpoint)),
         args.table.clone(),
     );
-    let rounds = args.rounds.max(1);
+    let rounds = b.rounds.max(1);
+    let build = || {
+        batch::build(
+            &layout,
+            s.records,
+            s.message_ratio,
+            s.senders(),
+            args.base_ts,
+            &args.table,
+        )
+    };
     let mut out = RunOutput {
         strategy: args.strategy,
-        records: 0,
+        // The ceiling posts frames, not records.
+        records: if args.strategy == Strategy::Ceiling {
+            0
+        } else {
+            s.records
+        },
         updates_delivered: 0,
         posts_ok: 0,
         posts_failed: 0,
@@ -140,103 +150,101 @@ async fn measure(args: &RunArgs) -> anyhow::Result<RunOutput> {
         Strategy::Ripple => {
             let mut settings = Settings::for_table(args.table.clone());
             settings.posts_per_second = UNPACED_POSTS_PER_SECOND;
-            settings.max_in_flight = args.max_in_flight;
-            settings.member_cache_ms = args.member_cache_ms.min(1_000);
+            settings.max_in_flight = b.max_in_flight;
+            settings.member_cache_ms = b.member_cache_ms.min(1_000);
             let state = FanoutState::new(store, connections, &settings);
             // Like successive invocations of one instance: each gets its own copy of the batch.
-            let _ = fanout::process(&state, build_event(args, &layout)?).await;
-            warm_and_wait().await?;
-            for _ in 0..rounds {
-                let event = build_event(args, &layout)?;
-                out.records = event.records.len();
-                let started = Instant::now();
-                let (response, report) = fanout::process(&state, event).await;
-                out.walls.push(started.elapsed().as_secs_f64());
+            let _ = fanout::process(&state, build()?).await;
+            timed(&mut out, rounds, async || {
+                let (response, report) = fanout::process(&state, build()?).await;
                 anyhow::ensure!(
                     response.batch_item_failures.is_empty(),
                     "fanout reported batchItemFailures: {report:?}"
                 );
-                out.updates_delivered = report.updates_delivered;
-                out.posts_ok += report.delivery.delivered;
-                out.posts_failed += report.delivery.failed + report.delivery.gone.len() as u64;
-            }
+                let d = &report.delivery;
+                Ok((
+                    report.updates_delivered,
+                    (d.delivered, d.failed + d.gone.len() as u64),
+                ))
+            })
+            .await?;
         }
         Strategy::Naive => {
-            let event = build_event(args, &layout)?;
-            out.records = event.records.len();
+            let event = build()?;
             let mut warm = Event::default();
-            warm.records = event
-                .records
-                .iter()
-                .take(args.scenario.channels)
-                .cloned()
-                .collect();
+            warm.records = event.records.iter().take(s.channels).cloned().collect();
             naive(&store, &connections, &warm).await?;
-            warm_and_wait().await?;
-            for _ in 0..rounds {
-                let started = Instant::now();
-                let (ok, failed) = naive(&store, &connections, &event).await?;
-                out.walls.push(started.elapsed().as_secs_f64());
-                out.updates_delivered = ok;
-                out.posts_ok += ok;
-                out.posts_failed += failed;
-            }
+            timed(&mut out, rounds, async || {
+                naive(&store, &connections, &event).await.map(|r| (r.0, r))
+            })
+            .await?;
         }
         Strategy::Ceiling => {
-            let url = &args.connections_url;
-            let (in_flight, bytes) = (args.max_in_flight, args.ceiling_frame_bytes);
+            let (url, in_flight, bytes) = (
+                &args.connections_url,
+                b.max_in_flight,
+                b.ceiling_frame_bytes,
+            );
             let warm = args.posts.min(CEILING_WARM_POSTS);
             ceiling(&connections, url, &layout, warm, in_flight, bytes).await;
-            warm_and_wait().await?;
-            for _ in 0..rounds {
-                let started = Instant::now();
-                let (ok, failed) =
-                    ceiling(&connections, url, &layout, args.posts, in_flight, bytes).await;
-                out.walls.push(started.elapsed().as_secs_f64());
-                out.updates_delivered = ok;
-                out.posts_ok += ok;
-                out.posts_failed += failed;
-            }
+            timed(&mut out, rounds, async || {
+                let r = ceiling(&connections, url, &layout, args.posts, in_flight, bytes).await;
+                Ok((r.0, r))
+            })
+            .await?;
         }
     }
     out.peak_rss_mb = peak_rss_mb().unwrap_or(0.0);
     Ok(out)
 }
 
+/// Tells the parent the warm-up is over, waits for its go, then times `rounds` rounds, each
+/// returning the updates it delivered and its posts.
+async fn timed(
+    out: &mut RunOutput,
+    rounds: usize,
+    mut round: impl AsyncFnMut() -> anyhow::Result<(u64, Round)>,
+) -> anyhow::Result<()> {
+    warm_and_wait().await?;
+    for _ in 0..rounds {
+        let started = Instant::now();
+        let (delivered, (ok, failed)) = round().await?;
+        out.walls.push(started.elapsed().as_secs_f64());
+        out.updates_delivered = delivered;
+        (out.posts_ok, out.posts_failed) = (out.posts_ok + ok, out.posts_failed + failed);
+    }
+    Ok(())
+}
+
+/// Peak RSS of this process so far in MiB: `VmHWM` from `/proc/self/status` (`None` off Linux).
+fn peak_rss_mb() -> Option<f64> {
+    parse_vm_hwm_kb(&std::fs::read_to_string("/proc/self/status").ok()?)
+        .map(|kb| kb as f64 / 1024.0)
+}
+
+/// The `VmHWM` line's value in kB.
+fn parse_vm_hwm_kb(status: &str) -> Option<u64> {
+    let line = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))?;
+    line.split_whitespace().next()?.parse().ok()
+}
+
 /// Tells the parent the warm-up is over and waits for its go (a line, or end of input).
 async fn warm_and_wait() -> anyhow::Result<()> {
     use std::io::Write;
-    {
-        let mut stdout = std::io::stdout().lock();
-        writeln!(stdout, "{WARM_LINE}")?;
-        stdout.flush()?;
-    }
-    tokio::task::spawn_blocking(|| {
-        let mut line = String::new();
-        std::io::stdin().read_line(&mut line).map(|_| ())
-    })
-    .await?
-    .context("waiting for the parent's go")
-}
-
-fn build_event(args: &RunArgs, layout: &Layout) -> anyhow::Result<Event> {
-    batch::build(
-        layout,
-        args.scenario.records,
-        args.scenario.message_ratio,
-        args.scenario.senders(),
-        args.base_ts,
-        &args.table,
-    )
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{WARM_LINE}")?;
+    stdout.flush()?;
+    drop(stdout);
+    tokio::task::spawn_blocking(|| std::io::stdin().read_line(&mut String::new()).map(|_| ()))
+        .await?
+        .context("waiting for the parent's go")
 }
 
 /// The samples' fan-out: record after record, read the members, post to all but the sender at
 /// once (one frame per record per recipient). Returns (delivered, failed) posts.
-async fn naive(
-    store: &Store,
-    connections: &Connections,
-    event: &Event,
-) -> anyhow::Result<(u64, u64)> {
+async fn naive(store: &Store, connections: &Connections, event: &Event) -> anyhow::Result<Round> {
     let (mut ok, mut failed) = (0, 0);
     for (index, record) in event.records.iter().enumerate() {
         let Ok(Change::Channel(change)) = change_of(index, record) else {
@@ -255,16 +263,15 @@ async fn naive(
             .iter()
             .filter(|m| m.connection_id != change.sender)
             .map(|m| {
-                let url = connections.url_for(&m.endpoint());
-                let data = frame.clone();
+                let (url, data) = (connections.url_for(&m.endpoint()), frame.clone());
                 async move { connections.post(&url, &m.connection_id, data).await }
             });
         for outcome in futures::future::join_all(posts).await {
-            if outcome == PostOutcome::Delivered {
-                ok += 1;
+            *(if outcome == PostOutcome::Delivered {
+                &mut ok
             } else {
-                failed += 1;
-            }
+                &mut failed
+            }) += 1;
         }
     }
     Ok((ok, failed))
@@ -283,12 +290,8 @@ pub fn ceiling_frame(bytes: usize) -> Vec<u8> {
         ts: 1_795_000_000_000,
     };
     let one = serde_json::to_vec(&event).map_or(100, |e| e.len() + 1);
-    let count = bytes.div_ceil(one).max(1);
-    ServerFrame::Events {
-        events: vec![event; count],
-    }
-    .to_json()
-    .into_bytes()
+    let events = vec![event; bytes.div_ceil(one).max(1)];
+    ServerFrame::Events { events }.to_json().into_bytes()
 }
 
 /// Posts `posts` frames (of about `frame_bytes`; 0: one event) over the layout's connections,
@@ -300,19 +303,16 @@ async fn ceiling(
     posts: u64,
     max_in_flight: usize,
     frame_bytes: usize,
-) -> (u64, u64) {
+) -> Round {
     let ids: Vec<&str> = layout.connection_ids().collect();
     if ids.is_empty() {
         return (0, 0);
     }
     let frame = ceiling_frame(frame_bytes);
-    let posts: Vec<_> = (0..posts)
-        .map(|i| {
-            let id = ids[(i % ids.len() as u64) as usize];
-            let data = frame.clone();
-            async move { connections.post(url, id, data).await }
-        })
-        .collect();
+    let posts = (0..posts).map(|i| {
+        let (id, data) = (ids[(i % ids.len() as u64) as usize], frame.clone());
+        async move { connections.post(url, id, data).await }
+    });
     let outcomes: Vec<PostOutcome> = futures::stream::iter(posts)
         .buffer_unordered(max_in_flight.max(1))
         .collect()
@@ -322,4 +322,19 @@ async fn ceiling(
         .filter(|o| **o == PostOutcome::Delivered)
         .count() as u64;
     (ok, outcomes.len() as u64 - ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_high_water_mark_is_read_from_proc_status() {
+        // GIVEN a /proc/self/status excerpt
+        let status =
+            "Name:\tripple\nVmPeak:\t  200000 kB\nVmHWM:\t   23552 kB\nVmRSS:\t   20000 kB\n";
+        // WHEN parsed THEN VmHWM (not VmPeak or VmRSS) is taken
+        assert_eq!(parse_vm_hwm_kb(status), Some(23_552));
+        assert_eq!(parse_vm_hwm_kb("Name:\tx\n"), None);
+    }
 }

@@ -1,0 +1,257 @@
+//! Write→receive latencies in whole milliseconds (the resolution of the `ts` Ripple stamps at
+//! ingest): an `hdrhistogram` (exact below 2 s at 3 significant digits, nearest-rank
+//! percentiles), and its picture, an SVG drawn with `plotters`: bars, axes, p50/p95/p99 markers.
+
+use hdrhistogram::Histogram;
+use plotters::prelude::*;
+use serde::Serialize;
+
+/// Latencies above this are counted here (10 minutes).
+pub const MAX_MS: u64 = 600_000;
+/// At most this many bars.
+const MAX_BARS: u64 = 60;
+
+/// A latency histogram.
+#[derive(Debug, Clone)]
+pub struct Latencies(Histogram<u64>);
+
+impl Default for Latencies {
+    fn default() -> Self {
+        // 1 ms..MAX_MS at 3 significant digits are valid bounds: this cannot fail.
+        #[allow(clippy::expect_used)]
+        Self(Histogram::new_with_bounds(1, MAX_MS, 3).expect("valid histogram bounds"))
+    }
+}
+
+impl Latencies {
+    /// Records one latency (capped at [`MAX_MS`]).
+    pub fn record(&mut self, ms: u64) {
+        self.0.saturating_record(ms.min(MAX_MS));
+    }
+
+    pub fn count(&self) -> u64 {
+        self.0.len()
+    }
+
+    /// The nearest-rank `p`-th percentile (0 < p ≤ 100).
+    pub fn percentile(&self, p: f64) -> Option<u64> {
+        (!self.0.is_empty()).then(|| self.0.value_at_quantile(p / 100.0))
+    }
+
+    pub fn max(&self) -> Option<u64> {
+        (!self.0.is_empty()).then(|| self.0.max())
+    }
+
+    pub fn mean(&self) -> Option<f64> {
+        (!self.0.is_empty()).then(|| self.0.mean())
+    }
+}
+
+/// Latency percentiles of the measured updates, in ms.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct LatencySummary {
+    pub p50: Option<u64>,
+    pub p95: Option<u64>,
+    pub p99: Option<u64>,
+    pub max: Option<u64>,
+    pub mean: Option<f64>,
+}
+
+impl From<&Latencies> for LatencySummary {
+    fn from(l: &Latencies) -> Self {
+        let (p50, p95, p99) = (l.percentile(50.0), l.percentile(95.0), l.percentile(99.0));
+        let mean = l.mean().map(|m| super::round(m, 2));
+        Self {
+            p50,
+            p95,
+            p99,
+            max: l.max(),
+            mean,
+        }
+    }
+}
+
+/// The smallest "nice" number (1, 2 or 5 times a power of ten) at or above `x`.
+pub fn nice_step(x: f64) -> f64 {
+    if x <= 0.0 || !x.is_finite() {
+        return 1.0;
+    }
+    let magnitude = 10f64.powf(x.log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * magnitude)
+        .find(|s| *s >= x)
+        .unwrap_or(10.0 * magnitude)
+}
+
+/// The histogram of `latencies` as an SVG document, with a title and a subtitle (the run's
+/// parameters): bars up to a bit past p99 (what lies beyond is counted in a note).
+pub fn svg(latencies: &Latencies, title: &str, subtitle: &str) -> anyhow::Result<String> {
+    let h = &latencies.0;
+    let [p50, p95, p99, max] =
+        [50.0, 95.0, 99.0, 100.0].map(|p| latencies.percentile(p).unwrap_or(0));
+    let end_ms = ((p99 as f64 * 1.3).ceil() as u64).max(p99 + 2).min(max + 1);
+    let width = nice_step(end_ms as f64 / MAX_BARS as f64).max(1.0) as u64;
+    let span = end_ms.div_ceil(width).max(1) * width;
+    let bars: Vec<(u64, u64)> = (0..span / width)
+        .map(|i| (i * width, h.count_between(i * width, (i + 1) * width - 1)))
+        .collect();
+    let beyond = latencies.count() - bars.iter().map(|b| b.1).sum::<u64>();
+    let tallest = bars.iter().map(|b| b.1).max().unwrap_or(0).max(1) as f64;
+    let y_max = ((tallest / nice_step(tallest / 5.0)).ceil() * nice_step(tallest / 5.0)) as u64;
+    let mut out = String::new();
+    {
+        let root = SVGBackend::with_string(&mut out, (860, 440)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let (head, plot) = root.split_vertically(56);
+        head.draw(&Text::new(
+            title.to_owned(),
+            (72, 8),
+            ("sans-serif", 16).into_font().style(FontStyle::Bold),
+        ))?;
+        head.draw(&Text::new(
+            subtitle.to_owned(),
+            (72, 32),
+            ("sans-serif", 12).into_font().color(&RGBColor(85, 85, 85)),
+        ))?;
+        let mut chart = ChartBuilder::on(&plot)
+            .margin_right(28)
+            .x_label_area_size(44)
+            .y_label_area_size(64)
+            .build_cartesian_2d(0..span, 0..y_max)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_desc(format!("write → receive latency (ms), {width} ms per bar"))
+            .y_desc("updates received")
+            .draw()?;
+        let bar = RGBColor(0x4c, 0x78, 0xa8).filled();
+        chart.draw_series(
+            bars.iter()
+                .filter(|b| b.1 > 0)
+                .map(|&(x, n)| Rectangle::new([(x, 0), (x + width, n)], bar)),
+        )?;
+        for (label, ms, colour) in [
+            ("p50", p50, RGBColor(0x2a, 0x9d, 0x8f)),
+            ("p95", p95, RGBColor(0xe0, 0x8a, 0x00)),
+            ("p99", p99, RGBColor(0xd6, 0x28, 0x28)),
+        ] {
+            let style = colour.stroke_width(2);
+            chart
+                .draw_series([PathElement::new(vec![(ms, 0), (ms, y_max)], style)])?
+                .label(format!("{label} {ms} ms"))
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], style));
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE)
+            .border_style(BLACK)
+            .draw()?;
+        let mut note = format!("{} updates", latencies.count());
+        if beyond > 0 {
+            note.push_str(&format!(
+                "; {beyond} above {span} ms not drawn (max {max} ms)"
+            ));
+        }
+        root.draw(&Text::new(note, (600, 424), ("sans-serif", 12)))?;
+        root.present()?;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        // GIVEN latencies 1..=100 ms, once each
+        let mut l = Latencies::default();
+        for ms in (1..=100).rev() {
+            l.record(ms);
+        }
+        // WHEN asked for percentiles THEN p50 is 50, p95 is 95, p99 is 99, p100 the max
+        assert_eq!(l.percentile(50.0), Some(50));
+        assert_eq!(l.percentile(95.0), Some(95));
+        assert_eq!(l.percentile(99.0), Some(99));
+        assert_eq!(l.percentile(100.0), Some(100));
+        assert_eq!(l.max(), Some(100));
+        assert_eq!(l.mean(), Some(50.5));
+    }
+
+    #[test]
+    fn a_single_slow_sample_shows_only_in_the_tail() {
+        // GIVEN 99 samples of 10 ms and one of 900 ms
+        let mut l = Latencies::default();
+        for _ in 0..99 {
+            l.record(10);
+        }
+        l.record(900);
+        // WHEN asked THEN p99 is still 10 ms and only p100 sees the outlier
+        assert_eq!(l.percentile(99.0), Some(10));
+        assert_eq!(l.percentile(100.0), Some(900));
+    }
+
+    #[test]
+    fn nothing_recorded_has_no_percentiles_and_huge_values_are_capped() {
+        // GIVEN no samples THEN no percentile
+        let mut l = Latencies::default();
+        assert_eq!(l.percentile(50.0), None);
+        // WHEN a sample beyond the cap is recorded THEN it counts at the cap (to the histogram's
+        // resolution there: 3 significant digits)
+        l.record(u64::MAX);
+        assert!(
+            l.0.equivalent(l.max().unwrap_or(0), MAX_MS),
+            "{:?}",
+            l.max()
+        );
+        assert_eq!(l.count(), 1);
+    }
+
+    #[test]
+    fn nice_steps_are_one_two_or_five_times_a_power_of_ten() {
+        assert_eq!(nice_step(0.3), 0.5);
+        assert_eq!(nice_step(1.0), 1.0);
+        assert_eq!(nice_step(3.0), 5.0);
+        assert_eq!(nice_step(17.0), 20.0);
+        assert_eq!(nice_step(0.0), 1.0);
+    }
+
+    #[test]
+    fn the_svg_has_bars_axes_and_three_percentile_markers() {
+        // GIVEN latencies of 10–29 ms and one outlier at 500 ms
+        let mut l = Latencies::default();
+        for i in 0..400 {
+            l.record(10 + i % 20);
+        }
+        l.record(500);
+        // WHEN rendered
+        let svg = svg(&l, "e2e <20 players>", "10 Hz").unwrap();
+        // THEN it is one SVG document with bars, escaped text, and p50/p95/p99 markers
+        assert!(svg.starts_with("<svg "), "{svg}");
+        assert!(svg.trim_end().ends_with("</svg>"));
+        assert!(svg.contains("e2e &lt;20 players&gt;"));
+        for (label, colour) in [
+            ("p50 20 ms", "#2A9D8F"),
+            ("p95 29 ms", "#E08A00"),
+            ("p99 29 ms", "#D62828"),
+        ] {
+            assert!(svg.contains(label), "{label} missing");
+            // the marker line and its legend swatch
+            assert_eq!(
+                svg.matches(&format!(r#"stroke="{colour}""#)).count(),
+                2,
+                "{label}"
+            );
+        }
+        assert!(svg.matches("<rect ").count() > 10);
+        assert!(svg.contains("1 above"), "the outlier is noted, not drawn");
+    }
+
+    #[test]
+    fn an_empty_histogram_still_renders() {
+        let svg = svg(&Latencies::default(), "nothing", "").unwrap();
+        assert!(svg.contains("0 updates"));
+        assert!(svg.trim_end().ends_with("</svg>"));
+    }
+}
