@@ -297,3 +297,36 @@ async fn a_binary_started_without_its_table_reports_what_to_set() {
     );
     assert!(err.contains(deploy::ENV_TABLE), "{err}");
 }
+
+#[tokio::test]
+async fn ripple_bench_cold_start_times_each_packaged_binary() {
+    // GIVEN the three packaged bootstraps, named as `ripple bench cold-start` looks for them
+    let build = PackagedBuild::build().unwrap();
+    let bins = build.dir.join("cold-start-bins");
+    for spec in deploy::FUNCTIONS {
+        let bootstrap = build
+            .extract(spec.package, &build.dir.join(spec.package))
+            .unwrap();
+        std::fs::create_dir_all(&bins).unwrap();
+        std::fs::copy(&bootstrap, bins.join(spec.package)).unwrap();
+    }
+    let table = TestTable::new().await.unwrap();
+    // WHEN the bench runs one cold start of each on DynamoDB Local
+    let args = ripple::bench::cold_start::ColdStartArgs {
+        bin_dir: Some(bins),
+        dynamodb_endpoint: Some(table.endpoint.clone()),
+        runs: 1,
+        json: true,
+    };
+    let (_, results) = ripple::bench::cold_start::measure(&args).await.unwrap();
+    // THEN every function started with the environment the bench gives it and answered both
+    // invocations without an error (what broke unseen once), each with its times
+    let functions: Vec<&str> = results.iter().map(|r| r.function).collect();
+    assert_eq!(functions, ["connect", "ingest", "fanout"]);
+    for r in &results {
+        assert!(
+            r.init_ms > 0.0 && r.first_invocation_ms > 0.0 && r.second_invocation_ms > 0.0,
+            "{r:?}"
+        );
+    }
+}

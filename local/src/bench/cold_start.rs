@@ -153,6 +153,19 @@ async fn cold_start(
 
 /// Runs the cold starts and prints the results.
 pub async fn run(args: ColdStartArgs) -> anyhow::Result<()> {
+    let (dir, results) = measure(&args).await?;
+    let title = format!(
+        "ripple bench cold-start: medians of {} cold starts per function; loopback, DynamoDB Local; bins from {}",
+        args.runs,
+        dir.display()
+    );
+    super::print(args.json, &results, |r| super::report(&title, r));
+    Ok(())
+}
+
+/// Runs the cold starts: the binaries' folder, and each function's times. Fails when a function
+/// does not start or answers an invocation with an error.
+pub async fn measure(args: &ColdStartArgs) -> anyhow::Result<(PathBuf, Vec<ColdStart>)> {
     anyhow::ensure!(args.runs >= 1, "--runs must be at least 1");
     let dir = match &args.bin_dir {
         Some(dir) => dir.clone(),
@@ -241,11 +254,5 @@ pub async fn run(args: ColdStartArgs) -> anyhow::Result<()> {
     if let Some(local) = local {
         local.stop().await;
     }
-    let title = format!(
-        "ripple bench cold-start: medians of {} cold starts per function; loopback, DynamoDB Local; bins from {}",
-        args.runs,
-        dir.display()
-    );
-    super::print(args.json, &results, |r| super::report(&title, r));
-    Ok(())
+    Ok((dir, results))
 }
