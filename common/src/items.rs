@@ -7,6 +7,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::keys;
+use crate::protocol::{Event, RawJson};
 
 /// The `kind` attribute every item carries. Its stored names are spelled once, in
 /// [`Kind::as_str`]: serde, stream decoding and the fanout filter criteria use it.
@@ -294,6 +295,59 @@ impl MessageItem {
     }
 }
 
+/// An item as news for its channel's members. [`ChannelEvent::to_event`] is the one conversion
+/// from a stored item to its wire event (fanout's frames and the joiner's snapshot).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChannelEvent {
+    Position(PositionItem),
+    Message(MessageItem),
+    Join(MemberItem),
+    Leave(MemberItem),
+}
+
+impl ChannelEvent {
+    /// When it was written (ms); a `leave` counts as news to everyone still there.
+    pub fn written_at(&self) -> u64 {
+        match self {
+            ChannelEvent::Position(p) => p.ts,
+            ChannelEvent::Message(m) => m.ts,
+            ChannelEvent::Join(m) => m.ts,
+            ChannelEvent::Leave(_) => u64::MAX,
+        }
+    }
+
+    /// The wire event.
+    pub fn to_event(&self) -> Event {
+        match self {
+            ChannelEvent::Position(p) => Event::Position {
+                channel: p.channel.clone(),
+                user: p.user.clone(),
+                x: p.x,
+                y: p.y,
+                z: p.z,
+                seq: p.seq,
+                data: p.data.clone().and_then(RawJson::new),
+                ts: p.ts,
+            },
+            ChannelEvent::Message(m) => Event::Message {
+                channel: m.channel.clone(),
+                user: m.user.clone(),
+                text: m.text.clone(),
+                id: m.id.clone(),
+                ts: m.ts,
+            },
+            ChannelEvent::Join(m) => Event::Join {
+                channel: m.channel.clone(),
+                user: m.user.clone(),
+            },
+            ChannelEvent::Leave(m) => Event::Leave {
+                channel: m.channel.clone(),
+                user: m.user.clone(),
+            },
+        }
+    }
+}
+
 /// What a user was in when its last connection closed, kept for the resume window so a
 /// reconnect (`?resume=1`) gets its channels back.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -442,6 +496,44 @@ impl Item {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn position_item(user: &str, seq: u64) -> PositionItem {
+        PositionItem {
+            pk: String::new(),
+            sk: String::new(),
+            kind: Kind::Position,
+            channel: "arena".into(),
+            user: user.into(),
+            sender: format!("conn-{user}"),
+            x: seq as f64,
+            y: 0.0,
+            z: 0.0,
+            seq,
+            data: None,
+            ts: 0,
+            expires_at: 0,
+        }
+    }
+
+    #[test]
+    fn data_goes_out_as_the_text_ingest_stored_and_bad_text_is_left_out() {
+        // GIVEN a stored position whose data is JSON text in ingest's compact form
+        let mut event = ChannelEvent::Position(position_item("alice", 1));
+        let stored = r#"{"big":1e+300,"list":[1,{"a":null}],"s":"é"}"#;
+        if let ChannelEvent::Position(p) = &mut event {
+            p.data = Some(stored.into());
+        }
+        // WHEN it becomes a wire event
+        let wire = serde_json::to_string(&event.to_event()).unwrap();
+        // THEN the data is that text, byte for byte
+        assert!(wire.contains(&format!(r#""data":{stored}"#)), "{wire}");
+        // AND text that is not JSON (a backend can write anything) is left out, not posted
+        if let ChannelEvent::Position(p) = &mut event {
+            p.data = Some("{not json".into());
+        }
+        let wire = serde_json::to_string(&event.to_event()).unwrap();
+        assert!(!wire.contains("data"), "{wire}");
+    }
 
     fn connection() -> ConnectionItem {
         let endpoint = Endpoint {

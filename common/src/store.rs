@@ -14,7 +14,8 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, DeleteRequest, KeysAndAttributes, PutRequest, WriteRequest,
+    AttributeValue, ConditionCheck, DeleteRequest, KeysAndAttributes, Put, PutRequest,
+    TransactWriteItem, WriteRequest,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -227,37 +228,60 @@ impl Store {
         }
     }
 
+    /// One transaction: a check that `connection_id`'s membership of `channel` exists (and, with
+    /// `publishing`, may publish: not read-only), then `put`. Cancellation reasons come back in
+    /// that order (the check at 0, the put at 1) for the caller to read.
+    async fn put_if_member(
+        &self,
+        connection_id: &str,
+        channel: &str,
+        publishing: bool,
+        put: Put,
+    ) -> Result<Result<(), SdkError<TransactWriteItemsError>>, StoreError> {
+        let condition = if publishing {
+            "attribute_exists(#pk) AND attribute_not_exists(#read_only)"
+        } else {
+            "attribute_exists(#pk)"
+        };
+        let mut check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                keys::connection_pk(connection_id),
+                keys::member_sk(channel),
+            )))
+            .condition_expression(condition)
+            .expression_attribute_names("#pk", keys::PK);
+        if publishing {
+            check = check.expression_attribute_names("#read_only", "read_only");
+        }
+        let check = check
+            .build()
+            .map_err(StoreError::build("TransactWriteItems"))?;
+        Ok(self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().condition_check(check).build())
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .send()
+            .await
+            .map(|_| ()))
+    }
+
     /// Writes a membership's roster entry, in one transaction that checks the membership still
     /// exists (a `leave` or disconnect racing the activation must not leave a ghost entry) and
     /// that the entry is not there yet. Returns whether it was written (its stream record is the
     /// `join`).
     pub async fn put_roster(&self, member: &MemberItem) -> Result<bool, StoreError> {
-        use aws_sdk_dynamodb::types::{ConditionCheck, Put, TransactWriteItem};
-        let build_err = StoreError::build("TransactWriteItems");
-        let check = ConditionCheck::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(
-                keys::connection_pk(&member.connection_id),
-                keys::member_sk(&member.channel),
-            )))
-            .condition_expression("attribute_exists(#pk)")
-            .expression_attribute_names("#pk", keys::PK)
-            .build()
-            .map_err(build_err)?;
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(encode("roster", &member.roster())?))
             .condition_expression("attribute_not_exists(#pk)")
             .expression_attribute_names("#pk", keys::PK)
             .build()
-            .map_err(build_err)?;
+            .map_err(StoreError::build("TransactWriteItems"))?;
         let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().condition_check(check).build())
-            .transact_items(TransactWriteItem::builder().put(put).build())
-            .send()
-            .await;
+            .put_if_member(&member.connection_id, &member.channel, false, put)
+            .await?;
         written("TransactWriteItems", result, |e| {
             matches!(e, TransactWriteItemsError::TransactionCanceledException(c)
                 if c.cancellation_reasons().iter().all(|r| matches!(r.code(), Some("None" | "ConditionalCheckFailed") | None)))
@@ -366,19 +390,6 @@ impl Store {
         &self,
         item: &PositionItem,
     ) -> Result<PositionWrite, StoreError> {
-        use aws_sdk_dynamodb::types::{ConditionCheck, Put, TransactWriteItem};
-        let build_err = StoreError::build("TransactWriteItems");
-        let check = ConditionCheck::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(
-                keys::connection_pk(&item.sender),
-                keys::member_sk(&item.channel),
-            )))
-            .condition_expression("attribute_exists(#pk) AND attribute_not_exists(#read_only)")
-            .expression_attribute_names("#pk", keys::PK)
-            .expression_attribute_names("#read_only", "read_only")
-            .build()
-            .map_err(build_err)?;
         let mut attrs = encode("position", item)?;
         attrs.insert(PUBLISHER.to_owned(), AttributeValue::S(item.sender.clone()));
         let put = Put::builder()
@@ -389,14 +400,10 @@ impl Store {
             .expression_attribute_names("#seq", "seq")
             .expression_attribute_values(":seq", AttributeValue::N(item.seq.to_string()))
             .build()
-            .map_err(build_err)?;
+            .map_err(StoreError::build("TransactWriteItems"))?;
         let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().condition_check(check).build())
-            .transact_items(TransactWriteItem::builder().put(put).build())
-            .send()
-            .await;
+            .put_if_member(&item.sender, &item.channel, true, put)
+            .await?;
         let refused_at = |reasons: &[aws_sdk_dynamodb::types::CancellationReason], at: usize| {
             reasons
                 .get(at)

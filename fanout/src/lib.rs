@@ -54,8 +54,9 @@ use ripple_common::error::StoreError;
 use ripple_common::items::{ConnectionItem, MemberItem};
 use ripple_common::store::Store;
 
-use changes::{Change, ChannelChange, ChannelEvent, Skip};
+use changes::{Change, ChannelChange, Skip};
 use deliver::{Delivery, DeliveryReport, Pacer, PostPolicy, min_index};
+use ripple_common::items::ChannelEvent;
 
 /// Channels whose members are read at once.
 const MEMBER_QUERIES_IN_FLIGHT: usize = 16;
@@ -270,12 +271,9 @@ async fn read_members(
         .iter()
         .map(|(channel, changes)| {
             // Joins and leaves change the list: never serve those channels from the cache.
-            let fresh = changes.iter().any(|c| {
-                matches!(
-                    c.kind,
-                    changes::ChannelEvent::Join(_) | changes::ChannelEvent::Leave(_)
-                )
-            });
+            let fresh = changes
+                .iter()
+                .any(|c| matches!(c.kind, ChannelEvent::Join(_) | ChannelEvent::Leave(_)));
             members_of(state, channel.clone(), fresh)
         })
         .collect();
@@ -320,7 +318,7 @@ async fn build_snapshots(
             continue;
         };
         for change in changes {
-            let changes::ChannelEvent::Join(joiner) = &change.kind else {
+            let ChannelEvent::Join(joiner) = &change.kind else {
                 continue;
             };
             if failed.is_some_and(|f| change.index >= f) {

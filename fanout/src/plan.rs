@@ -4,10 +4,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use ripple_common::items::MemberItem;
+use ripple_common::items::{ChannelEvent, MemberItem};
 use ripple_common::protocol::{MAX_FRAME_BYTES, pack_events};
 
-use crate::changes::{ChannelChange, ChannelEvent, coalesce, in_seq_order};
+use crate::changes::ChannelChange;
 use crate::deliver::Delivery;
 
 /// The deliveries of one invocation.
@@ -48,6 +48,56 @@ fn encode(changes: Vec<ChannelChange>) -> Vec<Encoded> {
 fn frame_bytes(encoded: &[Encoded]) -> usize {
     const FRAME_OVERHEAD: usize = 64;
     encoded.iter().map(|e| e.bytes.len() + 1).sum::<usize>() + FRAME_OVERHEAD
+}
+
+/// Keeps every position whose `seq` is above the ones before it for the same (channel, user) in
+/// the batch, so a 10 Hz sender is heard at 10 Hz rather than at the poll rate: a billed message
+/// is 32 KB whatever it holds. A copy (a record Lambda resent) or a late one is dropped, so a
+/// user's `seq` never goes down within a frame. Everything else passes through in batch order.
+pub fn in_seq_order(changes: Vec<ChannelChange>) -> Vec<ChannelChange> {
+    use std::collections::HashMap;
+    let mut last: HashMap<(String, String), u64> = HashMap::new();
+    changes
+        .into_iter()
+        .filter(|c| match &c.kind {
+            ChannelEvent::Position(p) => {
+                let key = (c.channel.clone(), p.user.clone());
+                match last.get(&key) {
+                    Some(&seq) if p.seq <= seq => false,
+                    _ => {
+                        last.insert(key, p.seq);
+                        true
+                    }
+                }
+            }
+            _ => true,
+        })
+        .collect()
+}
+
+/// Keeps, per (channel, user), only the position with the highest `seq` (the later record on a
+/// tie); everything else passes through in batch order. Chat messages are never coalesced. Used
+/// when a batch's events for a channel would not fit one frame (one billed message).
+pub fn coalesce(changes: Vec<ChannelChange>) -> Vec<ChannelChange> {
+    use std::collections::HashMap;
+    let mut latest: HashMap<(&str, &str), (u64, usize)> = HashMap::new();
+    for (i, c) in changes.iter().enumerate() {
+        if let ChannelEvent::Position(p) = &c.kind {
+            let slot = latest
+                .entry((c.channel.as_str(), p.user.as_str()))
+                .or_insert((p.seq, i));
+            if p.seq >= slot.0 {
+                *slot = (p.seq, i);
+            }
+        }
+    }
+    let keep: std::collections::HashSet<usize> = latest.values().map(|(_, i)| *i).collect();
+    changes
+        .into_iter()
+        .enumerate()
+        .filter(|(i, c)| !matches!(c.kind, ChannelEvent::Position(_)) || keep.contains(i))
+        .map(|(_, c)| c)
+        .collect()
 }
 
 /// Plans the posts: only records before `cutoff` (the first failed record) are included, and
@@ -154,7 +204,7 @@ pub fn plan(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use ripple_common::items::{ConnectionItem, Endpoint, Kind, PositionItem};
+    use ripple_common::items::{ConnectionItem, Endpoint, Kind, MessageItem, PositionItem};
 
     fn member(connection_id: &str, user: &str) -> MemberItem {
         let endpoint = Endpoint {
@@ -239,5 +289,85 @@ mod tests {
         // THEN bob gets only her latest, in one frame, rather than two billed messages
         assert_eq!(seqs, vec![10]);
         assert_eq!(frames, 1);
+    }
+
+    fn position(index: usize, user: &str, seq: u64) -> ChannelChange {
+        ChannelChange {
+            index,
+            channel: "arena".into(),
+            sender: format!("conn-{user}"),
+            kind: ChannelEvent::Position(PositionItem {
+                pk: String::new(),
+                sk: String::new(),
+                kind: Kind::Position,
+                channel: "arena".into(),
+                user: user.into(),
+                sender: format!("conn-{user}"),
+                x: seq as f64,
+                y: 0.0,
+                z: 0.0,
+                seq,
+                data: None,
+                ts: 0,
+                expires_at: 0,
+            }),
+        }
+    }
+
+    fn message(index: usize, text: &str) -> ChannelChange {
+        ChannelChange {
+            index,
+            channel: "arena".into(),
+            sender: "conn-bob".into(),
+            kind: ChannelEvent::Message(MessageItem {
+                pk: String::new(),
+                sk: String::new(),
+                kind: Kind::Message,
+                channel: "arena".into(),
+                user: "bob".into(),
+                sender: "conn-bob".into(),
+                id: text.into(),
+                text: text.into(),
+                ts: 0,
+                expires_at: 0,
+            }),
+        }
+    }
+
+    #[test]
+    fn in_seq_order_keeps_every_rising_seq_and_drops_copies_and_late_ones() {
+        // GIVEN alice's seq 1, 3, 3 (a copy), 2 (late), 4 and bob's 5, with two messages
+        let batch = vec![
+            position(0, "alice", 1),
+            message(1, "m1"),
+            position(2, "alice", 3),
+            position(3, "bob", 5),
+            position(4, "alice", 3),
+            position(5, "alice", 2),
+            message(6, "m2"),
+            position(7, "alice", 4),
+        ];
+        // WHEN kept in seq order
+        let kept: Vec<usize> = in_seq_order(batch).iter().map(|c| c.index).collect();
+        // THEN alice's 1, 3, 4, bob's 5 and every message stay, in batch order
+        assert_eq!(kept, vec![0, 1, 2, 3, 6, 7]);
+    }
+
+    #[test]
+    fn the_highest_seq_per_user_wins_and_messages_all_stay_in_order() {
+        // GIVEN alice's seq 1, 3, 2 and bob's 5, interleaved with three messages
+        let batch = vec![
+            position(0, "alice", 1),
+            message(1, "m1"),
+            position(2, "alice", 3),
+            position(3, "bob", 5),
+            message(4, "m2"),
+            position(5, "alice", 2),
+            message(6, "m3"),
+        ];
+        // WHEN coalesced
+        let kept: Vec<usize> = coalesce(batch).iter().map(|c| c.index).collect();
+        // THEN alice keeps only seq 3, bob his one, and every message in order
+        assert_eq!(kept, vec![1, 2, 3, 4, 6]);
     }
 }

@@ -10,7 +10,7 @@ use ripple_common::items::MemberItem;
 use ripple_common::protocol::{MAX_CLIENT_MESSAGE_BYTES, PackedFrame, ServerFrame};
 use ripple_common::store::Store;
 
-use crate::changes::ChannelEvent;
+use ripple_common::items::ChannelEvent;
 
 /// Most chat messages a snapshot carries.
 pub const HISTORY_LIMIT: i32 = 100;

@@ -86,10 +86,9 @@ impl RuntimeApi {
         let app = Router::new()
             .route(&format!("{PREFIX}/invocation/next"), get(next))
             .route(
-                &format!("{PREFIX}/invocation/{{id}}/response"),
-                post(response),
+                &format!("{PREFIX}/invocation/{{id}}/{{outcome}}"),
+                post(outcome),
             )
-            .route(&format!("{PREFIX}/invocation/{{id}}/error"), post(error))
             .route(&format!("{PREFIX}/init/error"), post(init_error))
             .with_state(Arc::clone(&shared));
         let (url, shutdown) = crate::connections_server::serve_on_loopback(app).await?;
@@ -243,20 +242,18 @@ fn json_or_text(body: &[u8]) -> Value {
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()))
 }
 
-async fn response(
+/// `…/invocation/{id}/response` or `…/invocation/{id}/error`.
+async fn outcome(
     State(shared): State<Arc<Shared>>,
-    UrlPath(id): UrlPath<String>,
+    UrlPath((id, kind)): UrlPath<(String, String)>,
     body: Bytes,
 ) -> StatusCode {
-    answer(&shared, &id, Outcome::Response(json_or_text(&body)))
-}
-
-async fn error(
-    State(shared): State<Arc<Shared>>,
-    UrlPath(id): UrlPath<String>,
-    body: Bytes,
-) -> StatusCode {
-    answer(&shared, &id, Outcome::Error(json_or_text(&body)))
+    let body = json_or_text(&body);
+    match kind.as_str() {
+        "response" => answer(&shared, &id, Outcome::Response(body)),
+        "error" => answer(&shared, &id, Outcome::Error(body)),
+        _ => StatusCode::NOT_FOUND,
+    }
 }
 
 async fn init_error(State(shared): State<Arc<Shared>>, body: Bytes) -> StatusCode {

@@ -216,7 +216,8 @@ pub fn build_json(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fanout::changes::{Change as FanoutChange, ChannelEvent, change_of};
+    use fanout::changes::{Change as FanoutChange, change_of};
+    use ripple_common::items::ChannelEvent;
 
     #[test]
     fn the_message_share_is_exact_and_spread() {
