@@ -204,7 +204,8 @@ pub fn plan(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use ripple_common::items::{ConnectionItem, Endpoint, Kind, MessageItem, PositionItem};
+    use ripple_common::items::{ConnectionItem, Endpoint, MessageItem, PositionItem};
+    use ripple_common::protocol::PositionUpdate;
 
     fn member(connection_id: &str, user: &str) -> MemberItem {
         let endpoint = Endpoint {
@@ -217,27 +218,9 @@ mod tests {
 
     /// `count` positions of alice, seq 1..=count, each carrying `data_bytes` of payload.
     fn alice_moves(count: u64, data_bytes: usize) -> BTreeMap<String, Vec<ChannelChange>> {
+        let pad = |_| Some(format!("{{\"pad\":\"{}\"}}", "x".repeat(data_bytes)));
         let changes = (1..=count)
-            .map(|seq| ChannelChange {
-                index: seq as usize - 1,
-                channel: "arena".into(),
-                sender: "c-alice".into(),
-                kind: ChannelEvent::Position(PositionItem {
-                    pk: String::new(),
-                    sk: String::new(),
-                    kind: Kind::Position,
-                    channel: "arena".into(),
-                    user: "alice".into(),
-                    sender: "c-alice".into(),
-                    x: seq as f64,
-                    y: 0.0,
-                    z: 0.0,
-                    seq,
-                    data: Some(format!("{{\"pad\":\"{}\"}}", "x".repeat(data_bytes))),
-                    ts: seq,
-                    expires_at: u64::MAX,
-                }),
-            })
+            .map(|seq| position_at(seq as usize - 1, "alice", seq, seq, pad(seq)))
             .collect();
         BTreeMap::from([("arena".to_owned(), changes)])
     }
@@ -291,46 +274,43 @@ mod tests {
         assert_eq!(frames, 1);
     }
 
-    fn position(index: usize, user: &str, seq: u64) -> ChannelChange {
+    /// `user`'s position `seq` in `arena`, written at `ts` with `data`, as ingest builds it.
+    fn position_at(
+        index: usize,
+        user: &str,
+        seq: u64,
+        ts: u64,
+        data: Option<String>,
+    ) -> ChannelChange {
+        let update = PositionUpdate {
+            channel: "arena".into(),
+            x: seq as f64,
+            y: 0.0,
+            z: 0.0,
+            seq,
+            data,
+        };
+        let sender = format!("c-{user}");
+        let item = PositionItem::new(user, &sender, update, ts, 3600);
         ChannelChange {
             index,
             channel: "arena".into(),
-            sender: format!("conn-{user}"),
-            kind: ChannelEvent::Position(PositionItem {
-                pk: String::new(),
-                sk: String::new(),
-                kind: Kind::Position,
-                channel: "arena".into(),
-                user: user.into(),
-                sender: format!("conn-{user}"),
-                x: seq as f64,
-                y: 0.0,
-                z: 0.0,
-                seq,
-                data: None,
-                ts: 0,
-                expires_at: 0,
-            }),
+            sender,
+            kind: ChannelEvent::Position(item),
         }
     }
 
+    fn position(index: usize, user: &str, seq: u64) -> ChannelChange {
+        position_at(index, user, seq, 0, None)
+    }
+
     fn message(index: usize, text: &str) -> ChannelChange {
+        let item = MessageItem::new("arena".into(), "bob", "c-bob", text.into(), 0, 3600);
         ChannelChange {
             index,
             channel: "arena".into(),
-            sender: "conn-bob".into(),
-            kind: ChannelEvent::Message(MessageItem {
-                pk: String::new(),
-                sk: String::new(),
-                kind: Kind::Message,
-                channel: "arena".into(),
-                user: "bob".into(),
-                sender: "conn-bob".into(),
-                id: text.into(),
-                text: text.into(),
-                ts: 0,
-                expires_at: 0,
-            }),
+            sender: "c-bob".into(),
+            kind: ChannelEvent::Message(item),
         }
     }
 
