@@ -322,14 +322,6 @@ mod tests {
     }
 
     #[test]
-    fn a_frame_is_billed_per_32_kb_started() {
-        assert_eq!(billed_messages(1), 1);
-        assert_eq!(billed_messages(32 * 1024), 1);
-        assert_eq!(billed_messages(32 * 1024 + 1), 2);
-        assert_eq!(billed_messages(0), 1);
-    }
-
-    #[test]
     fn the_retry_budget_runs_out() {
         let budget = AtomicU64::new(2);
         assert!(take_retry(&budget));

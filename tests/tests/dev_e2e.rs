@@ -165,7 +165,7 @@ async fn the_connections_api_posts_reports_and_closes_like_api_gateway() {
     assert_eq!(info["identity"]["sourceIp"], "127.0.0.1");
 
     // WHEN it POSTs more than 128 KB THEN 413
-    let big = "x".repeat(128 * 1024 + 1);
+    let big = "x".repeat(ripple_common::protocol::MAX_CLIENT_MESSAGE_BYTES + 1);
     assert_eq!(http("POST", &base, Some(&big)).await.0, 413);
 
     // WHEN it DELETEs the connection THEN 204, and the client sees its socket close

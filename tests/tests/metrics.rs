@@ -206,7 +206,7 @@ async fn a_replayed_batch_adds_one_emf_line_whose_numbers_match_what_connections
     let billed: u64 = SEEDED
         .iter()
         .flat_map(|id| server.raw_frames(id))
-        .map(|frame| frame.len().div_ceil(32 * 1024) as u64)
+        .map(|frame| ripple_common::protocol::billed_messages(frame.len()))
         .sum();
     assert_eq!(m.n("RecordsIn"), records as f64);
     assert_eq!(m.n("EventsDelivered"), events as f64);

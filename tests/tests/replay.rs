@@ -5,6 +5,7 @@
 
 use fanout::FanoutState;
 use ripple_common::items::{ConnectionItem, Endpoint, MemberItem};
+use ripple_common::protocol::BILLED_MESSAGE_BYTES;
 use ripple_common::stream_record::StreamRecord;
 use ripple_tests::{FaultyDynamo, RecordingConnections, TestTable, fixture, seed, seed_new};
 use serde_json::json;
@@ -278,14 +279,14 @@ async fn a_big_batch_is_split_into_frames_of_at_most_32_kb_in_order() {
     // THEN alice gets it in as few frames as fit under 32 KB (one billed message each)
     let frames = server.raw_frames("c-alice");
     assert!(
-        frames.iter().all(|f| f.len() <= 32 * 1024),
+        frames.iter().all(|f| f.len() <= BILLED_MESSAGE_BYTES),
         "sizes {:?}",
         frames.iter().map(|f| f.len()).collect::<Vec<_>>()
     );
     let total: usize = frames.iter().map(|f| f.len()).sum();
     assert_eq!(
         frames.len(),
-        total.div_ceil(32 * 1024),
+        total.div_ceil(BILLED_MESSAGE_BYTES),
         "no more frames than the bytes need"
     );
     // AND every message arrives once, in the order bob sent them
