@@ -39,6 +39,19 @@ impl WsClient {
         Self::connect_with_protocol(url, None).await.map(|(c, _)| c)
     }
 
+    /// The HTTP status an upgrade to `url` was refused with, or `None` when the client was
+    /// welcomed. Any other failure is an error.
+    pub async fn upgrade_refusal(url: &str) -> anyhow::Result<Option<u16>> {
+        use tokio_tungstenite::tungstenite::Error;
+        let Err(err) = Self::connect(url).await else {
+            return Ok(None);
+        };
+        match err.chain().find_map(|e| e.downcast_ref::<Error>()) {
+            Some(Error::Http(resp)) => Ok(Some(resp.status().as_u16())),
+            _ => Err(err.context("the upgrade failed without an HTTP refusal")),
+        }
+    }
+
     /// Connects offering `protocol` in `Sec-WebSocket-Protocol`; returns the client and the
     /// protocol the server echoed.
     pub async fn connect_with_protocol(

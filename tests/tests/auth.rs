@@ -70,12 +70,8 @@ async fn table_items(server: &DevServer) -> Vec<Value> {
 
 /// Connects and expects the upgrade to be refused with `status` (`what` names the case).
 async fn assert_refused(url: &str, status: u16, what: &str) {
-    match tokio_tungstenite::connect_async(url).await {
-        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
-            assert_eq!(resp.status().as_u16(), status, "{what}: {url}")
-        }
-        other => panic!("{what}: {url}: expected {status}, got {other:?}"),
-    }
+    let refusal = WsClient::upgrade_refusal(url).await;
+    assert_eq!(refusal.ok().flatten(), Some(status), "{what}: {url}");
 }
 
 /// The first frame of `type` (and `channel`, when given), from those already read or the next

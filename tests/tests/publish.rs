@@ -29,17 +29,6 @@ fn args(server: &ripple::dev::DevServer, channel: &str) -> PublishArgs {
     }
 }
 
-fn upgrade_status(result: Result<WsClient, anyhow::Error>) -> Option<u16> {
-    let err = result.err()?;
-    match err
-        .chain()
-        .find_map(|e| e.downcast_ref::<tokio_tungstenite::tungstenite::Error>())
-    {
-        Some(tokio_tungstenite::tungstenite::Error::Http(resp)) => Some(resp.status().as_u16()),
-        _ => panic!("not an HTTP refusal: {err:#}"),
-    }
-}
-
 #[tokio::test]
 async fn ripple_publish_reaches_every_member_once_as_server() {
     // GIVEN alice and bob in arena on a running ripple dev
@@ -149,12 +138,18 @@ async fn no_client_connects_as_a_reserved_name() {
     let open = start_dev(DevOptions::default()).await.unwrap();
     for user in ["server", "server:matchmaker"] {
         // WHEN a client asks for a reserved name
-        let result = WsClient::connect(&url(&open, &format!("user={user}&channel=arena"))).await;
+        let url = url(&open, &format!("user={user}&channel=arena"));
         // THEN the upgrade is refused with 400
-        assert_eq!(upgrade_status(result), Some(400), "{user}");
+        assert_eq!(
+            WsClient::upgrade_refusal(&url).await.unwrap(),
+            Some(400),
+            "{user}"
+        );
     }
     assert_eq!(
-        upgrade_status(WsClient::connect(&url(&open, "user=serverless&channel=arena")).await),
+        WsClient::upgrade_refusal(&url(&open, "user=serverless&channel=arena"))
+            .await
+            .unwrap(),
         None,
         "a name that merely starts with `server` is fine"
     );
@@ -172,7 +167,7 @@ async fn no_client_connects_as_a_reserved_name() {
         secret.as_bytes(),
     );
     // AND a validly signed token whose subject is `server` is refused too
-    let result = WsClient::connect(&url(&authed, &format!("token={token}&channel=arena"))).await;
-    assert_eq!(upgrade_status(result), Some(400));
+    let url = url(&authed, &format!("token={token}&channel=arena"));
+    assert_eq!(WsClient::upgrade_refusal(&url).await.unwrap(), Some(400));
     authed.shutdown().await;
 }
