@@ -67,7 +67,7 @@ pub enum AuthError {
     #[error("token has no usable `sub`")]
     NoSubject,
     #[error("token claims are malformed: {0}")]
-    BadClaims(String),
+    BadClaims(#[source] std::sync::Arc<serde_json::Error>),
     #[error("token grant is malformed: {0}")]
     BadGrant(String),
     #[error("the key set at {url} is unavailable")]
@@ -419,7 +419,7 @@ fn refusal_of(err: jsonwebtoken::errors::Error) -> AuthError {
         K::InvalidAlgorithm | K::InvalidAlgorithmName => {
             AuthError::WrongAlgorithm("mismatch".into())
         }
-        K::Json(e) => AuthError::BadClaims(e.to_string()),
+        K::Json(e) => AuthError::BadClaims(e.clone()),
         _ => AuthError::Malformed,
     }
 }
