@@ -206,11 +206,16 @@ async fn write(
             let left = store.delete_member(connection_id, &channel).await?;
             // The leaver's positions stop at once: its publisher mark goes with the membership
             // (after it, so a position racing the leave cannot prove the membership again). A
-            // mark left by a leave that failed half-way is taken back by the retry.
-            let user = left
-                .as_ref()
-                .map(|m| m.user.clone())
-                .or_else(|| state.users.get(connection_id));
+            // mark left by a leave that failed half-way is taken back by the retry, on any
+            // instance: one that never saw the connection reads its user from the connection
+            // item (a leave runs at human rate).
+            let user = match left.as_ref().map(|m| m.user.clone()) {
+                Some(user) => Some(user),
+                None => match state.users.get(connection_id) {
+                    Some(user) => Some(user),
+                    None => store.get_connection(connection_id).await?.map(|c| c.user),
+                },
+            };
             if let Some(user) = user {
                 store
                     .revoke_publisher(&channel, &user, connection_id)

@@ -47,8 +47,13 @@ impl Stack {
 
     /// Sends a frame; returns the route response body, if any.
     async fn send(&self, id: &str, body: &str) -> Option<Value> {
+        self.send_on(&self.ingest, id, body).await
+    }
+
+    /// Sends a frame through the ingest instance `ingest`.
+    async fn send_on(&self, ingest: &IngestState, id: &str, body: &str) -> Option<Value> {
         let ev = message_event(&ctx(id), body, ripple_common::now_ms()).unwrap();
-        let resp = ingest::handle(&self.ingest, ev).await;
+        let resp = ingest::handle(ingest, ev).await;
         assert_eq!(resp.status_code, 200);
         match resp.body {
             Some(Body::Text(t)) => Some(serde_json::from_str(&t).unwrap()),
@@ -239,6 +244,50 @@ async fn positions_prove_membership_without_a_read_and_a_leaver_cannot_publish_a
     // THEN the position proves her new membership and reaches bob
     s.pump().await;
     assert_eq!(seqs(&s), [1, 2, 4]);
+}
+
+#[tokio::test]
+async fn a_leave_retried_on_another_instance_takes_back_the_mark_a_half_done_leave_left() {
+    // GIVEN alice publishing in arena through an instance that knows her
+    let mut s = Stack::new().await;
+    assert_eq!(
+        s.connect("A", &[("user", "alice"), ("channel", "arena")])
+            .await,
+        200
+    );
+    s.pump().await;
+    let position = |seq: u64| {
+        format!(r#"{{"action":"position","channel":"arena","x":{seq},"y":0,"seq":{seq}}}"#)
+    };
+    assert_eq!(s.send("A", &position(1)).await, None);
+    // AND a leave that failed half-way: her membership is deleted, her publisher mark is not
+    assert!(
+        s.table
+            .store
+            .delete_member("A", "arena")
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    // WHEN she retries the leave and it lands on an instance that never saw her
+    let other = IngestState::new(s.table.store.clone(), s.table.settings.clone());
+    let reply = s
+        .send_on(&other, "A", r#"{"action":"leave","channel":"arena"}"#)
+        .await
+        .unwrap();
+    // THEN she is told she is not a member
+    assert_eq!(reply["code"], "not_member", "{reply}");
+    // AND the mark is gone: the instance that knows her refuses her next position, unwritten
+    let reply = s.send("A", &position(2)).await.unwrap();
+    assert_eq!(reply["code"], "not_member", "{reply}");
+    let stored = s
+        .table
+        .store
+        .positions_of("arena", &["alice".to_owned()])
+        .await
+        .unwrap();
+    assert_eq!(stored.iter().map(|p| p.seq).collect::<Vec<_>>(), [1]);
 }
 
 #[tokio::test]
