@@ -76,6 +76,29 @@ impl Stack {
             assert!(response.batch_item_failures.is_empty());
         }
     }
+
+    /// The `seq` of `user`'s stored position in arena (none when it has none).
+    async fn stored_seqs(&self, user: &str) -> Vec<u64> {
+        let users = [user.to_owned()];
+        let stored = self.table.store.positions_of("arena", &users).await;
+        stored.unwrap().iter().map(|p| p.seq).collect()
+    }
+}
+
+/// A position frame in arena with `seq`.
+fn position(seq: u64) -> String {
+    format!(r#"{{"action":"position","channel":"arena","x":{seq},"y":0,"seq":{seq}}}"#)
+}
+
+impl Stack {
+    /// A stack with alice connected to arena, in its roster.
+    async fn with_alice_in_arena() -> Self {
+        let mut s = Stack::new().await;
+        let status = s.connect("A", &[("user", "alice"), ("channel", "arena")]);
+        assert_eq!(status.await, 200);
+        s.pump().await;
+        s
+    }
 }
 
 #[tokio::test]
@@ -183,9 +206,6 @@ async fn positions_prove_membership_without_a_read_and_a_leaver_cannot_publish_a
         );
     }
     s.pump().await;
-    let position = |seq: u64| {
-        format!(r#"{{"action":"position","channel":"arena","x":{seq},"y":0,"seq":{seq}}}"#)
-    };
     let reads = || {
         s.ingest
             .membership_reads
@@ -219,13 +239,7 @@ async fn positions_prove_membership_without_a_read_and_a_leaver_cannot_publish_a
     // THEN it is refused as from a non-member
     assert_eq!(reply["code"], "not_member", "{reply}");
     // AND the stored position is still seq 2, and bob sees her leave but no position after it
-    let stored = s
-        .table
-        .store
-        .positions_of("arena", &["alice".to_owned()])
-        .await
-        .unwrap();
-    assert_eq!(stored.iter().map(|p| p.seq).collect::<Vec<_>>(), [2]);
+    assert_eq!(s.stored_seqs("alice").await, [2]);
     s.pump().await;
     assert_eq!(seqs(&s), [1, 2]);
     assert!(
@@ -249,16 +263,7 @@ async fn positions_prove_membership_without_a_read_and_a_leaver_cannot_publish_a
 #[tokio::test]
 async fn a_leave_retried_on_another_instance_takes_back_the_mark_a_half_done_leave_left() {
     // GIVEN alice publishing in arena through an instance that knows her
-    let mut s = Stack::new().await;
-    assert_eq!(
-        s.connect("A", &[("user", "alice"), ("channel", "arena")])
-            .await,
-        200
-    );
-    s.pump().await;
-    let position = |seq: u64| {
-        format!(r#"{{"action":"position","channel":"arena","x":{seq},"y":0,"seq":{seq}}}"#)
-    };
+    let s = Stack::with_alice_in_arena().await;
     assert_eq!(s.send("A", &position(1)).await, None);
     // AND a leave that failed half-way: her membership is deleted, her publisher mark is not
     assert!(
@@ -281,25 +286,13 @@ async fn a_leave_retried_on_another_instance_takes_back_the_mark_a_half_done_lea
     // AND the mark is gone: the instance that knows her refuses her next position, unwritten
     let reply = s.send("A", &position(2)).await.unwrap();
     assert_eq!(reply["code"], "not_member", "{reply}");
-    let stored = s
-        .table
-        .store
-        .positions_of("arena", &["alice".to_owned()])
-        .await
-        .unwrap();
-    assert_eq!(stored.iter().map(|p| p.seq).collect::<Vec<_>>(), [1]);
+    assert_eq!(s.stored_seqs("alice").await, [1]);
 }
 
 #[tokio::test]
 async fn bad_frames_get_an_error_reply_and_write_nothing() {
     // GIVEN alice connected to arena
-    let mut s = Stack::new().await;
-    assert_eq!(
-        s.connect("A", &[("user", "alice"), ("channel", "arena")])
-            .await,
-        200
-    );
-    s.pump().await;
+    let mut s = Stack::with_alice_in_arena().await;
     let items_before = s.table.item_count().await.unwrap();
 
     // WHEN she sends frames that must be refused
