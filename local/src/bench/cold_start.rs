@@ -28,8 +28,7 @@ use crate::runtime_api::{Outcome, PackagedFunction};
 /// `ripple bench cold-start`.
 #[derive(Debug, Clone, Args)]
 pub struct ColdStartArgs {
-    /// Folder of the built function binaries (default: this executable's folder, e.g.
-    /// target/release after `cargo build --release`).
+    /// Folder of the built function binaries (default: this executable's, e.g. target/release).
     #[arg(long)]
     pub bin_dir: Option<PathBuf>,
     /// Use this DynamoDB (e.g. http://127.0.0.1:8000) instead of starting DynamoDB Local.
@@ -90,11 +89,9 @@ async fn invoke(f: &mut PackagedFunction, event: &Value) -> anyhow::Result<f64> 
 /// Runs the cold starts and prints the results.
 pub async fn run(args: ColdStartArgs) -> anyhow::Result<()> {
     let (dir, results) = measure(&args).await?;
-    let title = format!(
-        "ripple bench cold-start: medians of {} cold starts per function; loopback, DynamoDB Local; bins from {}",
-        args.runs,
-        dir.display()
-    );
+    let (runs, dir) = (args.runs, dir.display());
+    let title =
+        format!("ripple bench cold-start: medians of {runs} cold starts; binaries in {dir}");
     super::print(args.json, &results, |r| super::report(&title, r));
     Ok(())
 }

@@ -71,23 +71,12 @@ pub struct FanoutArgs {
 /// `ripple bench fanout-run` (hidden): one strategy in its own process, as `bench fanout` runs it.
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
-    /// `[FanoutArgs, Run]` as JSON.
+    /// `[FanoutArgs, strategy, table, its @connections URL, the ceiling's posts]` as JSON.
     #[arg(long)]
     spec: String,
 }
 
-/// What the parent fixes for a child: the strategy, where to post, and (ceiling) how many posts.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct Run {
-    strategy: String,
-    table: String,
-    url: String,
-    base_ts: u64,
-    posts: u64,
-}
-
-/// One strategy's line of `--json`, per round, from what its child measured (`records`,
-/// `updates_delivered`, `wall_seconds`, `peak_rss_mb`) and the server counted over `rounds`.
+/// One strategy's line of `--json` (per round): what its child measured, what the server counted.
 fn line(child: &Value, tally: &Tally, rounds: u64) -> Value {
     let num = |key: &str| child[key].as_f64().unwrap_or(0.0);
     let (posts, billed) = (tally.posts / rounds, tally.messages_billed / rounds);
@@ -102,8 +91,7 @@ fn line(child: &Value, tally: &Tally, rounds: u64) -> Value {
     })
 }
 
-/// Everything `--json` prints: the scenario, each strategy's line, and Ripple's
-/// `deliveries_per_sec` over the naive fan-out's and `posts_per_sec` over the ceiling's.
+/// Everything `--json` prints: the scenario, each strategy's line, and Ripple's rates over theirs.
 fn results(scenario: Value, lines: &Map<String, Value>) -> Value {
     let rate = |s: &str, key: &str| lines.get(s).and_then(|l| l[key].as_f64()).unwrap_or(0.0);
     let versus = |s, key, digits| round(ratio(rate("ripple", key), rate(s, key)), digits);
@@ -187,13 +175,14 @@ async fn measure(args: &FanoutArgs) -> Result<Value> {
         }
         let query_ms = median(&seconds) * 1000.0;
         note(&format!("bench fanout: a members Query: {query_ms:.2} ms"));
-        let sink = LoopbackConnections::counting().await?;
-        let (mut run, mut lines) = (Run::default(), Map::new());
-        (run.table, run.base_ts) = (table.clone(), ripple_common::now_ms());
+        let (sink, mut lines) = (LoopbackConnections::counting().await?, Map::new());
         for name in STRATEGIES {
-            (run.strategy, run.url) = (name.to_owned(), sink.url_for(name));
-            lines.insert(name.to_owned(), strategy(args, &run, &sink).await?);
-            run.posts = lines["ripple"]["posts"].as_u64().unwrap_or(0); // the ceiling posts as many
+            let posts = lines.get("ripple").map(|r: &Value| &r["posts"]); // the ceiling's: as many
+            let spec = json!([args, name, table, sink.url_for(name), posts]).to_string();
+            let measured = spawn(&spec, name).await?;
+            let line = line(&measured, &sink.tally(name), args.rounds as u64 + 1);
+            note(&format!("bench fanout: {name}: {line}"));
+            lines.insert(name.to_owned(), line);
         }
         let scenario = json!({
             "channels": args.channels, "members": args.members, "records": args.records,
@@ -208,38 +197,34 @@ async fn measure(args: &FanoutArgs) -> Result<Value> {
     outcome
 }
 
-/// Runs one strategy's child to completion: its line of results.
-async fn strategy(args: &FanoutArgs, run: &Run, sink: &LoopbackConnections) -> Result<Value> {
-    let name = &run.strategy;
+/// Runs one strategy's child to completion: what it measured.
+async fn spawn(spec: &str, name: &str) -> Result<Value> {
     note(&format!("bench fanout: running {name} …"));
-    let spec = serde_json::to_string(&(args, run))?;
     let mut command = tokio::process::Command::new(std::env::current_exe()?);
-    command.args(["bench", "fanout-run", "--spec", &spec]);
+    command.args(["bench", "fanout-run", "--spec", spec]);
     command.kill_on_drop(true); // stderr inherited: the child's notes show as they come
     let child = command.stdout(std::process::Stdio::piped()).spawn()?;
     let timeout = std::time::Duration::from_secs(900);
     let out = tokio::time::timeout(timeout, child.wait_with_output()).await;
     let out = out.with_context(|| format!("{name} took longer than {timeout:?}"))??;
     anyhow::ensure!(out.status.success(), "{name} failed: {}", out.status);
-    let (child, tally): (Value, _) = (serde_json::from_slice(&out.stdout)?, sink.tally(name));
-    let line = line(&child, &tally, args.rounds as u64 + 1);
-    let mean = tally.bytes / tally.posts.max(1);
-    note(&format!("bench fanout: {name} ({mean} B/post): {line}"));
-    Ok(line)
+    Ok(serde_json::from_slice(&out.stdout)?)
 }
 
 /// `ripple bench fanout-run`: one strategy, a warm-up round then the timed ones; prints what it
 /// measured as one JSON line on stdout.
 pub async fn run_child(spec: RunArgs) -> Result<()> {
-    let (args, run): (FanoutArgs, Run) = serde_json::from_str(&spec.spec).context("--spec")?;
+    let (args, name, table, url, posts): (FanoutArgs, String, String, String, Option<u64>) =
+        serde_json::from_str(&spec.spec).context("reading --spec")?;
     let layout = Layout::synthetic(args.channels, args.members);
     let sdk = local_sdk_config();
-    let conns = Connections::new(sdk.clone(), Some(run.url.clone()));
+    let conns = Connections::new(sdk.clone(), Some(url.clone()));
     let client = dynamodb_client(&sdk, args.dynamodb_endpoint.as_deref());
-    let store = Store::new(client, run.table.clone());
-    let (records, ratio, senders) = (args.records, args.message_ratio, args.users.unwrap_or(1));
-    let build = || super::batch::build(&layout, records, ratio, senders, run.base_ts, &run.table);
-    let mut settings = Settings::for_table(&run.table);
+    let store = Store::new(client, table.clone());
+    let (records, ratio, ts) = (args.records, args.message_ratio, ripple_common::now_ms());
+    let senders = args.users.unwrap_or(args.members);
+    let build = || super::batch::build(&layout, records, ratio, senders, ts, &table);
+    let mut settings = Settings::for_table(&table);
     // Pacing far above what one machine posts, so it never caps the measurement.
     (settings.posts_per_second, settings.max_in_flight) = (1_000_000, args.max_in_flight);
     settings.member_cache_ms = args.member_cache_ms.min(1_000);
@@ -249,7 +234,7 @@ pub async fn run_child(spec: RunArgs) -> Result<()> {
     let (mut walls, mut delivered, mut failed) = (Vec::new(), 0, 0);
     for round in 0..=args.rounds {
         let started = Instant::now();
-        let (d, f) = match run.strategy.as_str() {
+        let (d, f) = match name.as_str() {
             "ripple" => {
                 let (response, report) = fanout::process(&state, build()?).await;
                 let refused = !response.batch_item_failures.is_empty();
@@ -260,8 +245,8 @@ pub async fn run_child(spec: RunArgs) -> Result<()> {
             "naive" => naive(&store, &conns, &event).await?,
             _ => {
                 let frame = ceiling_frame(args.ceiling_frame_bytes)?;
-                let to = members.iter().cycle().take(run.posts as usize);
-                let posts = to.map(|m| conns.post(&run.url, &m.connection_id, frame.clone()));
+                let to = members.iter().cycle().take(posts.unwrap_or(0) as usize);
+                let posts = to.map(|m| conns.post(&url, &m.connection_id, frame.clone()));
                 let posts = futures::stream::iter(posts).buffer_unordered(args.max_in_flight);
                 counted(&posts.collect::<Vec<_>>().await)
             }
@@ -272,10 +257,11 @@ pub async fn run_child(spec: RunArgs) -> Result<()> {
         }
     }
     let walls_text: String = walls.iter().map(|w| format!(" {w:.4}")).collect();
-    let text = format!("bench fanout: rounds{walls_text} s; {failed} failed posts");
-    note(&text);
+    note(&format!(
+        "bench fanout: rounds{walls_text} s; {failed} failed"
+    ));
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let records = records * usize::from(run.strategy != "ceiling"); // the ceiling posts frames
+    let records = records * usize::from(name != "ceiling"); // the ceiling posts frames
     let (wall_seconds, peak_rss_mb) = (median(&walls), peak_rss_mb(&status));
     let out = json!({"records": records, "updates_delivered": delivered, "wall_seconds": wall_seconds, "peak_rss_mb": peak_rss_mb});
     println!("{out}");

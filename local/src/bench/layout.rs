@@ -65,11 +65,10 @@ pub async fn seed(store: &Store, layout: &Layout) -> anyhow::Result<()> {
         async move { crate::seed::welcomed_connection(store, &conn, &[channel], 1).await }
     });
     let seeding = futures::stream::iter(writes).buffer_unordered(16);
-    seeding
-        .try_collect::<Vec<_>>()
-        .await
-        .context("seeding a connection and its membership")?;
-    Ok(())
+    let seeded: Result<Vec<_>, _> = seeding.try_collect().await;
+    seeded
+        .map(drop)
+        .context("seeding a connection and its membership")
 }
 
 #[cfg(test)]
