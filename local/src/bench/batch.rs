@@ -41,8 +41,7 @@ pub fn position_item(
     PositionItem::new(user, sender, update, ts, DEFAULT_POSITION_TTL_SECS)
 }
 
-/// [`build_json`], decoded as the Lambda runtime does (from the JSON bytes), so what is held in
-/// memory is what a real invocation holds.
+/// [`build_json`] decoded from its bytes, as the Lambda runtime does (memory as in a real one).
 pub fn build(
     layout: &Layout,
     records: usize,

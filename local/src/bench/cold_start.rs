@@ -1,12 +1,9 @@
-//! `ripple bench cold-start`: each function binary (`connect`, `ingest`, `fanout`, next to this
-//! executable) started behind a loopback Lambda Runtime API ([`crate::runtime_api`]), as Lambda
-//! would, against DynamoDB Local (and, for fanout, a loopback `@connections` server), timing:
-//! **init**, from spawning the process to its first `GET …/next` (runtime set-up, the SDK's
-//! configuration, the warm-up calls of `ripple_common::warm`); the **first** invocation, from
-//! handing over the event to its response; the **second** (a warm one), for comparison.
-//!
-//! Times are on this machine, over loopback: AWS adds the TLS handshake and the network, which
-//! the warm-up moves into init; on AWS, init also runs at full CPU whatever the memory size.
+//! `ripple bench cold-start`: each function binary started behind a loopback Lambda Runtime API
+//! ([`crate::runtime_api`]) against DynamoDB Local and a loopback `@connections` server, timing
+//! **init** (spawn to its first `GET …/next`: runtime set-up, SDK configuration, the warm-up calls
+//! of `ripple_common::warm`), the **first** invocation and the **second** (warm) one. Times are
+//! over loopback: AWS adds TLS and the network (the warm-up moves them into init), and runs init
+//! at full CPU whatever the memory size.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -96,8 +93,7 @@ pub async fn run(args: ColdStartArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs the cold starts: the binaries' folder, and each function's times. Fails when a function
-/// does not start or answers an invocation with an error.
+/// The binaries' folder and each function's times; fails when one does not start or answer.
 pub async fn measure(args: &ColdStartArgs) -> anyhow::Result<(PathBuf, Vec<ColdStart>)> {
     anyhow::ensure!(args.runs >= 1, "--runs must be at least 1");
     let exe = std::env::current_exe()?;

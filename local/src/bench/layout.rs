@@ -51,9 +51,8 @@ impl Layout {
     }
 }
 
-/// Stores every connection and its membership as `connect` and then `fanout` leave them once
-/// welcomed (joined at ts 1, so every event of a benchmark batch is news to every member). They
-/// claim an API Gateway endpoint; posts go to an override URL anyway.
+/// Stores each connection and membership as `connect` then `fanout` leave them once welcomed (at
+/// ts 1: every event of a batch is news to every member), at an endpoint posts never reach.
 pub async fn seed(store: &Store, layout: &Layout) -> anyhow::Result<()> {
     let expires_at = ripple_common::now_ms() / 1000 + 3 * 3600;
     let endpoint = Endpoint {
