@@ -114,6 +114,41 @@ impl Settings {
         }
     }
 
+    /// These settings as the environment a deployed function reads them from (the inverse of
+    /// [`Settings::from_lookup`]; the JWT secret is never rendered), e.g. to start a function
+    /// binary with Terraform's defaults ([`Settings::for_table`]).
+    pub fn to_env(&self) -> Vec<(&'static str, String)> {
+        let mut env = vec![
+            (ENV_TABLE, self.table.clone()),
+            (
+                ENV_CONNECTION_TTL_SECS,
+                self.connection_ttl_secs.to_string(),
+            ),
+            (ENV_POSITION_TTL_SECS, self.position_ttl_secs.to_string()),
+            (ENV_MESSAGE_TTL_SECS, self.message_ttl_secs.to_string()),
+            (ENV_MAX_IN_FLIGHT, self.max_in_flight.to_string()),
+            (ENV_POSTS_PER_SECOND, self.posts_per_second.to_string()),
+            (ENV_MEMBER_CACHE_MS, self.member_cache_ms.to_string()),
+            (ENV_POSITION_RATE, self.position_rate.to_string()),
+            (ENV_MESSAGE_RATE, self.message_rate.to_string()),
+            (ENV_RESUME_WINDOW_SECS, self.resume_window_secs.to_string()),
+            (ENV_ALLOW_ANONYMOUS, self.allow_anonymous.to_string()),
+        ];
+        let optional = [
+            (ENV_CONNECTIONS_ENDPOINT, &self.connections_endpoint),
+            (ENV_JWT_SECRET_PARAMETER, &self.jwt_secret_parameter),
+            (ENV_JWKS_URL, &self.jwks_url),
+            (ENV_JWT_ISSUER, &self.jwt_issuer),
+            (ENV_JWT_AUDIENCE, &self.jwt_audience),
+        ];
+        env.extend(
+            optional
+                .into_iter()
+                .filter_map(|(k, v)| Some((k, v.clone()?))),
+        );
+        env
+    }
+
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
@@ -354,6 +389,20 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn settings_rendered_as_an_environment_read_back_the_same() {
+        // GIVEN settings off their defaults, with an endpoint and a key set
+        let mut s = Settings::for_table("t");
+        (s.max_in_flight, s.member_cache_ms, s.allow_anonymous) = (8, 250, false);
+        s.connections_endpoint = Some("http://127.0.0.1:9/prod".into());
+        s.jwks_url = Some("https://issuer.example/jwks.json".into());
+        // WHEN rendered as environment variables and read back
+        let env: HashMap<&str, String> = s.to_env().into_iter().collect();
+        // THEN the function reads the same settings, and every required variable is there
+        let read = Settings::from_lookup_for(&FANOUT, |k| env.get(k).cloned()).unwrap();
+        assert_eq!(read, s);
     }
 
     #[test]

@@ -1,35 +1,53 @@
-//! `ripple bench fanout`: one synthetic stream batch, fanned out three ways against the same
-//! DynamoDB table and the same loopback `@connections` server. This process owns the shared parts
-//! (DynamoDB Local, the seeded table, the counting server); each strategy runs in a child process
-//! of this binary so its peak RSS is its own.
+//! `ripple bench fanout`: one synthetic stream batch ([`super::batch`]) fanned out three ways
+//! against one DynamoDB table and loopback `@connections` server, each strategy in a child process
+//! (`ripple bench fanout-run`) so its peak RSS (`VmHWM`, Lambda's "Max Memory Used") is its own:
+//! **ripple** (`fanout::process`, what the Lambda runs, unpaced); **naive** (the public samples:
+//! per record, read the members, post the one event to each but the sender, all at once); a
+//! **ceiling** (a plain concurrent HTTP client posting as many one-event frames as Ripple did).
+//!
+//! A child first runs one untimed round, as a warm Lambda instance would have (SDK clients built,
+//! keep-alive connections open), then `--rounds` timed ones. Every round posts the same (Ripple's
+//! batch freshly decoded each time), so the server's tally divided by the rounds is one round's.
 
-use std::process::Stdio;
-use std::time::Duration;
+use std::time::Instant;
 
-use anyhow::Context;
+use anyhow::{Context, Result};
+use aws_lambda_events::dynamodb::Event;
 use clap::Args;
-use ripple_common::config::DEFAULT_MAX_IN_FLIGHT;
+use fanout::changes::{Change, change_of};
+use futures::StreamExt;
+use ripple_common::config::{DEFAULT_MAX_IN_FLIGHT, Settings, dynamodb_client, local_sdk_config};
+use ripple_common::connections::{Connections, PostOutcome, PostOutcome::Delivered};
+use ripple_common::protocol::{Event as WireEvent, ServerFrame};
+use ripple_common::store::Store;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use serde_json::{Map, Value, json};
 
-use super::batch::Scenario;
 use super::layout::{self, Layout};
-use super::report::{FanoutResults, ScenarioSummary, StrategyResult, render};
-use super::strategies::{DEFAULT_ROUNDS, RunOutput, Spec, Strategy, WARM_LINE};
-use super::{median, note, round, unique_table_name};
+use super::{median, note, ratio, round};
 use crate::connections_server::{LoopbackConnections, Tally};
 use crate::dynamodb_local::DynamoDbLocal;
 
-/// A strategy that takes longer than this is stopped (and the run fails).
-const CHILD_TIMEOUT: Duration = Duration::from_secs(900);
-/// Member reads made before measuring, so DynamoDB Local's Query path is warm (its JIT).
-const WARM_QUERIES_PER_CHANNEL: usize = 5;
+const STRATEGIES: [&str; 3] = ["ripple", "naive", "ceiling"];
 
 /// `ripple bench fanout`.
 #[derive(Debug, Clone, Args, Serialize, Deserialize)]
 pub struct FanoutArgs {
-    #[command(flatten)]
-    pub scenario: Scenario,
+    /// Channels in the batch.
+    #[arg(long, default_value_t = 1)]
+    pub channels: usize,
+    /// Member connections per channel.
+    #[arg(long, default_value_t = 50)]
+    pub members: usize,
+    /// Stream records in the batch, spread evenly over the channels.
+    #[arg(long, default_value_t = 100)]
+    pub records: usize,
+    /// Share of records that are chat messages (INSERT); the rest are positions (MODIFY).
+    #[arg(long, default_value_t = 0.1)]
+    pub message_ratio: f64,
+    /// Distinct senders per channel (default: every member).
+    #[arg(long)]
+    pub users: Option<usize>,
     /// Use this DynamoDB (e.g. http://127.0.0.1:8000) instead of starting DynamoDB Local.
     #[arg(long)]
     pub dynamodb_endpoint: Option<String>,
@@ -39,236 +57,296 @@ pub struct FanoutArgs {
     /// Ripple's member cache in ms (`RIPPLE_MEMBER_CACHE_MS`; 0: off, as deployed by default).
     #[arg(long, default_value_t = 0)]
     pub member_cache_ms: u64,
-    /// Size of the ceiling's frames in bytes (default: one position update, ~150 bytes). Set it
-    /// to Ripple's mean frame size to compare posting the same bytes.
+    /// Size of the ceiling's frames in bytes (default: one position update), e.g. Ripple's mean.
     #[arg(long, default_value_t = 0)]
     pub ceiling_frame_bytes: usize,
     /// Timed rounds per strategy after its warm-up; the median wall time is reported.
-    #[arg(long, default_value_t = DEFAULT_ROUNDS)]
+    #[arg(long, default_value_t = 5)]
     pub rounds: usize,
     /// Print exactly one JSON line (stdout) instead of the table.
     #[arg(long)]
     pub json: bool,
 }
 
+/// `ripple bench fanout-run` (hidden): one strategy in its own process, as `bench fanout` runs it.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// `[FanoutArgs, strategy, table, its @connections URL, the ceiling's posts]` as JSON.
+    #[arg(long)]
+    spec: String,
+}
+
+/// One strategy's line of `--json` (per round): what its child measured, what the server counted.
+fn line(child: &Value, tally: &Tally, rounds: u64) -> Value {
+    let num = |key: &str| child[key].as_f64().unwrap_or(0.0);
+    let (posts, billed) = (tally.posts / rounds, tally.messages_billed / rounds);
+    let (delivered, wall) = (num("updates_delivered"), num("wall_seconds"));
+    json!({
+        "records": child["records"], "recipients": tally.recipients.len(),
+        "updates_delivered": child["updates_delivered"], "posts": posts, "messages_billed": billed,
+        "messages_per_update": round(ratio(billed as f64, delivered), 5),
+        "wall_seconds": round(wall, 6), "posts_per_sec": round(ratio(posts as f64, wall), 1),
+        "deliveries_per_sec": round(ratio(delivered, wall), 1),
+        "peak_rss_mb": round(num("peak_rss_mb"), 1),
+    })
+}
+
+/// Everything `--json` prints: the scenario, each strategy's line, and Ripple's rates over theirs.
+fn results(scenario: Value, lines: &Map<String, Value>) -> Value {
+    let rate = |s: &str, key: &str| lines.get(s).and_then(|l| l[key].as_f64()).unwrap_or(0.0);
+    let versus = |s, key, digits| round(ratio(rate("ripple", key), rate(s, key)), digits);
+    let naive = versus("naive", "deliveries_per_sec", 2);
+    let ceiling = versus("ceiling", "posts_per_sec", 3);
+    json!({
+        "scenario": scenario, "ripple": lines.get("ripple"), "naive": lines.get("naive"),
+        "ceiling": lines.get("ceiling"), "ripple_vs_naive_deliveries": naive,
+        "ripple_vs_ceiling_posts": ceiling,
+    })
+}
+
+/// The issue's targets judged on `results` (reported, never asserted).
+fn targets(results: &Value) -> String {
+    let num = |path: &str| results.pointer(path).and_then(Value::as_f64).unwrap_or(0.0);
+    let billed = num("/ripple/messages_per_update");
+    let rss = num("/ripple/peak_rss_mb");
+    let naive = num("/ripple_vs_naive_deliveries");
+    let ceiling = num("/ripple_vs_ceiling_posts");
+    let met = |met: bool| if met { "met" } else { "missed" };
+    format!(
+        "\ntargets (reported, not asserted):\n  [{}] Ripple messages_per_update: {billed:.4} (goal ≤ 0.05 (50 members, 100 position records per channel))\n  [{}] Ripple vs naive deliveries_per_sec: {naive:.1}× (goal ≥ 20×)\n  [{}] Ripple vs ceiling posts_per_sec: {:.0}% (goal ≥ 50%)\n  [{}] Ripple peak RSS: {rss:.1} MB (goal ≤ 64 MB (1,000 records, 100-member channels))\n",
+        met(billed <= 0.05),
+        met(naive >= 20.0),
+        met(ceiling >= 0.5),
+        ceiling * 100.0,
+        met(rss <= 64.0),
+    )
+}
+
 /// DynamoDB Local started for a bench, unless `endpoint` names one: (the process, its URL).
 pub(super) async fn dynamodb(
     endpoint: &Option<String>,
     bench: &str,
-) -> anyhow::Result<(Option<DynamoDbLocal>, String)> {
+) -> Result<(Option<DynamoDbLocal>, String)> {
     if let Some(url) = endpoint {
         return Ok((None, url.clone()));
     }
     note(&format!("bench {bench}: starting DynamoDB Local"));
-    let local = DynamoDbLocal::start()
-        .await
-        .context("starting DynamoDB Local")?;
+    let local = DynamoDbLocal::start().await;
+    let local = local.context("starting DynamoDB Local")?;
     let url = local.endpoint.clone();
     Ok((Some(local), url))
 }
 
 /// Runs the three strategies and prints the results.
-pub async fn run(args: FanoutArgs) -> anyhow::Result<()> {
-    args.scenario.validate()?;
+pub async fn run(mut args: FanoutArgs) -> Result<()> {
+    let users = *args.users.get_or_insert(args.members);
+    let a = &args;
+    let ok = a.channels >= 1 && a.members >= 2 && (1..=10_000).contains(&a.records);
+    let ok = ok && (0.0..=1.0).contains(&a.message_ratio) && (1..=a.members).contains(&users);
     anyhow::ensure!(
-        args.max_in_flight >= 1,
-        "--max-in-flight must be at least 1"
+        ok && a.max_in_flight >= 1 && (1..=100).contains(&a.rounds),
+        "the batch needs --channels ≥ 1, --members ≥ 2 (a sender and a recipient), --records 1-10000 (Lambda's largest stream batch), --message-ratio 0-1, --users 1 to --members, --max-in-flight ≥ 1 and --rounds 1-100"
     );
-    anyhow::ensure!((1..=100).contains(&args.rounds), "--rounds must be 1-100");
     let (local, endpoint) = dynamodb(&args.dynamodb_endpoint, "fanout").await?;
-    let results = run_on(&args, &endpoint).await;
+    args.dynamodb_endpoint = Some(endpoint);
+    let results = measure(&args).await;
     if let Some(local) = local {
         local.stop().await;
     }
+    let render = |r: &Value| super::report("ripple bench fanout", r) + &targets(r);
     super::print(args.json, &results?, render);
     Ok(())
 }
 
-async fn run_on(args: &FanoutArgs, endpoint: &str) -> anyhow::Result<FanoutResults> {
-    let s = &args.scenario;
-    let table = unique_table_name("ripple-bench");
-    let store = super::new_table(endpoint, &table)
-        .await
-        .with_context(|| format!("creating table {table} at {endpoint}"))?;
-    let layout = Layout::synthetic(s.channels, s.members);
-    let count = layout.connection_count();
-    note(&format!(
-        "bench fanout: seeding {count} connections with their memberships in {table}"
-    ));
+async fn measure(args: &FanoutArgs) -> Result<Value> {
+    let table = super::unique_table_name("ripple-bench");
+    let endpoint = args.dynamodb_endpoint.as_deref().unwrap_or_default();
+    let store = super::new_table(endpoint, &table).await?;
+    let layout = Layout::synthetic(args.channels, args.members);
+    note(&format!("bench fanout: seeding {table}"));
     let outcome = async {
         layout::seed(&store, &layout).await?;
-        let mut query_seconds = Vec::new();
-        for channel in &layout.channels {
-            for _ in 0..WARM_QUERIES_PER_CHANNEL {
-                let started = std::time::Instant::now();
-                store.channel_members(&channel.name).await?;
-                query_seconds.push(started.elapsed().as_secs_f64());
-            }
+        // Member reads before measuring, so DynamoDB Local's Query path is warm (its JIT).
+        let mut seconds = Vec::new();
+        for channel in layout.channels.iter().flat_map(|c| [c; 5]) {
+            let started = Instant::now();
+            store.channel_members(&channel.name).await?;
+            seconds.push(started.elapsed().as_secs_f64());
         }
-        let query_ms = median(&query_seconds) * 1000.0;
-        note(&format!(
-            "bench fanout: one channel's members Query takes {query_ms:.2} ms here (median of {})",
-            query_seconds.len()
-        ));
-        let sink = LoopbackConnections::counting().await?;
-        let (base_ts, mut ripple_posts) = (ripple_common::now_ms(), 0);
-        let results = async {
-            let mut results = Vec::with_capacity(3);
-            for strategy in Strategy::ALL {
-                let r = run_strategy(
-                    args,
-                    strategy,
-                    endpoint,
-                    &table,
-                    &sink,
-                    base_ts,
-                    ripple_posts,
-                )
-                .await?;
-                if strategy == Strategy::Ripple {
-                    ripple_posts = r.posts;
-                }
-                results.push(r);
-            }
-            anyhow::Ok(results)
+        let query_ms = median(&seconds) * 1000.0;
+        note(&format!("bench fanout: a members Query: {query_ms:.2} ms"));
+        let (sink, mut lines) = (LoopbackConnections::counting().await?, Map::new());
+        for name in STRATEGIES {
+            let posts = lines.get("ripple").map(|r: &Value| &r["posts"]); // the ceiling's: as many
+            let spec = json!([args, name, table, sink.url_for(name), posts]).to_string();
+            let measured = spawn(&spec, name).await?;
+            let line = line(&measured, &sink.tally(name), args.rounds as u64 + 1);
+            note(&format!("bench fanout: {name}: {line}"));
+            lines.insert(name.to_owned(), line);
         }
-        .await;
-        sink.stop().await;
-        let [ripple, naive, ceiling] = <[_; 3]>::try_from(results?)
-            .map_err(|_| anyhow::anyhow!("a strategy did not report"))?;
-        let summary = ScenarioSummary {
-            channels: s.channels,
-            members: s.members,
-            records: s.records,
-            message_ratio: s.message_ratio,
-            users: s.senders(),
-            max_in_flight: args.max_in_flight,
-            rounds: args.rounds,
-            member_query_ms: round(query_ms, 2),
-        };
-        anyhow::Ok(FanoutResults::new(summary, ripple, naive, ceiling))
-    }
-    .await;
+        let scenario = json!({
+            "channels": args.channels, "members": args.members, "records": args.records,
+            "message_ratio": args.message_ratio, "users": args.users,
+            "max_in_flight": args.max_in_flight, "rounds": args.rounds,
+            "member_query_ms": round(query_ms, 2),
+        });
+        anyhow::Ok(results(scenario, &lines))
+    };
+    let outcome = outcome.await;
     super::drop_table(&store).await;
     outcome
 }
 
-/// Runs one strategy's child and reports one round's worth of what it posted (every round posts
-/// the same).
-async fn run_strategy(
-    args: &FanoutArgs,
-    strategy: Strategy,
-    endpoint: &str,
-    table: &str,
-    sink: &LoopbackConnections,
-    base_ts: u64,
-    ripple_posts: u64,
-) -> anyhow::Result<StrategyResult> {
-    let name = strategy.name();
+/// Runs one strategy's child to completion: what it measured.
+async fn spawn(spec: &str, name: &str) -> Result<Value> {
     note(&format!("bench fanout: running {name} …"));
-    let (out, tally) =
-        run_child(args, strategy, endpoint, table, sink, base_ts, ripple_posts).await?;
-    let rounds = out.walls.len().max(1) as u64;
-    let (posts, bytes) = (tally.posts / rounds, tally.bytes / rounds);
-    if out.posts_failed > 0 {
-        note(&format!(
-            "bench fanout: {name} had {} failed posts",
-            out.posts_failed
-        ));
-    }
-    let result = StrategyResult {
-        records: out.records,
-        recipients: tally.recipients.len(),
-        updates_delivered: out.updates_delivered,
-        posts,
-        messages_billed: tally.messages_billed / rounds,
-        wall_seconds: median(&out.walls),
-        peak_rss_mb: out.peak_rss_mb,
-        ..StrategyResult::default()
-    }
-    .derived();
-    let walls: Vec<String> = out.walls.iter().map(|w| format!("{w:.4}")).collect();
-    note(&format!(
-        "bench fanout: {name} done: {} posts (mean {} bytes), median {:.4} s of {rounds} rounds ({}), peak RSS {:.1} MB",
-        result.posts,
-        bytes / posts.max(1),
-        result.wall_seconds,
-        walls.join(" "),
-        result.peak_rss_mb
-    ));
-    Ok(result)
+    let mut command = tokio::process::Command::new(std::env::current_exe()?);
+    command.args(["bench", "fanout-run", "--spec", spec]);
+    command.kill_on_drop(true); // stderr inherited: the child's notes show as they come
+    let child = command.stdout(std::process::Stdio::piped()).spawn()?;
+    let timeout = std::time::Duration::from_secs(900);
+    let out = tokio::time::timeout(timeout, child.wait_with_output()).await;
+    let out = out.with_context(|| format!("{name} took longer than {timeout:?}"))??;
+    anyhow::ensure!(out.status.success(), "{name} failed: {}", out.status);
+    Ok(serde_json::from_slice(&out.stdout)?)
 }
 
-/// Runs `ripple bench fanout-run` for one strategy: lets it warm up, tells it to go, reads its
-/// JSON line. Returns it with what the strategy posted after its warm-up.
-async fn run_child(
-    args: &FanoutArgs,
-    strategy: Strategy,
-    endpoint: &str,
-    table: &str,
-    sink: &LoopbackConnections,
-    base_ts: u64,
-    posts: u64,
-) -> anyhow::Result<(RunOutput, Tally)> {
-    let exe = std::env::current_exe().context("finding the ripple binary")?;
-    let name = strategy.name();
-    let spec = Spec {
-        strategy,
-        bench: args.clone(),
-        dynamodb_endpoint: endpoint.to_owned(),
-        table: table.to_owned(),
-        connections_url: sink.url_for(name),
-        base_ts,
-        posts,
-    };
-    let mut command = tokio::process::Command::new(exe);
-    command.args([
-        "bench",
-        "fanout-run",
-        "--spec",
-        &serde_json::to_string(&spec)?,
-    ]);
-    command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true);
-    if std::env::var_os("RUST_LOG").is_none() {
-        command.env("RUST_LOG", "warn");
-    }
-    let mut child = command
-        .spawn()
-        .with_context(|| format!("starting the {name} run"))?;
-    let (Some(stdout), Some(mut stdin)) = (child.stdout.take(), child.stdin.take()) else {
-        anyhow::bail!("the {name} run has no stdin/stdout");
-    };
-    let exchange = async {
-        let mut lines = BufReader::new(stdout).lines();
-        let mut warm = Tally::default();
-        while let Some(line) = lines.next_line().await? {
-            let line = line.trim();
-            if line == WARM_LINE {
-                warm = sink.tally(name);
-                stdin.write_all(b"go\n").await?;
-                stdin.flush().await?;
-            } else if line.starts_with('{') {
-                let out: RunOutput = serde_json::from_str(line)
-                    .with_context(|| format!("reading the {name} run's result: {line}"))?;
-                return anyhow::Ok((out, sink.tally(name).since(&warm)));
+/// `ripple bench fanout-run`: one strategy, a warm-up round then the timed ones; prints what it
+/// measured as one JSON line on stdout.
+pub async fn run_child(spec: RunArgs) -> Result<()> {
+    let (args, name, table, url, posts): (FanoutArgs, String, String, String, Option<u64>) =
+        serde_json::from_str(&spec.spec).context("reading --spec")?;
+    let layout = Layout::synthetic(args.channels, args.members);
+    let sdk = local_sdk_config();
+    let conns = Connections::new(sdk.clone(), Some(url.clone()));
+    let client = dynamodb_client(&sdk, args.dynamodb_endpoint.as_deref());
+    let store = Store::new(client, table.clone());
+    let (records, ratio, ts) = (args.records, args.message_ratio, ripple_common::now_ms());
+    let senders = args.users.unwrap_or(args.members);
+    let build = || super::batch::build(&layout, records, ratio, senders, ts, &table);
+    let mut settings = Settings::for_table(&table);
+    // Pacing far above what one machine posts, so it never caps the measurement.
+    (settings.posts_per_second, settings.max_in_flight) = (1_000_000, args.max_in_flight);
+    settings.member_cache_ms = args.member_cache_ms.min(1_000);
+    let state = fanout::FanoutState::new(store.clone(), conns.clone(), &settings);
+    let event = build()?;
+    let members: Vec<_> = layout.members().map(|(_, m)| m).collect();
+    let (mut walls, mut delivered, mut failed) = (Vec::new(), 0, 0);
+    for round in 0..=args.rounds {
+        let started = Instant::now();
+        let (d, f) = match name.as_str() {
+            "ripple" => {
+                let (response, report) = fanout::process(&state, build()?).await;
+                let refused = !response.batch_item_failures.is_empty();
+                anyhow::ensure!(!refused, "fanout reported batchItemFailures: {report:?}");
+                let gone = report.delivery.gone.len() as u64;
+                (report.updates_delivered, report.delivery.failed + gone)
             }
+            "naive" => naive(&store, &conns, &event).await?,
+            _ => {
+                let frame = ceiling_frame(args.ceiling_frame_bytes)?;
+                let to = members.iter().cycle().take(posts.unwrap_or(0) as usize);
+                let posts = to.map(|m| conns.post(&url, &m.connection_id, frame.clone()));
+                let posts = futures::stream::iter(posts).buffer_unordered(args.max_in_flight);
+                counted(&posts.collect::<Vec<_>>().await)
+            }
+        };
+        if round > 0 {
+            walls.push(started.elapsed().as_secs_f64());
+            (delivered, failed) = (d, failed + f);
         }
-        anyhow::bail!("the {name} run printed no result")
-    };
-    let result = tokio::time::timeout(CHILD_TIMEOUT, exchange)
-        .await
-        .with_context(|| {
-            format!(
-                "the {name} run took longer than {} s",
-                CHILD_TIMEOUT.as_secs()
-            )
-        })?;
-    let status = child.wait().await?;
-    let result = result?;
-    anyhow::ensure!(status.success(), "the {name} run failed ({status})");
-    Ok(result)
+    }
+    let walls_text: String = walls.iter().map(|w| format!(" {w:.4}")).collect();
+    note(&format!(
+        "bench fanout: rounds{walls_text} s; {failed} failed"
+    ));
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let records = records * usize::from(name != "ceiling"); // the ceiling posts frames
+    let (wall_seconds, peak_rss_mb) = (median(&walls), peak_rss_mb(&status));
+    let out = json!({"records": records, "updates_delivered": delivered, "wall_seconds": wall_seconds, "peak_rss_mb": peak_rss_mb});
+    println!("{out}");
+    Ok(())
+}
+
+/// The `VmHWM` line of a `/proc/self/status` in MiB (0 when absent, e.g. off Linux).
+fn peak_rss_mb(status: &str) -> f64 {
+    let hwm = status.lines().find_map(|l| l.strip_prefix("VmHWM:"));
+    let kb: Option<f64> = hwm.and_then(|v| v.split_whitespace().next()?.parse().ok());
+    kb.map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// An `events` frame of position updates: one, or as many as reach `bytes`.
+fn ceiling_frame(bytes: usize) -> Result<Vec<u8>> {
+    let sample = json!({"type": "position", "channel": "bench-0", "user": "u0-0", "x": 12.5, "y": -3.25, "z": 0.0, "seq": 42, "ts": 1_795_000_000_000u64});
+    let one = sample.to_string().len() + 1;
+    let events = vec![serde_json::from_value::<WireEvent>(sample)?; bytes.div_ceil(one).max(1)];
+    Ok(ServerFrame::Events { events }.to_json().into_bytes())
+}
+
+/// (delivered, failed) posts.
+fn counted(outcomes: &[PostOutcome]) -> (u64, u64) {
+    let ok = outcomes.iter().filter(|o| **o == Delivered).count();
+    (ok as u64, (outcomes.len() - ok) as u64)
+}
+
+/// The samples' fan-out: record after record, read the members, post to all but the sender at
+/// once (one frame per record per recipient). Returns (delivered, failed) posts.
+async fn naive(store: &Store, conns: &Connections, event: &Event) -> Result<(u64, u64)> {
+    let (mut ok, mut failed) = (0, 0);
+    for (index, record) in event.records.iter().enumerate() {
+        let Ok(Change::Channel(change)) = change_of(index, record) else {
+            continue;
+        };
+        let members = store.channel_members(&change.channel).await?;
+        let events = vec![change.kind.to_event()];
+        let frame = &ServerFrame::Events { events }.to_json().into_bytes();
+        let to = members.iter().filter(|m| m.connection_id != change.sender);
+        let posts = to.map(|m| async move {
+            let url = conns.url_for(&m.endpoint());
+            conns.post(&url, &m.connection_id, frame.clone()).await
+        });
+        let (d, f) = counted(&futures::future::join_all(posts).await);
+        (ok, failed) = (ok + d, failed + f);
+    }
+    Ok((ok, failed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_json_line_is_derived_from_what_was_measured_and_peak_rss_from_vm_hwm() {
+        // GIVEN what each child measured over 1 warm-up and 1 timed round, and the server's tally
+        let strategy = |updates: u64, posts: u64, wall: f64| {
+            let m = json!({"records": 100, "updates_delivered": updates, "wall_seconds": wall, "peak_rss_mb": 20.04});
+            let mut tally = Tally::default();
+            (tally.posts, tally.messages_billed) = (2 * posts, 2 * posts);
+            tally.recipients = (0..50).map(|i| i.to_string()).collect();
+            line(&m, &tally, 2)
+        };
+        // WHEN Ripple posts 50 frames (50 billed messages) carrying 2,450 updates in 0.05 s
+        let ripple = strategy(2_450, 50, 0.05);
+        // THEN the line has every field the issue names, rates and the billed share per round
+        let billed = round(50.0 / 2_450.0, 5);
+        let expected = json!({"records": 100, "recipients": 50, "updates_delivered": 2_450, "posts": 50, "messages_billed": 50, "messages_per_update": billed, "wall_seconds": 0.05, "posts_per_sec": 1_000.0, "deliveries_per_sec": 49_000.0, "peak_rss_mb": 20.0});
+        assert_eq!(ripple, expected);
+        // AND with a naive fan-out 25× slower and a ceiling twice Ripple's post rate, the ratios
+        // are 25× and 50% and every target is met
+        let (naive, ceiling) = (strategy(4_900, 4_900, 2.5), strategy(50, 50, 0.025));
+        let values = [ripple, naive, ceiling];
+        let lines = Map::from_iter(STRATEGIES.map(String::from).into_iter().zip(values));
+        let r = results(json!({}), &lines);
+        assert_eq!(r["ripple_vs_naive_deliveries"], 25.0);
+        assert_eq!(r["ripple_vs_ceiling_posts"], 0.5);
+        assert!(!targets(&r).contains("missed"), "{}", targets(&r));
+        assert!(STRATEGIES.iter().all(|s| r[s] == lines[*s]) && !r.to_string().contains('\n'));
+        // AND nothing divides by zero
+        let empty = results(json!({}), &Map::new());
+        assert_eq!(empty["ripple_vs_naive_deliveries"], 0.0);
+        // GIVEN a /proc/self/status excerpt WHEN read THEN VmHWM (not VmPeak or VmRSS) is taken
+        let status = "Name:\tx\nVmPeak:\t  200000 kB\nVmHWM:\t   23552 kB\nVmRSS:\t 20000 kB\n";
+        assert_eq!(peak_rss_mb(status), 23.0);
+        assert_eq!(peak_rss_mb("Name:\tx\n"), 0.0);
+    }
 }

@@ -1,14 +1,10 @@
-//! Who is where in a benchmark: channels and their member connections, and seeding them into the
-//! table as `connect` and `fanout` leave them (a welcomed connection, its membership and its
-//! roster entry per connection).
+//! Who is where in a benchmark: channels of member connections, seeded into the table as
+//! `connect` and `fanout` leave them (a welcomed connection, its membership and roster entry).
 
 use anyhow::Context;
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use ripple_common::items::{ConnectionItem, Endpoint};
 use ripple_common::store::Store;
-
-/// Writes in flight while seeding.
-const SEED_IN_FLIGHT: usize = 16;
 
 /// One member connection of a channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,8 +27,8 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// `channels` channels (`bench-0`, `bench-1`, …) of `members` connections each, with ids
-    /// shaped like API Gateway's (12 characters, `=` at the end).
+    /// `channels` channels (`bench-0`, …) of `members` connections each, with ids shaped like API
+    /// Gateway's (12 characters, `=` at the end).
     pub fn synthetic(channels: usize, members: usize) -> Self {
         let member = |c, m| Member {
             connection_id: format!("B{c:04}M{m:05}="),
@@ -53,21 +49,10 @@ impl Layout {
             .iter()
             .flat_map(|c| c.members.iter().map(move |m| (c.name.as_str(), m)))
     }
-
-    /// Every member connection id, channel by channel.
-    pub fn connection_ids(&self) -> impl Iterator<Item = &str> {
-        self.members().map(|(_, m)| m.connection_id.as_str())
-    }
-
-    pub fn connection_count(&self) -> usize {
-        self.channels.iter().map(|c| c.members.len()).sum()
-    }
 }
 
-/// Stores every connection and its membership as `connect` and then `fanout` leave them once
-/// welcomed: in its channel's roster, which fanout reads (joined at ts 1, so every event of a
-/// benchmark batch is news to every member). They claim an API Gateway endpoint; posts go to an
-/// override URL anyway.
+/// Stores each connection and membership as `connect` then `fanout` leave them once welcomed (at
+/// ts 1: every event of a batch is news to every member), at an endpoint posts never reach.
 pub async fn seed(store: &Store, layout: &Layout) -> anyhow::Result<()> {
     let expires_at = ripple_common::now_ms() / 1000 + 3 * 3600;
     let endpoint = Endpoint {
@@ -78,28 +63,24 @@ pub async fn seed(store: &Store, layout: &Layout) -> anyhow::Result<()> {
         let conn = ConnectionItem::new(&m.connection_id, &m.user, &endpoint, 1, expires_at);
         async move { crate::seed::welcomed_connection(store, &conn, &[channel], 1).await }
     });
-    let results: Vec<_> = futures::stream::iter(writes)
-        .buffer_unordered(SEED_IN_FLIGHT)
-        .collect()
-        .await;
-    for r in results {
-        r.context("seeding a connection and its membership")?;
-    }
-    Ok(())
+    let seeding = futures::stream::iter(writes).buffer_unordered(16);
+    let seeded: Result<Vec<_>, _> = seeding.try_collect().await;
+    seeded
+        .map(drop)
+        .context("seeding a connection and its membership")
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     #[test]
     fn a_synthetic_layout_has_distinct_connections_per_channel() {
         // GIVEN 3 channels of 4 members
-        let layout = Layout::synthetic(3, 4);
+        let layout = super::Layout::synthetic(3, 4);
         // THEN there are 12 distinct connection ids and users, 4 per channel
-        let ids: std::collections::HashSet<&str> = layout.connection_ids().collect();
+        let ids: std::collections::HashSet<_> =
+            layout.members().map(|(_, m)| &m.connection_id).collect();
         assert_eq!(ids.len(), 12);
-        assert_eq!(layout.connection_count(), 12);
+        assert_eq!(layout.members().count(), 12);
         assert!(layout.channels.iter().all(|c| c.members.len() == 4));
         assert_eq!(layout.channels[2].name, "bench-2");
     }

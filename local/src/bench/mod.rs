@@ -10,11 +10,9 @@
 //!
 //! | module | what it holds |
 //! |---|---|
-//! | [`fanout`] | `bench fanout`: the shared table and `@connections` server, one child process per strategy |
-//! | [`strategies`] | the three strategies, run by the hidden `bench fanout-run` child |
+//! | [`fanout`] | `bench fanout`: the three strategies, each in a child process, and their results |
 //! | [`batch`] | the synthetic stream batch, in Lambda's exact JSON shape |
 //! | [`layout`] | channels and member connections, seeded as `connect` writes them |
-//! | [`report`] | `bench fanout` results: derived fields, ratios, targets, the table |
 //! | [`e2e`] | `bench e2e`: `ripple dev` in-process, its results and report |
 //! | [`players`] | simulated players ([`crate::wsclient::WsClient`]s) and what they measured |
 //! | [`remote`] | `bench e2e --url`: the same players against a running stack, bounded, cost confirmed first |
@@ -40,8 +38,6 @@ pub mod layout;
 pub mod logs;
 pub mod players;
 pub mod remote;
-pub mod report;
-pub mod strategies;
 
 use clap::Subcommand;
 use serde_json::Value;
@@ -61,7 +57,7 @@ pub enum BenchCommand {
     ColdStart(cold_start::ColdStartArgs),
     /// One strategy of `bench fanout`, in its own process (used by `bench fanout`).
     #[command(hide = true)]
-    FanoutRun(strategies::RunArgs),
+    FanoutRun(fanout::RunArgs),
 }
 
 /// Runs a bench. Logs go to stderr (default level `warn`, `RUST_LOG` overrides).
@@ -77,7 +73,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Fanout(args) => fanout::run(args).await,
         BenchCommand::E2e(args) => e2e::run(args).await,
         BenchCommand::ColdStart(args) => cold_start::run(args).await,
-        BenchCommand::FanoutRun(args) => strategies::run(args).await,
+        BenchCommand::FanoutRun(args) => fanout::run_child(args).await,
     }
 }
 
