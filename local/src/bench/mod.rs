@@ -35,8 +35,6 @@ pub mod layout;
 pub mod players;
 pub mod remote;
 pub mod report;
-#[cfg(test)]
-mod scratch;
 pub mod strategies;
 
 use clap::Subcommand;
