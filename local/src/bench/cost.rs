@@ -47,7 +47,7 @@ pub struct ServerCounts {
 }
 
 /// What the players counted over the whole run (warm-up included).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ClientCounts {
     pub sent: u64,
     pub delivered: u64,
@@ -86,7 +86,7 @@ impl ItemSizes {
 }
 
 /// What a run used, in billing units.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Usage {
     /// Client → server frames and `@connections` posts, in 32 KB units.
     pub inbound_messages: u64,
@@ -409,27 +409,21 @@ mod tests {
         (a - b).abs() < 1e-9
     }
 
+    /// `T` from JSON written in the test.
+    fn from<T: serde::de::DeserializeOwned>(value: Value) -> T {
+        serde_json::from_value(value).unwrap()
+    }
+
     #[test]
     fn positions_connects_and_batches_become_requests_units_and_dollars() {
         // GIVEN 1,000 accepted positions from 10 players in 2 channels, 100 fanout batches of
         // 10 records, small items, and handlers of 2.5 ms (ingest) and 7.2 ms (fanout)
-        let server = ServerCounts {
-            connects: 10,
-            disconnects: 10,
-            frames_accepted: 1_000,
-            membership_reads: 10,
-            fanout_batches: 100,
-            fanout_records: 1_000,
-            ..ServerCounts::default()
-        };
-        let (sent, delivered, messages_out) = (1_000, 4_000, 500);
-        let client = ClientCounts {
-            sent,
-            delivered,
-            messages_out,
-            connection_minutes: 2.0,
-            seconds: 12.0,
-        };
+        let server: ServerCounts = from(json!({"connects": 10, "disconnects": 10,
+            "frames_accepted": 1_000, "membership_reads": 10, "fanout_batches": 100, "fanout_records": 1_000}));
+        let client: ClientCounts = from(
+            json!({"sent": 1_000, "delivered": 4_000, "messages_out": 500,
+            "connection_minutes": 2.0, "seconds": 12.0}),
+        );
         let sizes = ItemSizes {
             connection: 200,
             member: 300,
@@ -445,18 +439,18 @@ mod tests {
         assert_eq!(db["write_units"], 1_000.0 + 20.0 * 9.0 + 10.0 * 3.0);
         // AND reads: one membership GetItem per player (83 frames/s × 2.5 ms: one instance), ~2
         // strongly consistent roster Queries per batch at 1 RRU, 1 per disconnect
-        assert_eq!(db["member_reads"], 10);
-        assert_eq!(db["fanout_queries"], 200);
+        assert_eq!(
+            (&db["member_reads"], &db["fanout_queries"]),
+            (&json!(10), &json!(200))
+        );
         assert_eq!(db["read_units"], 10.0 + 200.0 * 1.0 + 10.0);
         // AND Lambda: 1,000 ingest + 20 connect invocations at 3 ms, 100 fanout at 8 ms
         assert_eq!(e["lambda"]["billed_ms"], 1_020.0 * 3.0 + 100.0 * 8.0);
         assert_eq!(e["usage"]["lambda_requests"], 1_120);
         // AND the per-million price is the total over 4,000 updates
-        let (per_million, total) = (
-            e["per_million_delivered_usd"].as_f64(),
-            e["total_usd"].as_f64(),
-        );
-        assert!(close(per_million.unwrap(), total.unwrap() / 4_000.0 * 1e6));
+        let [per_million, total] =
+            [&e["per_million_delivered_usd"], &e["total_usd"]].map(|v| v.as_f64().unwrap());
+        assert!(close(per_million, total / 4_000.0 * 1e6));
         // AND the logs: no platform lines at the deployed system log level (WARN), the
         // functions' own lines billed on their own line
         assert_eq!(logs["platform"], 0, "{logs}");
@@ -469,16 +463,11 @@ mod tests {
     #[test]
     fn each_line_is_quantity_times_the_listed_price() {
         // GIVEN a million of everything countable and 1,000 s of Lambda time
-        let usage = Usage {
-            inbound_messages: 1_000_000,
-            outbound_messages: 2_000_000,
-            connection_minutes: 1_000_000.0,
-            write_units: 1_000_000.0,
-            read_units: 1_000_000.0,
-            lambda_requests: 1_000_000,
-            lambda_billed_ms: 1_000_000.0,
-            log_bytes: 2_000_000_000,
-        };
+        let usage: Usage = from(
+            json!({"inbound_messages": 1_000_000, "outbound_messages": 2_000_000,
+            "connection_minutes": 1e6, "write_units": 1e6, "read_units": 1e6, "lambda_requests": 1_000_000,
+            "lambda_billed_ms": 1e6, "log_bytes": 2_000_000_000u64}),
+        );
         // WHEN billed THEN every line matches the price list, 1,000 s at 128 MB is 125 GB-s, and
         // 2 GB of logs cost $1
         let lines = bill(&usage);

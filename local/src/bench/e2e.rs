@@ -277,10 +277,7 @@ async fn handler_times(
         async move {
             match ingest::ingest_frame(state, &member.connection_id, body.as_bytes()).await {
                 Outcome::Accepted => Ok(()),
-                Outcome::Refused(r) => anyhow::bail!("calibration frame refused: {r}"),
-                Outcome::Failed(e) => {
-                    Err(anyhow::Error::new(e).context("calibration frame failed"))
-                }
+                other => anyhow::bail!("calibration frame not accepted: {other:?}"),
             }
         }
     };

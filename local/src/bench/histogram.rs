@@ -135,25 +135,27 @@ pub fn svg(latencies: &Latencies, title: &str, subtitle: &str) -> anyhow::Result
 mod tests {
     use super::*;
 
+    fn recorded(ms: impl IntoIterator<Item = u64>) -> Latencies {
+        let mut l = Latencies::default();
+        ms.into_iter().for_each(|ms| l.record(ms));
+        l
+    }
+
     #[test]
     fn percentiles_are_nearest_rank_and_huge_values_are_capped() {
-        // GIVEN latencies 1..=100 ms, once each
-        let mut l = Latencies::default();
-        (1..=100).rev().for_each(|ms| l.record(ms));
-        // WHEN summarised THEN p50 is 50, p95 is 95, p99 is 99, p100 the max
-        let summary = l.summary();
-        assert_eq!(
-            summary,
-            serde_json::json!({"p50": 50, "p95": 95, "p99": 99, "max": 100, "mean": 50.5})
-        );
-        assert_eq!(l.percentile(100.0), Some(100));
+        // GIVEN latencies 1..=100 ms, once each WHEN summarised THEN p50 is 50, p95 is 95, p99
+        // is 99, p100 the max
+        let l = recorded((1..=100).rev());
+        let summary =
+            serde_json::json!({"p50": 50, "p95": 95, "p99": 99, "max": 100, "mean": 50.5});
+        assert_eq!((l.summary(), l.percentile(100.0)), (summary, Some(100)));
         // GIVEN 99 samples of 10 ms and one of 900 ms THEN p99 is still 10 ms and only p100 sees
         // the outlier
-        let mut l = Latencies::default();
-        (0..99).for_each(|_| l.record(10));
-        l.record(900);
-        assert_eq!(l.percentile(99.0), Some(10));
-        assert_eq!(l.percentile(100.0), Some(900));
+        let l = recorded(std::iter::repeat_n(10, 99).chain([900]));
+        assert_eq!(
+            (l.percentile(99.0), l.percentile(100.0)),
+            (Some(10), Some(900))
+        );
         // GIVEN no samples THEN no percentile
         let mut l = Latencies::default();
         assert_eq!(l.percentile(50.0), None);
@@ -173,30 +175,31 @@ mod tests {
 
     #[test]
     fn nice_steps_are_one_two_or_five_times_a_power_of_ten() {
-        assert_eq!(nice_step(0.3), 0.5);
-        assert_eq!(nice_step(1.0), 1.0);
-        assert_eq!(nice_step(3.0), 5.0);
-        assert_eq!(nice_step(17.0), 20.0);
-        assert_eq!(nice_step(0.0), 1.0);
+        let steps = [0.3, 1.0, 3.0, 17.0, 0.0].map(nice_step);
+        assert_eq!(steps, [0.5, 1.0, 5.0, 20.0, 1.0]);
     }
 
     #[test]
     fn the_svg_has_bars_axes_and_three_percentile_markers() {
-        // GIVEN latencies of 10–29 ms and one outlier at 500 ms
-        let mut l = Latencies::default();
-        (0..400).for_each(|i| l.record(10 + i % 20));
-        l.record(500);
-        // WHEN rendered
-        let svg = svg(&l, "e2e <20 players>", "10 Hz").unwrap();
+        // GIVEN latencies of 10–29 ms and one outlier at 500 ms WHEN rendered
+        let svg = svg(
+            &recorded((0..400).map(|i| 10 + i % 20).chain([500])),
+            "e2e <20 players>",
+            "10 Hz",
+        );
+        let svg = svg.unwrap();
         // THEN it is one SVG document with bars, escaped text, and p50/p95/p99 markers
-        assert!(svg.starts_with("<svg "), "{svg}");
-        assert!(svg.trim_end().ends_with("</svg>"));
+        assert!(
+            svg.starts_with("<svg ") && svg.trim_end().ends_with("</svg>"),
+            "{svg}"
+        );
         assert!(svg.contains("e2e &lt;20 players&gt;"));
-        for (label, colour) in [
+        let markers = [
             ("p50 20 ms", "#2A9D8F"),
             ("p95 29 ms", "#E08A00"),
             ("p99 29 ms", "#D62828"),
-        ] {
+        ];
+        for (label, colour) in markers {
             assert!(svg.contains(label), "{label} missing");
             // the marker line and its legend swatch
             assert_eq!(
@@ -209,7 +212,6 @@ mod tests {
         assert!(svg.contains("1 above"), "the outlier is noted, not drawn");
         // AND an empty histogram still renders
         let svg = super::svg(&Latencies::default(), "nothing", "").unwrap();
-        assert!(svg.contains("0 updates"));
-        assert!(svg.trim_end().ends_with("</svg>"));
+        assert!(svg.contains("0 updates") && svg.trim_end().ends_with("</svg>"));
     }
 }

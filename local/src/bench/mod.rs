@@ -251,24 +251,22 @@ mod tests {
         // GIVEN wall times with an outlier WHEN the median is taken THEN the outlier is ignored
         assert_eq!(median(&[0.9, 0.01, 0.02]), 0.02);
         assert_eq!(median(&[0.04, 0.01, 0.02, 0.03]), 0.025);
-        assert_eq!(median(&[]), 0.0);
-        assert_eq!(median(&[5.0, 1.0, 3.0]), 3.0);
-        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+        let medians = [&[][..], &[5.0, 1.0, 3.0], &[4.0, 1.0, 3.0, 2.0]].map(median);
+        assert_eq!(medians, [0.0, 3.0, 2.5]);
     }
 
     #[test]
     fn tables_align_and_numbers_get_separators() {
-        assert_eq!(thousands(0), "0");
-        assert_eq!(thousands(999), "999");
-        assert_eq!(thousands(1_234_567), "1,234,567");
-        // GIVEN two rows of different widths WHEN tabulated THEN every line has the same width
-        let t = table(
-            &["name", "n"],
-            vec![
-                vec!["a".into(), "1".into()],
-                vec!["longer".into(), "1,000".into()],
-            ],
+        assert_eq!(
+            [0, 999, 1_234_567].map(thousands),
+            ["0", "999", "1,234,567"]
         );
+        // GIVEN two rows of different widths WHEN tabulated THEN every line has the same width
+        let rows = vec![
+            vec!["a".into(), "1".into()],
+            vec!["longer".into(), "1,000".into()],
+        ];
+        let t = table(&["name", "n"], rows);
         let widths: Vec<usize> = t.lines().map(|l| l.chars().count()).collect();
         assert!(widths.iter().all(|w| *w == widths[0]), "{t}");
     }

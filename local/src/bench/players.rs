@@ -1,9 +1,7 @@
-//! Simulated players for `ripple bench e2e`: [`WsClient`]s spread over the channels, each sending
-//! positions at a fixed rate with a rising `seq` and timing every update it receives: receive time
-//! minus the `ts` Ripple stamped at ingest. [`session`] plays a whole run (connect, settle, warm-up,
-//! measured play, drain, close) with its progress bar on stderr, for `bench e2e` with or without
-//! `--url`, measuring what both report.
-//!
+//! Simulated players for `ripple bench e2e` (with or without `--url`): [`WsClient`]s spread over
+//! the channels, each sending positions at a fixed rate with a rising `seq` and timing every
+//! update it receives (receive time minus the `ts` Ripple stamped at ingest). [`session`] plays a
+//! whole run (connect, settle, warm-up, measured play, drain, close), its progress on stderr.
 //! Warm-up positions use `seq` 1, 2, …; measured ones start at [`MEASURE_SEQ_BASE`], so a
 //! receiver knows which updates to time without any coordination.
 
@@ -29,26 +27,25 @@ use crate::wsclient::{WsClient, WsSink};
 pub const MEASURE_SEQ_BASE: u64 = 1 << 32;
 /// Players connecting at once.
 const CONNECTS_IN_FLIGHT: usize = 8;
-/// The run ends when nothing new arrived for this long after the last send, or after
-/// `MAX_DRAIN` at the latest; the progress bar is updated every `PROGRESS_EVERY`.
+/// The run ends when nothing new arrived for `QUIET` after the last send, or `MAX_DRAIN` after
+/// it at the latest; the progress bar moves every `PROGRESS_EVERY`.
 const QUIET: Duration = Duration::from_millis(1500);
 const MAX_DRAIN: Duration = Duration::from_secs(15);
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
-/// What the players counted, shared by all of them. `[whole run, measured updates only]` pairs.
+/// What the players counted, shared by all: `[whole run, measured updates only]` pairs of
+/// positions sent, updates (positions and messages) delivered summed over receivers, and frames
+/// received (those carrying a measured update); billed 32 KB messages over every frame received,
+/// `error` frames (refused publishes), the measured latencies, and the highest measured `seq`
+/// each receiver (player index) got from each sender (user).
 #[derive(Debug, Clone, Default)]
 pub struct Counts {
     pub sent: [u64; 2],
-    /// Position and message events received, summed over receivers.
     pub delivered: [u64; 2],
-    /// Frames received (welcome, join, events, …), and those carrying a measured update.
     pub frames: [u64; 2],
-    /// Billed 32 KB messages over every frame received.
     pub messages_out: u64,
-    /// `error` frames received (refused publishes).
     pub refused: u64,
     pub latencies: Latencies,
-    /// Highest measured `seq` each receiver (player index) got from each sender (user).
     pub latest: HashMap<(usize, String), u64>,
 }
 
@@ -87,11 +84,8 @@ impl Counts {
 
     /// The progress line: the whole run's counts during the warm-up, then the measured ones.
     fn status(&self, phase: &str, measured: bool, of: &str) -> String {
-        let i = usize::from(measured);
-        let p50 = self
-            .latencies
-            .percentile(50.0)
-            .map_or("–".into(), |p| format!("{p} ms"));
+        let (i, p50) = (usize::from(measured), self.latencies.percentile(50.0));
+        let p50 = p50.map_or("–".into(), |p| format!("{p} ms"));
         let p50 = if measured {
             format!("  p50 {p50}")
         } else {
@@ -107,74 +101,66 @@ pub fn user_of(index: usize) -> String {
     format!("p{index:04}")
 }
 
-/// One connected player: the sending half of its [`WsClient`], a task reading the other.
-pub struct Player {
-    pub index: usize,
-    /// The user the stack named in `welcome` (`p{index}`, or a token's subject).
-    pub user: String,
-    pub channel: String,
-    pub connection_id: String,
+/// One connected player: the sending half of its [`WsClient`], a task counting what the other
+/// half receives, the user the stack named in `welcome` (`p{index}` or a token's subject), and
+/// the last measured `seq` it sent.
+struct Player {
+    index: usize,
+    user: String,
+    connection_id: String,
     writer: WsSink,
     reader: tokio::task::JoinHandle<()>,
-    /// The last measured `seq` this player sent.
     last_seq: Option<u64>,
 }
 
-impl Player {
-    /// Connects to `channel` as user `p{index}`, or with `token` (`?token=`) when the stack
-    /// requires one, and waits for `welcome`.
-    async fn connect(
-        url: &str,
-        index: usize,
-        channel: String,
-        token: Option<&String>,
-        tallies: Arc<Tallies>,
-    ) -> anyhow::Result<Self> {
-        let identity = token.map_or(format!("user={}", user_of(index)), |t| format!("token={t}"));
-        let with_query = crate::smoke::with_query(url, &format!("{identity}&channel={channel}"));
-        // The URL may carry a token: errors name the player, not the URL.
-        let client = WsClient::connect(&with_query).await.map_err(|e| {
-            anyhow::anyhow!("player {index}: connecting to {url}: {}", e.root_cause())
-        })?;
-        // The welcome: one billed message, no update.
-        let mut c = lock(&tallies);
-        (c.frames[0], c.messages_out) = (c.frames[0] + 1, c.messages_out + 1);
-        drop(c);
-        let (user, connection_id) = (client.user.clone(), client.id.clone());
-        let (writer, mut stream) = client.split();
-        let reader = tokio::spawn(async move {
-            while let Some(Ok(msg)) = stream.next().await {
-                match msg {
-                    Message::Text(t) => lock(&tallies).frame(index, &t, ripple_common::now_ms()),
-                    Message::Close(_) => break,
-                    _ => {}
-                }
+/// Connects player `index` to `channel` as user `p{index}`, or with `token` (`?token=`) when the
+/// stack requires one, and waits for `welcome`.
+async fn connect(
+    url: &str,
+    index: usize,
+    channel: String,
+    token: Option<&String>,
+    tallies: Arc<Tallies>,
+) -> anyhow::Result<Player> {
+    let identity = token.map_or(format!("user={}", user_of(index)), |t| format!("token={t}"));
+    let query = format!("{identity}&channel={channel}");
+    // The URL may carry a token: errors name the player, not the URL.
+    let client = WsClient::connect(&crate::smoke::with_query(url, &query))
+        .await
+        .map_err(|e| anyhow::anyhow!("player {index}: connecting to {url}: {}", e.root_cause()))?;
+    let (user, connection_id) = (client.user.clone(), client.id.clone());
+    let (writer, mut stream) = client.split();
+    let reader = tokio::spawn(async move {
+        while let Some(Ok(msg)) = stream.next().await {
+            match msg {
+                Message::Text(t) => lock(&tallies).frame(index, &t, ripple_common::now_ms()),
+                Message::Close(_) => break,
+                _ => {}
             }
-        });
-        Ok(Self {
-            index,
-            user,
-            channel,
-            connection_id,
-            writer,
-            reader,
-            last_seq: None,
-        })
-    }
+        }
+    });
+    Ok(Player {
+        index,
+        user,
+        connection_id,
+        writer,
+        reader,
+        last_seq: None,
+    })
+}
 
-    /// Sends positions every `period` from `first` until `end`, measured from `measure_from`;
+impl Player {
+    /// Sends positions in `channel` on `ticks` until `end`, measured from `measure_from`;
     /// returns how many measured positions were sent.
     async fn play(
         &mut self,
-        first: Instant,
-        period: Duration,
-        measure_from: Instant,
-        end: Instant,
+        channel: &str,
+        mut ticks: tokio::time::Interval,
+        [measure_from, end]: [Instant; 2],
         tallies: &Tallies,
     ) -> u64 {
-        let mut ticks = tokio::time::interval_at(first, period);
         ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let (mut seqs, mut measured_sent) = ([0u64, MEASURE_SEQ_BASE], 0);
+        let mut seqs = [0u64, MEASURE_SEQ_BASE];
         loop {
             let now = ticks.tick().await;
             if now >= end {
@@ -182,35 +168,30 @@ impl Player {
             }
             let measured = usize::from(now >= measure_from);
             seqs[measured] += 1;
-            let (seq, angle) = (
-                seqs[measured],
-                seqs[measured] as f64 * 0.05 + self.index as f64,
-            );
-            let (x, y, channel) = (angle.cos() * 50.0, angle.sin() * 50.0, &self.channel);
+            let seq = seqs[measured];
+            let angle = seq as f64 * 0.05 + self.index as f64;
+            let (x, y) = (angle.cos() * 50.0, angle.sin() * 50.0);
             let frame = format!(
                 r#"{{"action":"position","channel":"{channel}","x":{x:.2},"y":{y:.2},"seq":{seq}}}"#
             );
             if self.writer.send(Message::text(frame)).await.is_err() {
                 tracing::warn!(player = self.index, "send failed; this player stops");
+                seqs[measured] -= 1;
                 break;
             }
-            measured_sent += measured as u64;
             let mut c = lock(tallies);
             (c.sent[0], c.sent[1]) = (c.sent[0] + 1, c.sent[1] + measured as u64);
         }
-        self.last_seq = (measured_sent > 0).then_some(seqs[1]);
-        measured_sent
+        self.last_seq = (seqs[1] > MEASURE_SEQ_BASE).then_some(seqs[1]);
+        seqs[1] - MEASURE_SEQ_BASE
     }
 
     /// Closes the socket and stops reading.
     async fn close(mut self) {
         let _ = self.writer.send(Message::Close(None)).await;
-        if tokio::time::timeout(Duration::from_secs(2), &mut self.reader)
-            .await
-            .is_err()
-        {
-            self.reader.abort();
-        }
+        let reader = self.reader.abort_handle();
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.reader).await;
+        reader.abort();
     }
 }
 
@@ -233,8 +214,13 @@ pub async fn session(args: &E2eArgs, ws_url: &str, tokens: &[String]) -> anyhow:
     ));
     let (tallies, connected_at) = (Arc::new(Tallies::default()), Instant::now());
     let connects = (0..players).map(|i| {
-        let (channel, tallies) = (args.channel_of(i), Arc::clone(&tallies));
-        Player::connect(ws_url, i, channel, tokens.get(i), tallies)
+        connect(
+            ws_url,
+            i,
+            args.channel_of(i),
+            tokens.get(i),
+            Arc::clone(&tallies),
+        )
     });
     let results = futures::stream::iter(connects).buffer_unordered(CONNECTS_IN_FLIGHT);
     let (mut played, mut failed) = (Vec::new(), None);
@@ -245,6 +231,9 @@ pub async fn session(args: &E2eArgs, ws_url: &str, tokens: &[String]) -> anyhow:
         close_all(played).await;
         return Err(err.context("connecting the players"));
     }
+    // Each welcome: one billed frame, no update.
+    lock(&tallies).frames[0] += players as u64;
+    lock(&tallies).messages_out += players as u64;
     played.sort_by_key(|p| p.index);
     // Let the join announcements settle before anyone moves.
     sleep(Duration::from_millis(500)).await;
@@ -253,16 +242,16 @@ pub async fn session(args: &E2eArgs, ws_url: &str, tokens: &[String]) -> anyhow:
     let start = Instant::now() + Duration::from_millis(100);
     let measure_from = start + Duration::from_secs_f64(args.warmup);
     let end = measure_from + Duration::from_secs_f64(args.seconds);
-    let (n, mut sizes) = (played.len().max(1) as u32, vec![0u64; channels]);
-    played.iter().for_each(|p| sizes[p.index % channels] += 1);
     let tasks: Vec<_> = played
         .into_iter()
         .enumerate()
         .map(|(i, mut player)| {
-            let (tallies, first) = (Arc::clone(&tallies), start + period * (i as u32 % n) / n);
+            let first = start + period * i as u32 / players as u32;
+            let (tallies, channel) = (Arc::clone(&tallies), args.channel_of(i));
+            let ticks = tokio::time::interval_at(first, period);
             tokio::spawn(async move {
                 let sent = player
-                    .play(first, period, measure_from, end, &tallies)
+                    .play(&channel, ticks, [measure_from, end], &tallies)
                     .await;
                 (player, sent)
             })
@@ -282,13 +271,15 @@ pub async fn session(args: &E2eArgs, ws_url: &str, tokens: &[String]) -> anyhow:
     let (mut played, mut expected) = (Vec::new(), 0);
     for task in tasks {
         let (player, sent) = task.await.context("a player task failed")?;
-        expected += sent * sizes[player.index % channels].saturating_sub(1);
+        // Player i joins channel i mod M.
+        let size = players / channels + usize::from(player.index % channels < players % channels);
+        expected += sent * (size as u64).saturating_sub(1);
         played.push(player);
     }
     // Drain: until nothing new arrives for QUIET, everything expected has, or MAX_DRAIN.
-    let (drain_started, mut last, mut quiet_since) =
-        (Instant::now(), lock(&tallies).delivered[1], Instant::now());
-    while drain_started.elapsed() < MAX_DRAIN {
+    let (drained, mut last) = (Instant::now(), lock(&tallies).delivered[1]);
+    let mut quiet_since = drained;
+    while drained.elapsed() < MAX_DRAIN {
         sleep(PROGRESS_EVERY).await;
         let c = lock(&tallies);
         if last != c.delivered[1] {
@@ -296,7 +287,7 @@ pub async fn session(args: &E2eArgs, ws_url: &str, tokens: &[String]) -> anyhow:
         } else if quiet_since.elapsed() >= QUIET || last >= expected {
             break;
         }
-        let phase = format!("draining {:4.1} s", drain_started.elapsed().as_secs_f64());
+        let phase = format!("draining {:4.1} s", drained.elapsed().as_secs_f64());
         bar.set_message(c.status(&phase, true, &format!("/{}", thousands(expected))));
     }
     bar.finish_and_clear();
@@ -314,7 +305,7 @@ pub async fn session(args: &E2eArgs, ws_url: &str, tokens: &[String]) -> anyhow:
     let final_positions_missed = missed.count() as u64;
     let sample = played
         .first()
-        .map(|p| (p.channel.clone(), p.connection_id.clone()));
+        .map(|p| (args.channel_of(p.index), p.connection_id.clone()));
     let connections = played.len() as f64;
     close_all(played).await;
     let seconds = connected_at.elapsed().as_secs_f64();
@@ -364,15 +355,15 @@ mod tests {
     fn only_measured_positions_are_timed_and_frames_are_billed_by_size() {
         // GIVEN an events frame with a warm-up position, a measured one and a join
         let mut c = Counts::default();
-        let frame = format!(
-            r#"{{"type":"events","events":[
-                {{"type":"position","channel":"c","user":"a","x":0,"y":0,"z":0,"seq":3,"ts":1000}},
-                {{"type":"position","channel":"c","user":"b","x":0,"y":0,"z":0,"seq":{},"ts":1000}},
-                {{"type":"join","channel":"c","user":"d"}}]}}"#,
-            MEASURE_SEQ_BASE + 1
-        );
+        let position = |user, seq| json!({"type": "position", "channel": "c", "user": user, "x": 0, "y": 0, "z": 0, "seq": seq, "ts": 1000});
+        let join = json!({"type": "join", "channel": "c", "user": "d"});
+        let events = [position("a", 3), position("b", MEASURE_SEQ_BASE + 1), join];
         // WHEN received 25 ms after the write
-        c.frame(7, &frame, 1025);
+        c.frame(
+            7,
+            &json!({"type": "events", "events": events}).to_string(),
+            1025,
+        );
         // THEN two updates were delivered, one measured at 25 ms, in one billed message
         assert_eq!((c.delivered, c.frames[1], c.messages_out), ([2, 1], 1, 1));
         assert_eq!(c.latencies.percentile(50.0), Some(25));
