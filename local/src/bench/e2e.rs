@@ -188,20 +188,12 @@ async fn drive(args: &E2eArgs, server: &DevServer) -> anyhow::Result<Value> {
     }
     let counts = server_counts(server);
     if let Some(path) = &args.histogram {
-        let (p, c, hz, s, w) = (
-            args.players,
-            args.channels,
-            args.hz,
-            args.seconds,
-            args.warmup,
+        let (title, a) = ("Ripple end to end: write → receive latency", args);
+        let subtitle = format!(
+            "ripple bench e2e: {} players in {} channels at {} Hz for {} s (after {} s warm-up), ripple dev on loopback with DynamoDB Local",
+            a.players, a.channels, a.hz, a.seconds, a.warmup
         );
-        let svg = super::histogram::svg(
-            &run.latencies,
-            "Ripple end to end: write → receive latency",
-            &format!(
-                "ripple bench e2e: {p} players in {c} channels at {hz} Hz for {s} s (after {w} s warm-up), ripple dev on loopback with DynamoDB Local"
-            ),
-        )?;
+        let svg = super::histogram::svg(&run.latencies, title, &subtitle)?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }

@@ -58,10 +58,7 @@ pub async fn measure(
     is_tty: bool,
     answer: impl FnOnce() -> std::io::Result<String>,
 ) -> anyhow::Result<Value> {
-    let url = args
-        .url
-        .as_deref()
-        .context("bench e2e: --url is required for a remote run")?;
+    let url = args.url.as_deref().unwrap_or_default();
     let url = url.trim_end_matches('/').to_owned();
     ensure!(
         url.starts_with("ws://") || url.starts_with("wss://"),
@@ -69,16 +66,10 @@ pub async fn measure(
     );
     let tokens = tokens(args)?;
     let plan = plan(args, &url)?;
-    let (p, c, hz, s, w) = (
-        args.players,
-        args.channels,
-        args.hz,
-        args.seconds,
-        args.warmup,
-    );
-    let (ingest_ms, fanout_ms) = ASSUMED_TIMES;
+    let ((ingest_ms, fanout_ms), a) = (ASSUMED_TIMES, args);
     let title = format!(
-        "bench e2e: {p} players in {c} channel(s) at {hz} Hz for {s} s (+{w} s warm-up) against {url}\nat most, with the estimated bill at worst (no coalescing, one record per fanout batch, {ingest_ms} ms ingest / {fanout_ms} ms fanout assumed):"
+        "bench e2e: {} players in {} channel(s) at {} Hz for {} s (+{} s warm-up) against {url}\nat most, with the estimated bill at worst (no coalescing, one record per fanout batch, {ingest_ms} ms ingest / {fanout_ms} ms fanout assumed):",
+        a.players, a.channels, a.hz, a.seconds, a.warmup
     );
     note(&super::report(&title, &plan));
     confirm(args.yes, is_tty, answer)?;
@@ -187,14 +178,7 @@ pub fn plan(args: &E2eArgs, url: &str) -> anyhow::Result<Value> {
     let endpoint = endpoint_of(url);
     let sizes = ItemSizes::sample(&args.channel_of(0), &user_of(0), "AbCdEfGhIjK=", &endpoint);
     let members = args.players as f64 / channels as f64;
-    let e = cost::estimate(
-        &server,
-        &client,
-        args.channels,
-        members,
-        sizes,
-        ASSUMED_TIMES,
-    );
+    let e = cost::estimate(&server, &client, channels, members, sizes, ASSUMED_TIMES);
     let (usage, lines, total_usd) = (&e["usage"], &e["lines"], &e["total_usd"]);
     // positions the players send (warm-up included), updates delivered without coalescing
     Ok(json!({
