@@ -439,10 +439,8 @@ mod tests {
         assert_eq!(db["write_units"], 1_000.0 + 20.0 * 9.0 + 10.0 * 3.0);
         // AND reads: one membership GetItem per player (83 frames/s × 2.5 ms: one instance), ~2
         // strongly consistent roster Queries per batch at 1 RRU, 1 per disconnect
-        assert_eq!(
-            (&db["member_reads"], &db["fanout_queries"]),
-            (&json!(10), &json!(200))
-        );
+        assert_eq!(db["member_reads"], 10);
+        assert_eq!(db["fanout_queries"], 200);
         assert_eq!(db["read_units"], 10.0 + 200.0 * 1.0 + 10.0);
         // AND Lambda: 1,000 ingest + 20 connect invocations at 3 ms, 100 fanout at 8 ms
         assert_eq!(e["lambda"]["billed_ms"], 1_020.0 * 3.0 + 100.0 * 8.0);
@@ -471,21 +469,10 @@ mod tests {
         // WHEN billed THEN every line matches the price list, 1,000 s at 128 MB is 125 GB-s, and
         // 2 GB of logs cost $1
         let lines = bill(&usage);
-        let expected = [
-            1.00,
-            2.00,
-            0.25,
-            0.625,
-            0.125,
-            0.20,
-            125.0 * 0.000_013_333_4,
-            1.00,
-        ];
-        for (got, want) in lines
-            .iter()
-            .map(|l| l["usd"].as_f64().unwrap())
-            .zip(expected)
-        {
+        let compute = 125.0 * 0.000_013_333_4;
+        let expected = [1.00, 2.00, 0.25, 0.625, 0.125, 0.20, compute, 1.00];
+        for (line, want) in lines.iter().zip(expected) {
+            let got = line["usd"].as_f64().unwrap();
             assert!(close(got, want), "{got} != {want}");
         }
         assert!(close(total(&lines), expected.iter().sum()));
@@ -498,11 +485,8 @@ mod tests {
     #[test]
     fn units_sizes_and_channels_touched() {
         // GIVEN items around the unit boundaries WHEN costed THEN units round up, never to zero
-        assert_eq!((write_units(200), write_units(1025)), (1.0, 2.0));
-        assert_eq!(
-            (strong_read_units(4096), strong_read_units(4097)),
-            (1.0, 2.0)
-        );
+        assert_eq!([200, 1025].map(write_units), [1.0, 2.0]);
+        assert_eq!([4096, 4097].map(strong_read_units), [1.0, 2.0]);
         assert_eq!(strong_read_units(300) / 2.0, 0.5);
         assert_eq!(strong_read_units(30 * 1024) / 2.0, 4.0);
         // GIVEN an item with a string and a number WHEN sized THEN 2 + 8 for the string, 3 +
@@ -514,8 +498,9 @@ mod tests {
         ]));
         assert_eq!(item_bytes(&item), 10 + 6);
         // GIVEN items shaped like a run's WHEN sized THEN each is well under 1 KB and not empty
+        let domain = "127.0.0.1:40000".into();
         let endpoint = Endpoint {
-            domain: "127.0.0.1:40000".into(),
+            domain,
             stage: "local".into(),
         };
         let s = ItemSizes::sample("bench-0", "p0001", "AbCdEfGhIjK=", &endpoint);
@@ -534,14 +519,14 @@ mod tests {
         let logs = |frames: u64, platform| {
             let calls = [(frames, 3.0), (100, 3.0), (frames / 10, 8.0)];
             let l = log_bytes(20.0, calls, 0, platform, 10.0, 49.0);
-            let n = |k: &str| l[k].as_u64().unwrap();
-            [
-                n("platform"),
-                n("metrics"),
-                n("metrics_lines"),
-                n("application"),
-                n("total"),
-            ]
+            let keys = [
+                "platform",
+                "metrics",
+                "metrics_lines",
+                "application",
+                "total",
+            ];
+            keys.map(|k| l[k].as_u64().unwrap())
         };
         // GIVEN 20 s of 500 frames/s (10,000 ingest invocations on 2 instances), 1,000 fanout
         // batches (1 instance) and 100 connects
