@@ -3,23 +3,37 @@
 //! H Hz for T seconds after a short warm-up. Reports sent and delivered updates, write→receive
 //! latency percentiles, messages per update, DynamoDB usage and the cost per million delivered
 //! updates (one JSON line, or the readable report); can draw the latency histogram as SVG.
+//!
+//! The Lambda part of the cost needs the handlers' time per invocation: after the run, the real
+//! `ingest` and `fanout` handlers are timed on a side table in the same DynamoDB (seeded like the
+//! run: same channels, same members per channel), fanout posting to a loopback `@connections`
+//! server. Nothing there touches the run's table or players.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
+use fanout::FanoutState;
+use ingest::{IngestState, Outcome};
+use ripple_common::config::{Settings, local_sdk_config};
+use ripple_common::connections::Connections;
 use ripple_common::items::Endpoint;
-use serde::Serialize;
+use ripple_common::store::Store;
+use serde_json::{Value, json};
 
-use super::calibrate::handler_times;
-use super::cost::PRICES;
-use super::estimate::{
-    ClientCounts, Estimate, ItemSizes, ServerCounts, estimate, floor_per_million_delivered,
-};
-use super::players::{Measured, Shape, session, user_of};
+use super::cost::{self, ItemSizes, ServerCounts};
+use super::layout::{self, Layout};
+use super::players::{session, user_of};
 use super::{note, round, unique_table_name};
+use crate::connections_server::LoopbackConnections;
 use crate::dev::{DevOptions, DevServer};
+
+/// Position frames timed through `ingest` (at most 10 per sender, under the publish burst), and
+/// batches timed through `fanout`.
+const INGEST_SAMPLES: usize = 100;
+const INGEST_SAMPLES_PER_SENDER: usize = 10;
+const FANOUT_SAMPLES: usize = 10;
 
 /// `ripple bench e2e`.
 #[derive(Debug, Clone, Args)]
@@ -113,30 +127,6 @@ impl E2eArgs {
     }
 }
 
-/// Everything `ripple bench e2e --json` prints, on one line.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct E2eResults {
-    #[serde(flatten)]
-    pub shape: Shape,
-    /// The emulated stream: shards, concurrent batches per shard, poll interval.
-    pub shards: usize,
-    pub parallelization_factor: usize,
-    pub poll_interval_ms: u64,
-    #[serde(flatten)]
-    pub measured: Measured,
-    /// Billed API Gateway messages, in and out, per delivered update over the whole run.
-    pub billed_messages_per_update: f64,
-    /// What this load would cost at this architecture's floor (perfect 100 ms batching, no reads,
-    /// no logs), per million delivered updates, and this run's cost over it.
-    pub floor_per_million_delivered_usd: Option<f64>,
-    pub vs_floor: Option<f64>,
-    pub server: ServerCounts,
-    pub client: ClientCounts,
-    pub item_bytes: ItemSizes,
-    pub estimate: Estimate,
-    pub histogram: Option<String>,
-}
-
 /// Runs the bench and prints the results.
 pub async fn run(args: E2eArgs) -> anyhow::Result<()> {
     args.validate()?;
@@ -144,20 +134,18 @@ pub async fn run(args: E2eArgs) -> anyhow::Result<()> {
         return super::remote::run(args).await;
     }
     let dynamodb = args.dynamodb_endpoint.as_deref();
-    note(&format!(
-        "bench e2e: starting ripple dev ({})",
-        dynamodb.map_or("with its own DynamoDB Local".to_owned(), |e| format!(
-            "DynamoDB at {e}"
-        ))
-    ));
+    let db = dynamodb.map_or("with its own DynamoDB Local".into(), |e| {
+        format!("DynamoDB at {e}")
+    });
+    note(&format!("bench e2e: starting ripple dev ({db})"));
+    let settings = Settings::for_table(unique_table_name("ripple-bench-e2e"));
     let server = DevServer::start(DevOptions {
         port: 0,
         dynamodb_endpoint: args.dynamodb_endpoint.clone(),
-        settings: ripple_common::config::Settings {
+        settings: Settings {
             // The bench measures the pipeline, not the per-connection publish limit.
-            position_rate: ripple_common::config::DEFAULT_POSITION_RATE
-                .max((args.hz * 2.0).ceil() as u32),
-            ..ripple_common::config::Settings::for_table(unique_table_name("ripple-bench-e2e"))
+            position_rate: settings.position_rate.max((args.hz * 2.0).ceil() as u32),
+            ..settings
         },
         mapping: crate::dev::mapping::MappingConfig {
             shards: args.shards.max(1),
@@ -171,7 +159,12 @@ pub async fn run(args: E2eArgs) -> anyhow::Result<()> {
     .context("starting ripple dev")?;
     let results = drive(&args, &server).await;
     server.shutdown().await;
-    super::print(args.json, &results?, render);
+    super::print(args.json, &results?, |r| {
+        super::report(
+            "ripple bench e2e: players over WebSockets against ripple dev on loopback",
+            r,
+        )
+    });
     Ok(())
 }
 
@@ -183,10 +176,11 @@ fn server_counts(server: &DevServer) -> ServerCounts {
     serde_json::from_value(serde_json::Value::Object(fields.collect())).unwrap_or_default()
 }
 
-async fn drive(args: &E2eArgs, server: &DevServer) -> anyhow::Result<E2eResults> {
+/// Plays the run, then times the handlers and estimates the cost: everything `--json` prints.
+async fn drive(args: &E2eArgs, server: &DevServer) -> anyhow::Result<Value> {
     let run = session(args, &server.ws_url(), &[]).await?;
     // Wait for ripple dev to run every $disconnect.
-    let closing = tokio::time::Instant::now();
+    let closing = Instant::now();
     while server_counts(server).disconnects < args.players as u64
         && closing.elapsed() < Duration::from_secs(5)
     {
@@ -194,14 +188,12 @@ async fn drive(args: &E2eArgs, server: &DevServer) -> anyhow::Result<E2eResults>
     }
     let counts = server_counts(server);
     if let Some(path) = &args.histogram {
-        let svg = super::histogram::svg(
-            &run.latencies,
-            "Ripple end to end: write → receive latency",
-            &format!(
-                "ripple bench e2e: {} players in {} channels at {} Hz for {} s (after {} s warm-up), ripple dev on loopback with DynamoDB Local",
-                args.players, args.channels, args.hz, args.seconds, args.warmup
-            ),
-        )?;
+        let (title, a) = ("Ripple end to end: write → receive latency", args);
+        let subtitle = format!(
+            "ripple bench e2e: {} players in {} channels at {} Hz for {} s (after {} s warm-up), ripple dev on loopback with DynamoDB Local",
+            a.players, a.channels, a.hz, a.seconds, a.warmup
+        );
+        let svg = super::histogram::svg(&run.latencies, title, &subtitle)?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
@@ -212,18 +204,17 @@ async fn drive(args: &E2eArgs, server: &DevServer) -> anyhow::Result<E2eResults>
         ));
     }
 
-    let members_per_channel = args.players as f64 / args.channels as f64;
+    let members = args.players as f64 / args.channels as f64;
     let avg_records = super::ratio(counts.fanout_records as f64, counts.fanout_batches as f64);
     note("bench e2e: timing the ingest and fanout handlers on a side table (for the Lambda cost)");
-    let times = handler_times(
-        &server.dynamodb_endpoint,
-        &server.table,
-        args.channels,
-        members_per_channel.round() as usize,
-        avg_records.round().max(1.0) as usize,
-    )
-    .await
-    .context("timing the handlers")?;
+    let calibration = format!("{}-calibration", server.table);
+    let store = super::new_table(&server.dynamodb_endpoint, &calibration).await;
+    let store = store.context("timing the handlers")?;
+    let layout = Layout::synthetic(args.channels.max(1), (members.round() as usize).max(2));
+    let records = avg_records.round().max(1.0) as usize;
+    let times = handler_times(&store, &layout, records).await;
+    super::drop_table(&store).await;
+    let times = times.context("timing the handlers")?;
     let (channel, connection_id) = run
         .sample
         .unwrap_or_else(|| (args.channel_of(0), "AbCdEfGhIjK=".to_owned()));
@@ -232,46 +223,82 @@ async fn drive(args: &E2eArgs, server: &DevServer) -> anyhow::Result<E2eResults>
         stage: "local".into(),
     };
     let item_bytes = ItemSizes::sample(&channel, &user_of(0), &connection_id, &endpoint);
-    let prices = PRICES;
     let client = run.client;
-    let estimate = estimate(
-        &counts,
-        &client,
-        args.channels,
-        members_per_channel,
-        item_bytes,
-        &times,
-        &prices,
-    );
-    let floor =
-        floor_per_million_delivered(members_per_channel, args.hz, item_bytes, &times, &prices);
-    let whole_run_delivered = client.delivered.max(1) as f64;
-    Ok(E2eResults {
-        shape: Shape::from(args),
-        shards: args.shards.max(1),
-        parallelization_factor: args.parallelization_factor.clamp(1, 10),
-        poll_interval_ms: args.poll_interval.max(1),
-        measured: run.measured,
-        billed_messages_per_update: round(
-            (client.sent + client.messages_out) as f64 / whole_run_delivered,
-            4,
-        ),
-        floor_per_million_delivered_usd: floor.map(|f| round(f, 4)),
-        vs_floor: floor
-            .zip(estimate.per_million_delivered_usd)
-            .map(|(f, c)| round(c / f, 2)),
-        server: counts,
-        client,
-        item_bytes,
-        estimate,
-        histogram: args.histogram.as_ref().map(|p| p.display().to_string()),
-    })
+    let estimate = cost::estimate(&counts, &client, args.channels, members, item_bytes, times);
+    let floor = cost::floor_per_million_delivered(members, args.hz, item_bytes, times.0);
+    let billed = (client.sent + client.messages_out) as f64 / client.delivered.max(1) as f64;
+    let per_million = estimate["per_million_delivered_usd"].as_f64();
+    let histogram = args.histogram.as_ref().map(|p| p.display().to_string());
+    let results = json!({
+        // the emulated stream: shards, concurrent batches per shard, poll interval
+        "shards": args.shards.max(1),
+        "parallelization_factor": args.parallelization_factor.clamp(1, 10),
+        "poll_interval_ms": args.poll_interval.max(1),
+        // billed API Gateway messages, in and out, per delivered update over the whole run
+        "billed_messages_per_update": round(billed, 4),
+        // this load at this architecture's floor (perfect 100 ms batching, no reads, no logs),
+        // per million delivered updates, and this run's cost over it
+        "floor_per_million_delivered_usd": floor.map(|f| round(f, 4)),
+        "vs_floor": floor.zip(per_million).map(|(f, c)| round(c / f, 2)),
+        "server": counts, "client": client, "item_bytes": item_bytes, "estimate": estimate,
+        "histogram": histogram,
+    });
+    Ok(super::merged(run.measured, results))
 }
 
-/// The readable report.
-pub fn render(r: &E2eResults) -> String {
-    super::report(
-        "ripple bench e2e: players over WebSockets against ripple dev on loopback",
-        r,
-    )
+/// The mean time per invocation of the `ingest` and `fanout` handlers, in ms, on `store` seeded
+/// with `layout`, fanout given batches of `records` positions.
+async fn handler_times(
+    store: &Store,
+    layout: &Layout,
+    records: usize,
+) -> anyhow::Result<(f64, f64)> {
+    layout::seed(store, layout).await?;
+    let mut settings = Settings::for_table(store.table());
+    // Calibration times the handler, not the per-connection publish limit.
+    (settings.position_rate, settings.message_rate) = (u32::MAX, u32::MAX);
+    let state = IngestState::new(store.clone(), settings);
+    let senders: Vec<_> = layout.members().collect();
+    anyhow::ensure!(!senders.is_empty(), "no members to publish from");
+    let samples = INGEST_SAMPLES.min(senders.len() * INGEST_SAMPLES_PER_SENDER);
+    let send = |k: usize, seq: usize| {
+        let (channel, member) = senders[k % senders.len()];
+        let body =
+            format!(r#"{{"action":"position","channel":"{channel}","x":{k},"y":1.5,"seq":{seq}}}"#);
+        let state = &state;
+        async move {
+            match ingest::ingest_frame(state, &member.connection_id, body.as_bytes()).await {
+                Outcome::Accepted => Ok(()),
+                other => anyhow::bail!("calibration frame not accepted: {other:?}"),
+            }
+        }
+    };
+    // Each sender's first position proves its membership (a read and a transaction, once per
+    // connection per instance: the estimate counts those apart); the run's steady state is timed.
+    for k in 0..samples.min(senders.len()) {
+        send(k, 1).await?;
+    }
+    let started = Instant::now();
+    for k in 0..samples {
+        send(k, k + 2).await?;
+    }
+    let ingest_ms = started.elapsed().as_secs_f64() * 1000.0 / samples.max(1) as f64;
+
+    let sink = LoopbackConnections::counting().await?;
+    let connections = Connections::new(local_sdk_config(), Some(sink.url_for("calibration")));
+    let state = FanoutState::new(
+        store.clone(),
+        connections,
+        &Settings::for_table(store.table()),
+    );
+    let members = layout.channels.first().map_or(1, |c| c.members.len());
+    let now = ripple_common::now_ms();
+    let event = super::batch::build(layout, records, 0.0, members, now, store.table())?;
+    let started = Instant::now();
+    for _ in 0..FANOUT_SAMPLES {
+        let _ = fanout::process(&state, event.clone()).await;
+    }
+    let fanout_ms = started.elapsed().as_secs_f64() * 1000.0 / FANOUT_SAMPLES as f64;
+    sink.stop().await;
+    Ok((ingest_ms, fanout_ms))
 }

@@ -4,7 +4,6 @@
 
 use hdrhistogram::Histogram;
 use plotters::prelude::*;
-use serde::Serialize;
 
 /// Latencies above this are counted here (10 minutes).
 pub const MAX_MS: u64 = 600_000;
@@ -13,7 +12,7 @@ const MAX_BARS: u64 = 60;
 
 /// A latency histogram.
 #[derive(Debug, Clone)]
-pub struct Latencies(Histogram<u64>);
+pub struct Latencies(pub Histogram<u64>);
 
 impl Default for Latencies {
     fn default() -> Self {
@@ -29,45 +28,18 @@ impl Latencies {
         self.0.saturating_record(ms.min(MAX_MS));
     }
 
-    pub fn count(&self) -> u64 {
-        self.0.len()
-    }
-
     /// The nearest-rank `p`-th percentile (0 < p ≤ 100).
     pub fn percentile(&self, p: f64) -> Option<u64> {
         (!self.0.is_empty()).then(|| self.0.value_at_quantile(p / 100.0))
     }
 
-    pub fn max(&self) -> Option<u64> {
-        (!self.0.is_empty()).then(|| self.0.max())
-    }
-
-    pub fn mean(&self) -> Option<f64> {
-        (!self.0.is_empty()).then(|| self.0.mean())
-    }
-}
-
-/// Latency percentiles of the measured updates, in ms.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct LatencySummary {
-    pub p50: Option<u64>,
-    pub p95: Option<u64>,
-    pub p99: Option<u64>,
-    pub max: Option<u64>,
-    pub mean: Option<f64>,
-}
-
-impl From<&Latencies> for LatencySummary {
-    fn from(l: &Latencies) -> Self {
-        let (p50, p95, p99) = (l.percentile(50.0), l.percentile(95.0), l.percentile(99.0));
-        let mean = l.mean().map(|m| super::round(m, 2));
-        Self {
-            p50,
-            p95,
-            p99,
-            max: l.max(),
-            mean,
-        }
+    /// `p50`, `p95`, `p99`, `max` and `mean` in ms (null when nothing was recorded).
+    pub fn summary(&self) -> serde_json::Value {
+        let [p50, p95, p99] = [50.0, 95.0, 99.0].map(|p| self.percentile(p));
+        let recorded = !self.0.is_empty();
+        let max = recorded.then_some(self.0.max());
+        let mean = recorded.then_some(super::round(self.0.mean(), 2));
+        serde_json::json!({"p50": p50, "p95": p95, "p99": p99, "max": max, "mean": mean})
     }
 }
 
@@ -96,7 +68,7 @@ pub fn svg(latencies: &Latencies, title: &str, subtitle: &str) -> anyhow::Result
     let bars: Vec<(u64, u64)> = (0..span / width)
         .map(|i| (i * width, h.count_between(i * width, (i + 1) * width - 1)))
         .collect();
-    let beyond = latencies.count() - bars.iter().map(|b| b.1).sum::<u64>();
+    let beyond = latencies.0.len() - bars.iter().map(|b| b.1).sum::<u64>();
     let tallest = bars.iter().map(|b| b.1).max().unwrap_or(0).max(1) as f64;
     let y_max = ((tallest / nice_step(tallest / 5.0)).ceil() * nice_step(tallest / 5.0)) as u64;
     let mut out = String::new();
@@ -147,7 +119,7 @@ pub fn svg(latencies: &Latencies, title: &str, subtitle: &str) -> anyhow::Result
             .background_style(WHITE)
             .border_style(BLACK)
             .draw()?;
-        let mut note = format!("{} updates", latencies.count());
+        let mut note = format!("{} updates", latencies.0.len());
         if beyond > 0 {
             note.push_str(&format!(
                 "; {beyond} above {span} ms not drawn (max {max} ms)"
@@ -163,79 +135,71 @@ pub fn svg(latencies: &Latencies, title: &str, subtitle: &str) -> anyhow::Result
 mod tests {
     use super::*;
 
-    #[test]
-    fn percentiles_are_nearest_rank() {
-        // GIVEN latencies 1..=100 ms, once each
+    fn recorded(ms: impl IntoIterator<Item = u64>) -> Latencies {
         let mut l = Latencies::default();
-        for ms in (1..=100).rev() {
-            l.record(ms);
-        }
-        // WHEN asked for percentiles THEN p50 is 50, p95 is 95, p99 is 99, p100 the max
-        assert_eq!(l.percentile(50.0), Some(50));
-        assert_eq!(l.percentile(95.0), Some(95));
-        assert_eq!(l.percentile(99.0), Some(99));
-        assert_eq!(l.percentile(100.0), Some(100));
-        assert_eq!(l.max(), Some(100));
-        assert_eq!(l.mean(), Some(50.5));
+        ms.into_iter().for_each(|ms| l.record(ms));
+        l
     }
 
     #[test]
-    fn a_single_slow_sample_shows_only_in_the_tail() {
-        // GIVEN 99 samples of 10 ms and one of 900 ms
-        let mut l = Latencies::default();
-        for _ in 0..99 {
-            l.record(10);
-        }
-        l.record(900);
-        // WHEN asked THEN p99 is still 10 ms and only p100 sees the outlier
-        assert_eq!(l.percentile(99.0), Some(10));
-        assert_eq!(l.percentile(100.0), Some(900));
-    }
-
-    #[test]
-    fn nothing_recorded_has_no_percentiles_and_huge_values_are_capped() {
+    fn percentiles_are_nearest_rank_and_huge_values_are_capped() {
+        // GIVEN latencies 1..=100 ms, once each WHEN summarised THEN p50 is 50, p95 is 95, p99
+        // is 99, p100 the max
+        let l = recorded((1..=100).rev());
+        let summary =
+            serde_json::json!({"p50": 50, "p95": 95, "p99": 99, "max": 100, "mean": 50.5});
+        assert_eq!((l.summary(), l.percentile(100.0)), (summary, Some(100)));
+        // GIVEN 99 samples of 10 ms and one of 900 ms THEN p99 is still 10 ms and only p100 sees
+        // the outlier
+        let l = recorded(std::iter::repeat_n(10, 99).chain([900]));
+        assert_eq!(
+            (l.percentile(99.0), l.percentile(100.0)),
+            (Some(10), Some(900))
+        );
         // GIVEN no samples THEN no percentile
         let mut l = Latencies::default();
         assert_eq!(l.percentile(50.0), None);
+        assert!(
+            l.summary()
+                .as_object()
+                .unwrap()
+                .values()
+                .all(|v| v.is_null())
+        );
         // WHEN a sample beyond the cap is recorded THEN it counts at the cap (to the histogram's
         // resolution there: 3 significant digits)
         l.record(u64::MAX);
-        assert!(
-            l.0.equivalent(l.max().unwrap_or(0), MAX_MS),
-            "{:?}",
-            l.max()
-        );
-        assert_eq!(l.count(), 1);
+        assert!(l.0.equivalent(l.0.max(), MAX_MS), "{:?}", l.0.max());
+        assert_eq!(l.0.len(), 1);
     }
 
     #[test]
     fn nice_steps_are_one_two_or_five_times_a_power_of_ten() {
-        assert_eq!(nice_step(0.3), 0.5);
-        assert_eq!(nice_step(1.0), 1.0);
-        assert_eq!(nice_step(3.0), 5.0);
-        assert_eq!(nice_step(17.0), 20.0);
-        assert_eq!(nice_step(0.0), 1.0);
+        let steps = [0.3, 1.0, 3.0, 17.0, 0.0].map(nice_step);
+        assert_eq!(steps, [0.5, 1.0, 5.0, 20.0, 1.0]);
     }
 
     #[test]
     fn the_svg_has_bars_axes_and_three_percentile_markers() {
-        // GIVEN latencies of 10–29 ms and one outlier at 500 ms
-        let mut l = Latencies::default();
-        for i in 0..400 {
-            l.record(10 + i % 20);
-        }
-        l.record(500);
-        // WHEN rendered
-        let svg = svg(&l, "e2e <20 players>", "10 Hz").unwrap();
+        // GIVEN latencies of 10–29 ms and one outlier at 500 ms WHEN rendered
+        let svg = svg(
+            &recorded((0..400).map(|i| 10 + i % 20).chain([500])),
+            "e2e <20 players>",
+            "10 Hz",
+        );
+        let svg = svg.unwrap();
         // THEN it is one SVG document with bars, escaped text, and p50/p95/p99 markers
-        assert!(svg.starts_with("<svg "), "{svg}");
-        assert!(svg.trim_end().ends_with("</svg>"));
+        assert!(
+            svg.starts_with("<svg ") && svg.trim_end().ends_with("</svg>"),
+            "{svg}"
+        );
         assert!(svg.contains("e2e &lt;20 players&gt;"));
-        for (label, colour) in [
+        let markers = [
             ("p50 20 ms", "#2A9D8F"),
             ("p95 29 ms", "#E08A00"),
             ("p99 29 ms", "#D62828"),
-        ] {
+        ];
+        for (label, colour) in markers {
             assert!(svg.contains(label), "{label} missing");
             // the marker line and its legend swatch
             assert_eq!(
@@ -246,12 +210,8 @@ mod tests {
         }
         assert!(svg.matches("<rect ").count() > 10);
         assert!(svg.contains("1 above"), "the outlier is noted, not drawn");
-    }
-
-    #[test]
-    fn an_empty_histogram_still_renders() {
-        let svg = svg(&Latencies::default(), "nothing", "").unwrap();
-        assert!(svg.contains("0 updates"));
-        assert!(svg.trim_end().ends_with("</svg>"));
+        // AND an empty histogram still renders
+        let svg = super::svg(&Latencies::default(), "nothing", "").unwrap();
+        assert!(svg.contains("0 updates") && svg.trim_end().ends_with("</svg>"));
     }
 }

@@ -13,29 +13,23 @@
 //! | [`fanout`] | `bench fanout`: the three strategies, each in a child process, and their results |
 //! | [`batch`] | the synthetic stream batch, in Lambda's exact JSON shape |
 //! | [`layout`] | channels and member connections, seeded as `connect` writes them |
-//! | [`e2e`] | `bench e2e`: `ripple dev` in-process, its results and report |
+//! | [`e2e`] | `bench e2e`: `ripple dev` in-process, its results, the handlers' timing for the Lambda cost |
 //! | [`players`] | simulated players ([`crate::wsclient::WsClient`]s) and what they measured |
 //! | [`remote`] | `bench e2e --url`: the same players against a running stack, bounded, cost confirmed first |
 //! | [`cold_start`] | `bench cold-start`: each function binary behind [`crate::runtime_api`] |
-//! | [`calibrate`] | the ingest and fanout handlers' time per invocation, for the Lambda cost |
-//! | [`estimate`] | `bench e2e`'s DynamoDB, Lambda and cost estimate from the counters |
-//! | [`cost`] | the price list, the bill, and DynamoDB's capacity units |
-//! | [`logs`] | what the functions would print to CloudWatch Logs in a `bench e2e` run |
+//! | [`cost`] | the cost model: usage from the counters (DynamoDB, Lambda, logs), prices, the bill |
 //! | [`histogram`] | latencies (`hdrhistogram`) and their SVG picture (`plotters`) |
 //!
 //! Tables are `comfy-table` Markdown, progress is `indicatif` on stderr; stdout carries only the
 //! results.
 
 pub mod batch;
-pub mod calibrate;
 pub mod cold_start;
 pub mod cost;
 pub mod e2e;
-pub mod estimate;
 pub mod fanout;
 pub mod histogram;
 pub mod layout;
-pub mod logs;
 pub mod players;
 pub mod remote;
 
@@ -122,6 +116,14 @@ pub(crate) async fn drop_table(store: &ripple_common::store::Store) {
     }
 }
 
+/// The JSON object `into` with the fields of the object `fields` added.
+pub(crate) fn merged(mut into: Value, fields: Value) -> Value {
+    if let (Some(into), Value::Object(fields)) = (into.as_object_mut(), fields) {
+        into.extend(fields);
+    }
+    into
+}
+
 /// Rounds to `digits` decimals (the JSON stays readable).
 pub fn round(x: f64, digits: i32) -> f64 {
     let scale = 10f64.powi(digits);
@@ -147,14 +149,12 @@ pub fn median(values: &[f64]) -> f64 {
 /// `12345` → `12,345`.
 pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+    let comma = |i: usize| (i > 0 && (digits.len() - i).is_multiple_of(3)).then_some(',');
+    digits
+        .chars()
+        .enumerate()
+        .flat_map(|(i, c)| comma(i).into_iter().chain([c]))
+        .collect()
 }
 
 /// A Markdown table (`comfy-table`): the first column left-aligned, the others right-aligned.
@@ -173,12 +173,8 @@ pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
 /// null: not measured) in one table, then each list (the bill's lines, the assumptions) on its own.
 pub fn report<T: serde::Serialize>(title: &str, results: &T) -> String {
     let (mut rows, mut lists) = (Vec::new(), String::new());
-    flatten(
-        "",
-        &serde_json::to_value(results).unwrap_or_default(),
-        &mut rows,
-        &mut lists,
-    );
+    let value = serde_json::to_value(results).unwrap_or_default();
+    flatten("", &value, &mut rows, &mut lists);
     let fields = if rows.is_empty() {
         String::new()
     } else {
@@ -190,9 +186,11 @@ pub fn report<T: serde::Serialize>(title: &str, results: &T) -> String {
 /// A field's value for reading: thousands separators, at most 4 decimals, dollars to 6, `–` for
 /// null.
 fn text(key: &str, v: &Value) -> String {
-    let decimals = |x: f64, d: usize| {
-        let s = format!("{x:.d$}");
-        s.trim_end_matches('0').trim_end_matches('.').to_owned()
+    let decimals = |x: f64| {
+        format!("{x:.4}")
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_owned()
     };
     match v {
         Value::Null => "–".to_owned(),
@@ -200,23 +198,23 @@ fn text(key: &str, v: &Value) -> String {
         Value::Number(n) if key.ends_with("usd") => format!("${:.6}", n.as_f64().unwrap_or(0.0)),
         Value::Number(n) => n
             .as_u64()
-            .map_or_else(|| decimals(n.as_f64().unwrap_or(0.0), 4), thousands),
+            .map_or_else(|| decimals(n.as_f64().unwrap_or(0.0)), thousands),
         other => other.to_string(),
     }
 }
 
+/// Adds `value`'s scalar fields to `rows` (dotted keys) and its lists to `lists`, each a table
+/// (a list of objects) or bullets, under its key.
 fn flatten(key: &str, value: &Value, rows: &mut Vec<Vec<String>>, lists: &mut String) {
     match value {
-        Value::Object(fields) => {
-            for (name, v) in fields {
-                let dotted = if key.is_empty() {
-                    name.clone()
-                } else {
-                    format!("{key}.{name}")
-                };
-                flatten(&dotted, v, rows, lists);
-            }
-        }
+        Value::Object(fields) => fields.iter().for_each(|(name, v)| {
+            let dotted = if key.is_empty() {
+                name.clone()
+            } else {
+                format!("{key}.{name}")
+            };
+            flatten(&dotted, v, rows, lists);
+        }),
         Value::Array(items) => {
             let body = match items.first().and_then(Value::as_object) {
                 Some(first) => {
@@ -249,24 +247,22 @@ mod tests {
         // GIVEN wall times with an outlier WHEN the median is taken THEN the outlier is ignored
         assert_eq!(median(&[0.9, 0.01, 0.02]), 0.02);
         assert_eq!(median(&[0.04, 0.01, 0.02, 0.03]), 0.025);
-        assert_eq!(median(&[]), 0.0);
-        assert_eq!(median(&[5.0, 1.0, 3.0]), 3.0);
-        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+        let medians = [&[][..], &[5.0, 1.0, 3.0], &[4.0, 1.0, 3.0, 2.0]].map(median);
+        assert_eq!(medians, [0.0, 3.0, 2.5]);
     }
 
     #[test]
     fn tables_align_and_numbers_get_separators() {
-        assert_eq!(thousands(0), "0");
-        assert_eq!(thousands(999), "999");
-        assert_eq!(thousands(1_234_567), "1,234,567");
-        // GIVEN two rows of different widths WHEN tabulated THEN every line has the same width
-        let t = table(
-            &["name", "n"],
-            vec![
-                vec!["a".into(), "1".into()],
-                vec!["longer".into(), "1,000".into()],
-            ],
+        assert_eq!(
+            [0, 999, 1_234_567].map(thousands),
+            ["0", "999", "1,234,567"]
         );
+        // GIVEN two rows of different widths WHEN tabulated THEN every line has the same width
+        let rows = vec![
+            vec!["a".into(), "1".into()],
+            vec!["longer".into(), "1,000".into()],
+        ];
+        let t = table(&["name", "n"], rows);
         let widths: Vec<usize> = t.lines().map(|l| l.chars().count()).collect();
         assert!(widths.iter().all(|w| *w == widths[0]), "{t}");
     }
