@@ -229,7 +229,13 @@ pub async fn run_child(spec: RunArgs) -> Result<()> {
     (settings.posts_per_second, settings.max_in_flight) = (1_000_000, args.max_in_flight);
     settings.member_cache_ms = args.member_cache_ms.min(1_000);
     let state = fanout::FanoutState::new(store.clone(), conns.clone(), &settings);
-    let event = build()?;
+    // Only the naive fan-out keeps one decoded batch; Ripple decodes a fresh one per round, as a
+    // new invocation would, and the ceiling needs none (each holds only what it uses: its RSS).
+    let event = if name == "naive" {
+        Some(build()?)
+    } else {
+        None
+    };
     let members: Vec<_> = layout.members().map(|(_, m)| m).collect();
     let (mut walls, mut delivered, mut failed) = (Vec::new(), 0, 0);
     for round in 0..=args.rounds {
@@ -242,7 +248,10 @@ pub async fn run_child(spec: RunArgs) -> Result<()> {
                 let gone = report.delivery.gone.len() as u64;
                 (report.updates_delivered, report.delivery.failed + gone)
             }
-            "naive" => naive(&store, &conns, &event).await?,
+            "naive" => match &event {
+                Some(event) => naive(&store, &conns, event).await?,
+                None => anyhow::bail!("the naive run has no batch"),
+            },
             _ => {
                 let frame = ceiling_frame(args.ceiling_frame_bytes)?;
                 let to = members.iter().cycle().take(posts.unwrap_or(0) as usize);
