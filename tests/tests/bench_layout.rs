@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic: a panic is a failed test
 
-use ripple::bench::layout::{Layout, seed};
+use ripple::bench::batch::{Layout, seed};
 use ripple_tests::TestTable;
 
 #[tokio::test]

@@ -318,7 +318,7 @@ async fn ripple_bench_cold_start_times_each_packaged_binary() {
         runs: 1,
         json: true,
     };
-    let (_, results) = ripple::bench::cold_start::measure(&args).await.unwrap();
+    let results = ripple::bench::cold_start::measure(&args).await.unwrap();
     // THEN every function started with the environment the bench gives it and answered both
     // invocations without an error (what broke unseen once), each with its times
     let functions: Vec<&str> = results.iter().map(|r| r.function).collect();

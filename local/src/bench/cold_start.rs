@@ -5,7 +5,7 @@
 //! over loopback: AWS adds TLS and the network (the warm-up moves them into init), and runs init
 //! at full CPU whatever the memory size.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
@@ -15,9 +15,8 @@ use ripple_common::deploy::ENV_RUST_LOG;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::batch::build_json;
-use super::layout::{self, Layout};
-use super::{median, note, round};
+use super::batch::{self, Layout, build_json};
+use super::{BenchTable, median, note, round};
 use crate::apigw::{WsContext, connect_event, message_event};
 use crate::connections_server::LoopbackConnections;
 use crate::runtime_api::{Outcome, PackagedFunction};
@@ -34,7 +33,7 @@ pub struct ColdStartArgs {
     /// Cold starts per function; the median of each time is reported.
     #[arg(long, default_value_t = 3)]
     pub runs: usize,
-    /// Print exactly one JSON line (stdout) instead of the table.
+    /// Print one JSON line instead of indented JSON.
     #[arg(long)]
     pub json: bool,
 }
@@ -85,16 +84,13 @@ async fn invoke(f: &mut PackagedFunction, event: &Value) -> anyhow::Result<f64> 
 
 /// Runs the cold starts and prints the results.
 pub async fn run(args: ColdStartArgs) -> anyhow::Result<()> {
-    let (dir, results) = measure(&args).await?;
-    let (runs, dir) = (args.runs, dir.display());
-    let title =
-        format!("ripple bench cold-start: medians of {runs} cold starts; binaries in {dir}");
-    super::print(args.json, &results, |r| super::report(&title, r));
+    let results = serde_json::to_value(measure(&args).await?)?;
+    super::print(args.json, &results);
     Ok(())
 }
 
-/// The binaries' folder and each function's times; fails when one does not start or answer.
-pub async fn measure(args: &ColdStartArgs) -> anyhow::Result<(PathBuf, Vec<ColdStart>)> {
+/// Each function's times; fails when one does not start or answer.
+pub async fn measure(args: &ColdStartArgs) -> anyhow::Result<Vec<ColdStart>> {
     anyhow::ensure!(args.runs >= 1, "--runs must be at least 1");
     let exe = std::env::current_exe()?;
     let dir = args.bin_dir.clone().or(exe.parent().map(Into::into));
@@ -107,10 +103,21 @@ pub async fn measure(args: &ColdStartArgs) -> anyhow::Result<(PathBuf, Vec<ColdS
             path.display()
         );
     }
-    let (local, endpoint) = super::fanout::dynamodb(&args.dynamodb_endpoint, "cold-start").await?;
-    let store = super::new_table(&endpoint, &super::unique_table_name("ripple-cold")).await?;
+    let db = BenchTable::create(args.dynamodb_endpoint.as_deref(), "ripple-cold").await?;
+    let results = cold_starts(args, &dir, &db).await;
+    db.drop().await;
+    results
+}
+
+/// Each function's cold starts against `db`.
+async fn cold_starts(
+    args: &ColdStartArgs,
+    dir: &Path,
+    db: &BenchTable,
+) -> anyhow::Result<Vec<ColdStart>> {
+    let (store, functions) = (&db.store, ["connect", "ingest", "fanout"]);
     let layout = Layout::synthetic(1, 10); // fanout's batch goes to a channel of 10
-    layout::seed(&store, &layout).await?;
+    batch::seed(store, &layout).await?;
     let sink = LoopbackConnections::counting().await?;
     // What the functions read: the table, the sink, and Terraform's defaults for the rest (the
     // events carry `?user=`: no identity provider here).
@@ -125,7 +132,7 @@ pub async fn measure(args: &ColdStartArgs) -> anyhow::Result<(PathBuf, Vec<ColdS
         for run in 1..=args.runs {
             note(&format!("bench cold-start: {function} {run}/{}", args.runs));
             let (name, binary) = (format!("ripple-{function}"), dir.join(function));
-            let mut f = PackagedFunction::start(&name, &binary, &env, &endpoint).await?;
+            let mut f = PackagedFunction::start(&name, &binary, &env, &db.endpoint).await?;
             let timed = async {
                 let init = f.api.polled(1).await?.duration_since(f.started);
                 let first = invoke(&mut f, &event(function, 1, store.table(), &layout)?).await?;
@@ -138,18 +145,15 @@ pub async fn measure(args: &ColdStartArgs) -> anyhow::Result<(PathBuf, Vec<ColdS
         }
         let [init_ms, first_invocation_ms, second_invocation_ms] =
             times.map(|v| round(median(&v), 1));
+        let runs = args.runs;
         results.push(ColdStart {
             function,
             init_ms,
             first_invocation_ms,
             second_invocation_ms,
-            runs: args.runs,
+            runs,
         });
     }
-    super::drop_table(&store).await;
     sink.stop().await;
-    if let Some(local) = local {
-        local.stop().await;
-    }
-    Ok((dir, results))
+    Ok(results)
 }

@@ -17,6 +17,7 @@ use ripple_common::items::{ConnectionItem, Endpoint, MemberItem};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::batch::Member;
 use super::ratio;
 
 // Prices in US dollars: API Gateway WebSocket per million messages (in and out alike) and per
@@ -31,14 +32,14 @@ pub const LAMBDA_REQUESTS: f64 = 0.20;
 pub const LAMBDA_MEMORY_GB: f64 = 128.0 / 1024.0;
 pub const LOGS_GB: f64 = 0.50;
 
-/// What `ripple dev`'s counters said at the end of the run.
+/// What `ripple dev`'s counters said at the end of the run (`membership_reads`: ingest's strongly
+/// consistent reads, one instance in `ripple dev`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ServerCounts {
     pub connects: u64,
     pub disconnects: u64,
     pub frames_accepted: u64,
-    /// Strongly consistent membership reads ingest made (one instance in `ripple dev`).
     pub membership_reads: u64,
     pub frames_refused: u64,
     pub frames_failed: u64,
@@ -46,16 +47,15 @@ pub struct ServerCounts {
     pub fanout_records: u64,
 }
 
-/// What the players counted over the whole run (warm-up included).
+/// What the players counted over the whole run (warm-up included): positions sent, updates
+/// delivered, billed 32 KB messages over every frame received, time connected summed over
+/// players, and the run's wall time (connects to closes).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ClientCounts {
     pub sent: u64,
     pub delivered: u64,
-    /// Billed 32 KB messages over every frame received.
     pub messages_out: u64,
-    /// Time connected, summed over players.
     pub connection_minutes: f64,
-    /// Wall time of the run, connects to closes.
     pub seconds: f64,
 }
 
@@ -68,14 +68,14 @@ pub struct ItemSizes {
 }
 
 impl ItemSizes {
-    /// Sizes of items shaped like the run's.
-    pub fn sample(channel: &str, user: &str, connection_id: &str, endpoint: &Endpoint) -> Self {
+    /// Sizes of items shaped like the run's: `sender` in `channel`, connected through `endpoint`.
+    pub fn sample(channel: &str, sender: &Member, endpoint: &Endpoint) -> Self {
         let now = ripple_common::now_ms();
-        let connection = ConnectionItem::new(connection_id, user, endpoint, now, now / 1000);
+        let (id, user) = (&sender.connection_id, &sender.user);
+        let connection = ConnectionItem::new(id, user, endpoint, now, now / 1000);
         let member = MemberItem::new(&connection, channel, now);
         let seq = super::players::MEASURE_SEQ_BASE + 100;
-        let position =
-            super::batch::position_item(channel, user, connection_id, seq, -12.34, 45.67, now);
+        let position = super::batch::position_item(channel, sender, seq, -12.34, 45.67, now);
         let size = |item: Result<serde_dynamo::Item, _>| item.map_or(0, |i| item_bytes(&i));
         Self {
             connection: size(serde_dynamo::to_item(&connection)),
@@ -85,16 +85,16 @@ impl ItemSizes {
     }
 }
 
-/// What a run used, in billing units.
+/// What a run used, in billing units: client → server frames and `@connections` posts in 32 KB
+/// messages, …, invocations of all three functions and their billed time (each rounded up to the
+/// ms).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Usage {
-    /// Client → server frames and `@connections` posts, in 32 KB units.
     pub inbound_messages: u64,
     pub outbound_messages: u64,
     pub connection_minutes: f64,
     pub write_units: f64,
     pub read_units: f64,
-    /// Invocations of all three functions, and their billed time (each rounded up to the ms).
     pub lambda_requests: u64,
     pub lambda_billed_ms: f64,
     pub log_bytes: u64,
@@ -151,15 +151,16 @@ pub fn estimate(
     let billed = |(n, ms): (u64, f64)| n as f64 * ms.ceil().max(1.0);
     let billed_ms = billed(calls[0]) + billed(calls[1]) + billed(calls[2]);
     let platform_lines = ripple_common::deploy::LAMBDA_SYSTEM_LOG_LEVEL != "WARN";
-    let posts = ratio(client.messages_out as f64, s.fanout_batches as f64);
-    let refused = s.frames_refused;
+    let batch = (
+        avg_records,
+        ratio(client.messages_out as f64, s.fanout_batches as f64),
+    );
     let logs = log_bytes(
         client.seconds,
         calls,
-        refused,
+        s.frames_refused,
         platform_lines,
-        avg_records,
-        posts,
+        batch,
     );
     let usage = Usage {
         inbound_messages: client.sent,
@@ -323,21 +324,16 @@ const CONNECT_LOG: &str = r#"{"timestamp":"2026-11-26T21:00:00.000000Z","level":
 
 /// What the functions would print over `seconds`, given each function's (invocations, ms per
 /// invocation) as `[ingest, connect, fanout]`, the refusals, whether Lambda prints its platform
-/// lines, and an average batch's records and posts (for fanout's sample metrics line).
+/// lines, and an average batch's (records, posts) for fanout's sample metrics line.
 fn log_bytes(
     seconds: f64,
     [ingest, connect, fanout]: [(u64, f64); 3],
     refused: u64,
     platform_lines: bool,
-    records_per_batch: f64,
-    posts_per_batch: f64,
+    (records_per_batch, posts_per_batch): (f64, f64),
 ) -> Value {
     let all = ingest.0 + connect.0 + fanout.0;
-    let platform = if platform_lines {
-        all * PLATFORM_LINES.len() as u64
-    } else {
-        0
-    };
+    let platform = all * PLATFORM_LINES.len() as u64 * u64::from(platform_lines);
     let ts = 1_795_000_000_000;
     let (records, posts) = (records_per_batch.round(), posts_per_batch.round() as u64);
     let batch = BatchMetrics {
@@ -503,7 +499,8 @@ mod tests {
             domain,
             stage: "local".into(),
         };
-        let s = ItemSizes::sample("bench-0", "p0001", "AbCdEfGhIjK=", &endpoint);
+        let sender = Member::new("AbCdEfGhIjK=", "p0001");
+        let s = ItemSizes::sample("bench-0", &sender, &endpoint);
         for size in [s.connection, s.member, s.position] {
             assert!((50..1024).contains(&size), "{s:?}");
         }
@@ -518,7 +515,7 @@ mod tests {
     fn logs_print_a_metrics_window_per_second_per_instance_or_per_100_invocations() {
         let logs = |frames: u64, platform| {
             let calls = [(frames, 3.0), (100, 3.0), (frames / 10, 8.0)];
-            let l = log_bytes(20.0, calls, 0, platform, 10.0, 49.0);
+            let l = log_bytes(20.0, calls, 0, platform, (10.0, 49.0));
             let keys = [
                 "platform",
                 "metrics",
@@ -544,7 +541,7 @@ mod tests {
         assert_eq!((platform, total), (0, metrics + application));
         assert!(total > 0);
         // AND nothing run prints nothing
-        let nothing = log_bytes(0.0, [(0, 0.0); 3], 0, false, 0.0, 0.0);
+        let nothing = log_bytes(0.0, [(0, 0.0); 3], 0, false, (0.0, 0.0));
         assert!(
             nothing.as_object().unwrap().values().all(|v| v == 0),
             "{nothing}"

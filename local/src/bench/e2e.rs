@@ -22,10 +22,10 @@ use ripple_common::items::Endpoint;
 use ripple_common::store::Store;
 use serde_json::{Value, json};
 
+use super::batch::{self, Layout, Member};
 use super::cost::{self, ItemSizes, ServerCounts};
-use super::layout::{self, Layout};
 use super::players::{session, user_of};
-use super::{note, round, unique_table_name};
+use super::{BenchTable, note, round, unique_table_name};
 use crate::connections_server::LoopbackConnections;
 use crate::dev::{DevOptions, DevServer};
 
@@ -70,7 +70,7 @@ pub struct E2eArgs {
     /// How often each shard is polled, in ms (AWS: 250; lower is kinder than AWS).
     #[arg(long, value_name = "MS", default_value_t = ripple_common::deploy::STREAM_POLL_INTERVAL_MS)]
     pub poll_interval: u64,
-    /// Print exactly one JSON line (stdout) instead of the report.
+    /// Print one JSON line instead of indented JSON.
     #[arg(long)]
     pub json: bool,
     /// Play against this already running stack instead of starting `ripple dev`: a deployed
@@ -159,12 +159,7 @@ pub async fn run(args: E2eArgs) -> anyhow::Result<()> {
     .context("starting ripple dev")?;
     let results = drive(&args, &server).await;
     server.shutdown().await;
-    super::print(args.json, &results?, |r| {
-        super::report(
-            "ripple bench e2e: players over WebSockets against ripple dev on loopback",
-            r,
-        )
-    });
+    super::print(args.json, &results?);
     Ok(())
 }
 
@@ -207,13 +202,10 @@ async fn drive(args: &E2eArgs, server: &DevServer) -> anyhow::Result<Value> {
     let members = args.players as f64 / args.channels as f64;
     let avg_records = super::ratio(counts.fanout_records as f64, counts.fanout_batches as f64);
     note("bench e2e: timing the ingest and fanout handlers on a side table (for the Lambda cost)");
-    let calibration = format!("{}-calibration", server.table);
-    let store = super::new_table(&server.dynamodb_endpoint, &calibration).await;
-    let store = store.context("timing the handlers")?;
+    let db = BenchTable::create(Some(&server.dynamodb_endpoint), "ripple-calibration").await?;
     let layout = Layout::synthetic(args.channels.max(1), (members.round() as usize).max(2));
-    let records = avg_records.round().max(1.0) as usize;
-    let times = handler_times(&store, &layout, records).await;
-    super::drop_table(&store).await;
+    let times = handler_times(&db.store, &layout, avg_records.round().max(1.0) as usize).await;
+    db.drop().await;
     let times = times.context("timing the handlers")?;
     let (channel, connection_id) = run
         .sample
@@ -222,7 +214,8 @@ async fn drive(args: &E2eArgs, server: &DevServer) -> anyhow::Result<Value> {
         domain: server.addr.to_string(),
         stage: "local".into(),
     };
-    let item_bytes = ItemSizes::sample(&channel, &user_of(0), &connection_id, &endpoint);
+    let sender = Member::new(&connection_id, &user_of(0));
+    let item_bytes = ItemSizes::sample(&channel, &sender, &endpoint);
     let client = run.client;
     let estimate = cost::estimate(&counts, &client, args.channels, members, item_bytes, times);
     let floor = cost::floor_per_million_delivered(members, args.hz, item_bytes, times.0);
@@ -253,7 +246,7 @@ async fn handler_times(
     layout: &Layout,
     records: usize,
 ) -> anyhow::Result<(f64, f64)> {
-    layout::seed(store, layout).await?;
+    batch::seed(store, layout).await?;
     let mut settings = Settings::for_table(store.table());
     // Calibration times the handler, not the per-connection publish limit.
     (settings.position_rate, settings.message_rate) = (u32::MAX, u32::MAX);
@@ -293,7 +286,7 @@ async fn handler_times(
     );
     let members = layout.channels.first().map_or(1, |c| c.members.len());
     let now = ripple_common::now_ms();
-    let event = super::batch::build(layout, records, 0.0, members, now, store.table())?;
+    let event = batch::build(layout, records, 0.0, members, now, store.table())?;
     let started = Instant::now();
     for _ in 0..FANOUT_SAMPLES {
         let _ = fanout::process(&state, event.clone()).await;

@@ -11,8 +11,7 @@
 //! | module | what it holds |
 //! |---|---|
 //! | [`fanout`] | `bench fanout`: the three strategies, each in a child process, and their results |
-//! | [`batch`] | the synthetic stream batch, in Lambda's exact JSON shape |
-//! | [`layout`] | channels and member connections, seeded as `connect` writes them |
+//! | [`batch`] | the synthetic workload: channels of members, seeded, and a stream batch in Lambda's JSON |
 //! | [`e2e`] | `bench e2e`: `ripple dev` in-process, its results, the handlers' timing for the Lambda cost |
 //! | [`players`] | simulated players ([`crate::wsclient::WsClient`]s) and what they measured |
 //! | [`remote`] | `bench e2e --url`: the same players against a running stack, bounded, cost confirmed first |
@@ -20,8 +19,8 @@
 //! | [`cost`] | the cost model: usage from the counters (DynamoDB, Lambda, logs), prices, the bill |
 //! | [`histogram`] | latencies (`hdrhistogram`) and their SVG picture (`plotters`) |
 //!
-//! Tables are `comfy-table` Markdown, progress is `indicatif` on stderr; stdout carries only the
-//! results.
+//! Every bench prints its results as JSON on stdout (`scripts/bench.sh` turns them into the
+//! README's tables) and its progress on stderr (`indicatif`).
 
 pub mod batch;
 pub mod cold_start;
@@ -29,13 +28,17 @@ pub mod cost;
 pub mod e2e;
 pub mod fanout;
 pub mod histogram;
-pub mod layout;
 pub mod players;
 pub mod remote;
 
+use anyhow::Context;
 use clap::Subcommand;
+use ripple_common::config::{dynamodb_client, local_sdk_config};
+use ripple_common::store::Store;
 use serde_json::Value;
 use tracing_subscriber::EnvFilter;
+
+use crate::dynamodb_local::DynamoDbLocal;
 
 /// `ripple bench …`.
 #[derive(Debug, Clone, Subcommand)]
@@ -76,16 +79,15 @@ pub(crate) fn note(text: &str) {
     eprintln!("{text}");
 }
 
-/// Prints `results` as one JSON line, or the readable report.
-pub(crate) fn print<T: serde::Serialize>(
-    json: bool,
-    results: &T,
-    render: impl FnOnce(&T) -> String,
-) {
-    match serde_json::to_string(results) {
-        Ok(line) if json => println!("{line}"),
-        _ => print!("{}", render(results)),
-    }
+/// Prints `results` on stdout: one JSON line with `--json`, indented JSON otherwise (the same
+/// keys, in the same order; the README's tables are made from these by `scripts/bench.sh`).
+pub(crate) fn print(json: bool, results: &Value) {
+    let text = if json {
+        results.to_string()
+    } else {
+        serde_json::to_string_pretty(results).unwrap_or_default()
+    };
+    println!("{text}");
 }
 
 /// A table name no other run uses.
@@ -96,23 +98,62 @@ pub(crate) fn unique_table_name(prefix: &str) -> String {
     format!("{prefix}-{nanos:x}-{}", std::process::id())
 }
 
-/// A store on `endpoint` with the table `table` created.
-pub(crate) async fn new_table(
-    endpoint: &str,
-    table: &str,
-) -> anyhow::Result<ripple_common::store::Store> {
-    use ripple_common::config::{dynamodb_client, local_sdk_config};
-    let client = dynamodb_client(&local_sdk_config(), Some(endpoint));
-    let store = ripple_common::store::Store::new(client, table.to_owned());
-    store.create_table_if_missing().await?;
-    Ok(store)
+/// A bench's own table (named `{prefix}-…`), on `endpoint` or on a DynamoDB Local started for it.
+pub(crate) struct BenchTable {
+    pub store: Store,
+    pub endpoint: String,
+    local: Option<DynamoDbLocal>,
 }
 
-/// Deletes a table a bench made for itself (best effort: DynamoDB Local is in memory anyway).
-pub(crate) async fn drop_table(store: &ripple_common::store::Store) {
-    let table = store.table();
-    if let Err(err) = store.client().delete_table().table_name(table).send().await {
-        tracing::debug!(error = %err, table, "could not delete the bench table");
+impl BenchTable {
+    pub async fn create(endpoint: Option<&str>, prefix: &str) -> anyhow::Result<Self> {
+        let local = match endpoint {
+            Some(_) => None,
+            None => {
+                note(&format!("bench: starting DynamoDB Local for {prefix}"));
+                Some(
+                    DynamoDbLocal::start()
+                        .await
+                        .context("starting DynamoDB Local")?,
+                )
+            }
+        };
+        let endpoint = local
+            .as_ref()
+            .map_or(endpoint.unwrap_or_default(), |l| &l.endpoint);
+        let client = dynamodb_client(&local_sdk_config(), Some(endpoint));
+        let store = Store::new(client, unique_table_name(prefix));
+        let table = Self {
+            endpoint: endpoint.to_owned(),
+            store,
+            local,
+        };
+        match table.store.create_table_if_missing().await {
+            Ok(_) => Ok(table),
+            Err(err) => {
+                table.drop().await;
+                Err(err.into())
+            }
+        }
+    }
+
+    /// Deletes the table (best effort: DynamoDB Local is in memory anyway) and stops the
+    /// DynamoDB Local started for it.
+    pub async fn drop(self) {
+        let table = self.store.table();
+        if let Err(err) = self
+            .store
+            .client()
+            .delete_table()
+            .table_name(table)
+            .send()
+            .await
+        {
+            tracing::debug!(error = %err, table, "could not delete the bench table");
+        }
+        if let Some(local) = self.local {
+            local.stop().await;
+        }
     }
 }
 
@@ -146,98 +187,6 @@ pub fn median(values: &[f64]) -> f64 {
     }
 }
 
-/// `12345` → `12,345`.
-pub fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let comma = |i: usize| (i > 0 && (digits.len() - i).is_multiple_of(3)).then_some(',');
-    digits
-        .chars()
-        .enumerate()
-        .flat_map(|(i, c)| comma(i).into_iter().chain([c]))
-        .collect()
-}
-
-/// A Markdown table (`comfy-table`): the first column left-aligned, the others right-aligned.
-pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
-    let mut t = comfy_table::Table::new();
-    t.load_preset(comfy_table::presets::ASCII_MARKDOWN)
-        .set_header(header.to_vec())
-        .add_rows(rows);
-    for column in t.column_iter_mut().skip(1) {
-        column.set_cell_alignment(comfy_table::CellAlignment::Right);
-    }
-    format!("{t}\n")
-}
-
-/// The readable report of `results` under `title`: its fields (nested ones dotted, `–` for
-/// null: not measured) in one table, then each list (the bill's lines, the assumptions) on its own.
-pub fn report<T: serde::Serialize>(title: &str, results: &T) -> String {
-    let (mut rows, mut lists) = (Vec::new(), String::new());
-    let value = serde_json::to_value(results).unwrap_or_default();
-    flatten("", &value, &mut rows, &mut lists);
-    let fields = if rows.is_empty() {
-        String::new()
-    } else {
-        table(&["", ""], rows)
-    };
-    format!("{title}\n\n{fields}{lists}")
-}
-
-/// A field's value for reading: thousands separators, at most 4 decimals, dollars to 6, `–` for
-/// null.
-fn text(key: &str, v: &Value) -> String {
-    let decimals = |x: f64| {
-        format!("{x:.4}")
-            .trim_end_matches('0')
-            .trim_end_matches('.')
-            .to_owned()
-    };
-    match v {
-        Value::Null => "–".to_owned(),
-        Value::String(s) => s.clone(),
-        Value::Number(n) if key.ends_with("usd") => format!("${:.6}", n.as_f64().unwrap_or(0.0)),
-        Value::Number(n) => n
-            .as_u64()
-            .map_or_else(|| decimals(n.as_f64().unwrap_or(0.0)), thousands),
-        other => other.to_string(),
-    }
-}
-
-/// Adds `value`'s scalar fields to `rows` (dotted keys) and its lists to `lists`, each a table
-/// (a list of objects) or bullets, under its key.
-fn flatten(key: &str, value: &Value, rows: &mut Vec<Vec<String>>, lists: &mut String) {
-    match value {
-        Value::Object(fields) => fields.iter().for_each(|(name, v)| {
-            let dotted = if key.is_empty() {
-                name.clone()
-            } else {
-                format!("{key}.{name}")
-            };
-            flatten(&dotted, v, rows, lists);
-        }),
-        Value::Array(items) => {
-            let body = match items.first().and_then(Value::as_object) {
-                Some(first) => {
-                    let header: Vec<&str> = first.keys().map(String::as_str).collect();
-                    let cells = |i: &Value| header.iter().map(|h| text(h, &i[*h])).collect();
-                    table(&header, items.iter().map(cells).collect())
-                }
-                None => items
-                    .iter()
-                    .map(|i| format!("- {}\n", text(key, i)))
-                    .collect(),
-            };
-            let label = if key.is_empty() {
-                String::new()
-            } else {
-                format!("{key}:\n\n")
-            };
-            lists.push_str(&format!("\n{label}{body}"));
-        }
-        v => rows.push(vec![key.to_owned(), text(key, v)]),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,21 +198,5 @@ mod tests {
         assert_eq!(median(&[0.04, 0.01, 0.02, 0.03]), 0.025);
         let medians = [&[][..], &[5.0, 1.0, 3.0], &[4.0, 1.0, 3.0, 2.0]].map(median);
         assert_eq!(medians, [0.0, 3.0, 2.5]);
-    }
-
-    #[test]
-    fn tables_align_and_numbers_get_separators() {
-        assert_eq!(
-            [0, 999, 1_234_567].map(thousands),
-            ["0", "999", "1,234,567"]
-        );
-        // GIVEN two rows of different widths WHEN tabulated THEN every line has the same width
-        let rows = vec![
-            vec!["a".into(), "1".into()],
-            vec!["longer".into(), "1,000".into()],
-        ];
-        let t = table(&["name", "n"], rows);
-        let widths: Vec<usize> = t.lines().map(|l| l.chars().count()).collect();
-        assert!(widths.iter().all(|w| *w == widths[0]), "{t}");
     }
 }

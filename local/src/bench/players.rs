@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use futures::{SinkExt, StreamExt};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{HumanCount, ProgressBar, ProgressStyle};
 use ripple_common::protocol::{Event, ServerFrame, billed_messages};
 use serde_json::{Value, json};
 use tokio::time::{Instant, MissedTickBehavior, sleep};
@@ -20,7 +20,7 @@ use tokio_tungstenite::tungstenite::Message;
 use super::cost::ClientCounts;
 use super::e2e::E2eArgs;
 use super::histogram::Latencies;
-use super::{ratio, round, thousands};
+use super::{ratio, round};
 use crate::wsclient::{WsClient, WsSink};
 
 /// First `seq` of the measured phase.
@@ -91,7 +91,7 @@ impl Counts {
         } else {
             " (not measured)".into()
         };
-        let (sent, delivered) = (thousands(self.sent[i]), thousands(self.delivered[i]));
+        let (sent, delivered) = (HumanCount(self.sent[i]), HumanCount(self.delivered[i]));
         format!("{phase}  sent {sent}  delivered {delivered}{of}{p50}")
     }
 }
@@ -288,7 +288,7 @@ pub async fn session(args: &E2eArgs, ws_url: &str, tokens: &[String]) -> anyhow:
             break;
         }
         let phase = format!("draining {:4.1} s", drained.elapsed().as_secs_f64());
-        bar.set_message(c.status(&phase, true, &format!("/{}", thousands(expected))));
+        bar.set_message(c.status(&phase, true, &format!("/{}", HumanCount(expected))));
     }
     bar.finish_and_clear();
     let c = lock(&tallies).clone();

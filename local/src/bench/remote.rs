@@ -14,13 +14,15 @@
 use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::{Context, bail, ensure};
+use indicatif::HumanCount;
 use ripple_common::items::Endpoint;
 use serde_json::{Value, json};
 
+use super::batch::Member;
 use super::cost::{self, ClientCounts, ItemSizes, ServerCounts, Usage};
 use super::e2e::E2eArgs;
 use super::players::{session, user_of};
-use super::{note, round, thousands};
+use super::{note, round};
 
 /// Bounds of a remote run: players, positions per second per player, seconds of play (warm-up
 /// included), and updates delivered at worst (every position to every other member).
@@ -41,11 +43,7 @@ pub async fn run(args: E2eArgs) -> anyhow::Result<()> {
         std::io::stdin().lock().read_line(&mut line).map(|_| line)
     })
     .await?;
-    let title = format!(
-        "ripple bench e2e against {} (latencies include this machine's clock offset from the stack's; – : not measurable from a URL)",
-        results["source"]["url"].as_str().unwrap_or_default()
-    );
-    super::print(args.json, &results, |r| super::report(&title, r));
+    super::print(args.json, &results);
     Ok(())
 }
 
@@ -66,12 +64,10 @@ pub async fn measure(
     );
     let tokens = tokens(args)?;
     let plan = plan(args, &url)?;
-    let ((ingest_ms, fanout_ms), a) = (ASSUMED_TIMES, args);
-    let title = format!(
-        "bench e2e: {} players in {} channel(s) at {} Hz for {} s (+{} s warm-up) against {url}\nat most, with the estimated bill at worst (no coalescing, one record per fanout batch, {ingest_ms} ms ingest / {fanout_ms} ms fanout assumed):",
-        a.players, a.channels, a.hz, a.seconds, a.warmup
-    );
-    note(&super::report(&title, &plan));
+    let shown = serde_json::to_string_pretty(&plan).unwrap_or_default();
+    note(&format!(
+        "bench e2e --url {url}: at most, and the bill at worst:\n{shown}"
+    ));
     confirm(args.yes, is_tty, answer)?;
     // Fresh channels: the positions an earlier run left (with higher `seq`s) would refuse this
     // run's as stale, and nobody else's clients hear the load.
@@ -153,8 +149,8 @@ pub fn plan(args: &E2eArgs, url: &str) -> anyhow::Result<Value> {
     if delivered_at_most > MAX_DELIVERED {
         bail!(
             "this run could deliver up to {} updates; the bound with --url is {}: fewer players, channels with fewer members, a lower --hz or fewer seconds",
-            thousands(delivered_at_most),
-            thousands(MAX_DELIVERED)
+            HumanCount(delivered_at_most),
+            HumanCount(MAX_DELIVERED)
         );
     }
     let connected_seconds = play_seconds + OVERHEAD_SECONDS;
@@ -176,13 +172,18 @@ pub fn plan(args: &E2eArgs, url: &str) -> anyhow::Result<Value> {
         seconds: connected_seconds,
     };
     let endpoint = endpoint_of(url);
-    let sizes = ItemSizes::sample(&args.channel_of(0), &user_of(0), "AbCdEfGhIjK=", &endpoint);
+    let sender = Member::new("AbCdEfGhIjK=", &user_of(0));
+    let sizes = ItemSizes::sample(&args.channel_of(0), &sender, &endpoint);
     let members = args.players as f64 / channels as f64;
     let e = cost::estimate(&server, &client, channels, members, sizes, ASSUMED_TIMES);
     let (usage, lines, total_usd) = (&e["usage"], &e["lines"], &e["total_usd"]);
+    let (ingest_ms, fanout_ms) = ASSUMED_TIMES;
+    let assumed = format!(
+        "no coalescing, one record per fanout batch, {ingest_ms} ms per ingest and {fanout_ms} ms per fanout invocation"
+    );
     // positions the players send (warm-up included), updates delivered without coalescing
     Ok(json!({
-        "positions": positions, "delivered_at_most": delivered_at_most,
+        "positions": positions, "delivered_at_most": delivered_at_most, "assumed": assumed,
         "usage": usage, "lines": lines, "total_usd": total_usd,
     }))
 }
