@@ -2,7 +2,7 @@
 //! otherwise), N players over real WebSockets spread over M channels, each sending positions at
 //! H Hz for T seconds after a short warm-up. Reports sent and delivered updates, write→receive
 //! latency percentiles, messages per update, DynamoDB usage and the cost per million delivered
-//! updates (one JSON line, or the readable report); can draw the latency histogram as SVG.
+//! updates (as JSON); can draw the latency histogram as SVG.
 //!
 //! The Lambda part of the cost needs the handlers' time per invocation: after the run, the real
 //! `ingest` and `fanout` handlers are timed on a side table in the same DynamoDB (seeded like the
@@ -100,24 +100,12 @@ pub struct E2eArgs {
 
 impl E2eArgs {
     fn validate(&self) -> anyhow::Result<()> {
-        use anyhow::ensure;
-        ensure!(self.channels >= 1, "--channels must be at least 1");
-        ensure!(
-            self.players >= 2 * self.channels,
-            "--players must be at least twice --channels (someone to hear each sender)"
-        );
-        ensure!(self.players <= 5_000, "--players must be at most 5000");
-        ensure!(
-            self.hz > 0.0 && self.hz <= 100.0,
-            "--hz must be in (0, 100]"
-        );
-        ensure!(
-            self.seconds > 0.0 && self.seconds <= 600.0,
-            "--seconds must be in (0, 600]"
-        );
-        ensure!(
-            (0.0..=60.0).contains(&self.warmup),
-            "--warmup must be 0-60 seconds"
+        let (players, channels, hz, seconds) = (self.players, self.channels, self.hz, self.seconds);
+        let ok = channels >= 1 && (2 * channels..=5_000).contains(&players);
+        let ok = ok && hz > 0.0 && hz <= 100.0 && seconds > 0.0 && seconds <= 600.0;
+        anyhow::ensure!(
+            ok && (0.0..=60.0).contains(&self.warmup),
+            "the run needs --channels ≥ 1, --players from twice --channels (someone to hear each sender) to 5000, --hz in (0, 100], --seconds in (0, 600] and --warmup 0-60"
         );
         Ok(())
     }
@@ -133,11 +121,7 @@ pub async fn run(args: E2eArgs) -> anyhow::Result<()> {
     if args.url.is_some() {
         return super::remote::run(args).await;
     }
-    let dynamodb = args.dynamodb_endpoint.as_deref();
-    let db = dynamodb.map_or("with its own DynamoDB Local".into(), |e| {
-        format!("DynamoDB at {e}")
-    });
-    note(&format!("bench e2e: starting ripple dev ({db})"));
+    note("bench e2e: starting ripple dev");
     let settings = Settings::for_table(unique_table_name("ripple-bench-e2e"));
     let server = DevServer::start(DevOptions {
         port: 0,
@@ -183,22 +167,13 @@ async fn drive(args: &E2eArgs, server: &DevServer) -> anyhow::Result<Value> {
     }
     let counts = server_counts(server);
     if let Some(path) = &args.histogram {
-        let (title, a) = ("Ripple end to end: write → receive latency", args);
+        let a = args;
         let subtitle = format!(
             "ripple bench e2e: {} players in {} channels at {} Hz for {} s (after {} s warm-up), ripple dev on loopback with DynamoDB Local",
             a.players, a.channels, a.hz, a.seconds, a.warmup
         );
-        let svg = super::histogram::svg(&run.latencies, title, &subtitle)?;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        }
-        std::fs::write(path, svg).with_context(|| format!("writing {}", path.display()))?;
-        note(&format!(
-            "bench e2e: histogram written to {}",
-            path.display()
-        ));
+        super::histogram::write_svg(path, &run.latencies, &subtitle)?;
     }
-
     let members = args.players as f64 / args.channels as f64;
     let avg_records = super::ratio(counts.fanout_records as f64, counts.fanout_batches as f64);
     note("bench e2e: timing the ingest and fanout handlers on a side table (for the Lambda cost)");

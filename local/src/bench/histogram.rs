@@ -2,6 +2,9 @@
 //! ingest): an `hdrhistogram` (exact below 2 s at 3 significant digits, nearest-rank
 //! percentiles), and its picture, an SVG drawn with `plotters`: bars, axes, p50/p95/p99 markers.
 
+use std::path::Path;
+
+use anyhow::Context;
 use hdrhistogram::Histogram;
 use plotters::prelude::*;
 
@@ -54,6 +57,24 @@ pub fn nice_step(x: f64) -> f64 {
         .map(|m| m * magnitude)
         .find(|s| *s >= x)
         .unwrap_or(10.0 * magnitude)
+}
+
+/// Writes [`svg`] to `path`, creating its folder.
+pub fn write_svg(path: &Path, latencies: &Latencies, subtitle: &str) -> anyhow::Result<()> {
+    let svg = svg(
+        latencies,
+        "Ripple end to end: write → receive latency",
+        subtitle,
+    )?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(path, svg).with_context(|| format!("writing {}", path.display()))?;
+    super::note(&format!(
+        "bench e2e: histogram written to {}",
+        path.display()
+    ));
+    Ok(())
 }
 
 /// The histogram of `latencies` as an SVG document, with a title and a subtitle (the run's

@@ -14,24 +14,25 @@ use futures::{SinkExt, StreamExt};
 use indicatif::{HumanCount, ProgressBar, ProgressStyle};
 use ripple_common::protocol::{Event, ServerFrame, billed_messages};
 use serde_json::{Value, json};
+use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior, sleep};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::cost::ClientCounts;
 use super::e2e::E2eArgs;
 use super::histogram::Latencies;
-use super::{ratio, round};
+use super::{note, ratio, round};
 use crate::wsclient::{WsClient, WsSink};
 
 /// First `seq` of the measured phase.
 pub const MEASURE_SEQ_BASE: u64 = 1 << 32;
 /// Players connecting at once.
 const CONNECTS_IN_FLIGHT: usize = 8;
-/// The run ends when nothing new arrived for `QUIET` after the last send, or `MAX_DRAIN` after
-/// it at the latest; the progress bar moves every `PROGRESS_EVERY`.
+/// The drain ends when nothing new arrived for `QUIET`, or `MAX_DRAIN` after the last send; the
+/// progress bar moves every `TICK`.
 const QUIET: Duration = Duration::from_millis(1500);
 const MAX_DRAIN: Duration = Duration::from_secs(15);
-const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+const TICK: Duration = Duration::from_millis(250);
 
 /// What the players counted, shared by all: `[whole run, measured updates only]` pairs of
 /// positions sent, updates (positions and messages) delivered summed over receivers, and frames
@@ -49,7 +50,7 @@ pub struct Counts {
     pub latest: HashMap<(usize, String), u64>,
 }
 
-type Tallies = Mutex<Counts>;
+type Tallies = Arc<Mutex<Counts>>;
 
 fn lock(tallies: &Tallies) -> MutexGuard<'_, Counts> {
     tallies.lock().unwrap_or_else(PoisonError::into_inner)
@@ -84,13 +85,12 @@ impl Counts {
 
     /// The progress line: the whole run's counts during the warm-up, then the measured ones.
     fn status(&self, phase: &str, measured: bool, of: &str) -> String {
-        let (i, p50) = (usize::from(measured), self.latencies.percentile(50.0));
-        let p50 = p50.map_or("–".into(), |p| format!("{p} ms"));
-        let p50 = if measured {
-            format!("  p50 {p50}")
-        } else {
-            " (not measured)".into()
-        };
+        let i = usize::from(measured);
+        let p50 = self
+            .latencies
+            .percentile(50.0)
+            .map_or("–".into(), |p| format!("{p} ms"));
+        let p50 = [" (not measured)".to_owned(), format!("  p50 {p50}")][i].clone();
         let (sent, delivered) = (HumanCount(self.sent[i]), HumanCount(self.delivered[i]));
         format!("{phase}  sent {sent}  delivered {delivered}{of}{p50}")
     }
@@ -101,15 +101,15 @@ pub fn user_of(index: usize) -> String {
     format!("p{index:04}")
 }
 
-/// One connected player: the sending half of its [`WsClient`], a task counting what the other
-/// half receives, the user the stack named in `welcome` (`p{index}` or a token's subject), and
-/// the last measured `seq` it sent.
+/// One connected player: the user and connection id the stack named in `welcome` (`p{index}` or a
+/// token's subject), the sending half of its [`WsClient`], the task counting what the other half
+/// receives, and the last measured `seq` it sent.
 struct Player {
     index: usize,
     user: String,
     connection_id: String,
     writer: WsSink,
-    reader: tokio::task::JoinHandle<()>,
+    reader: JoinHandle<()>,
     last_seq: Option<u64>,
 }
 
@@ -120,13 +120,13 @@ async fn connect(
     index: usize,
     channel: String,
     token: Option<&String>,
-    tallies: Arc<Tallies>,
+    tallies: Tallies,
 ) -> anyhow::Result<Player> {
     let identity = token.map_or(format!("user={}", user_of(index)), |t| format!("token={t}"));
-    let query = format!("{identity}&channel={channel}");
+    let url_with = crate::smoke::with_query(url, &format!("{identity}&channel={channel}"));
     // The URL may carry a token: errors name the player, not the URL.
-    let client = WsClient::connect(&crate::smoke::with_query(url, &query))
-        .await
+    let client = WsClient::connect(&url_with).await;
+    let client = client
         .map_err(|e| anyhow::anyhow!("player {index}: connecting to {url}: {}", e.root_cause()))?;
     let (user, connection_id) = (client.user.clone(), client.id.clone());
     let (writer, mut stream) = client.split();
@@ -139,26 +139,26 @@ async fn connect(
             }
         }
     });
+    let last_seq = None;
     Ok(Player {
         index,
         user,
         connection_id,
         writer,
         reader,
-        last_seq: None,
+        last_seq,
     })
 }
 
 impl Player {
-    /// Sends positions in `channel` on `ticks` until `end`, measured from `measure_from`;
-    /// returns how many measured positions were sent.
+    /// Sends positions in `channel` on `ticks` until `end`, measured from `measure_from`.
     async fn play(
         &mut self,
         channel: &str,
         mut ticks: tokio::time::Interval,
         [measure_from, end]: [Instant; 2],
         tallies: &Tallies,
-    ) -> u64 {
+    ) {
         ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut seqs = [0u64, MEASURE_SEQ_BASE];
         loop {
@@ -167,8 +167,7 @@ impl Player {
                 break;
             }
             let measured = usize::from(now >= measure_from);
-            seqs[measured] += 1;
-            let seq = seqs[measured];
+            let seq = seqs[measured] + 1;
             let angle = seq as f64 * 0.05 + self.index as f64;
             let (x, y) = (angle.cos() * 50.0, angle.sin() * 50.0);
             let frame = format!(
@@ -176,14 +175,13 @@ impl Player {
             );
             if self.writer.send(Message::text(frame)).await.is_err() {
                 tracing::warn!(player = self.index, "send failed; this player stops");
-                seqs[measured] -= 1;
                 break;
             }
+            seqs[measured] = seq;
             let mut c = lock(tallies);
             (c.sent[0], c.sent[1]) = (c.sent[0] + 1, c.sent[1] + measured as u64);
         }
         self.last_seq = (seqs[1] > MEASURE_SEQ_BASE).then_some(seqs[1]);
-        seqs[1] - MEASURE_SEQ_BASE
     }
 
     /// Closes the socket and stops reading.
@@ -209,31 +207,30 @@ pub struct Session {
 /// lets the joins settle, plays the warm-up and the measured seconds, drains, closes.
 pub async fn session(args: &E2eArgs, ws_url: &str, tokens: &[String]) -> anyhow::Result<Session> {
     let (players, channels) = (args.players, args.channels);
-    super::note(&format!(
+    note(&format!(
         "bench e2e: connecting {players} players to {ws_url} in {channels} channels"
     ));
-    let (tallies, connected_at) = (Arc::new(Tallies::default()), Instant::now());
+    let (tallies, connected_at) = (Tallies::default(), Instant::now());
     let connects = (0..players).map(|i| {
         connect(
             ws_url,
             i,
             args.channel_of(i),
             tokens.get(i),
-            Arc::clone(&tallies),
+            tallies.clone(),
         )
     });
-    let results = futures::stream::iter(connects).buffer_unordered(CONNECTS_IN_FLIGHT);
+    let connected = futures::stream::iter(connects).buffer_unordered(CONNECTS_IN_FLIGHT);
     let (mut played, mut failed) = (Vec::new(), None);
-    for result in results.collect::<Vec<_>>().await {
+    for result in connected.collect::<Vec<_>>().await {
         result.map_or_else(|e| failed = failed.take().or(Some(e)), |p| played.push(p));
     }
     if let Some(err) = failed {
-        close_all(played).await;
+        futures::future::join_all(played.into_iter().map(Player::close)).await;
         return Err(err.context("connecting the players"));
     }
     // Each welcome: one billed frame, no update.
-    lock(&tallies).frames[0] += players as u64;
-    lock(&tallies).messages_out += players as u64;
+    (lock(&tallies).frames[0], lock(&tallies).messages_out) = (players as u64, players as u64);
     played.sort_by_key(|p| p.index);
     // Let the join announcements settle before anyone moves.
     sleep(Duration::from_millis(500)).await;
@@ -246,41 +243,44 @@ pub async fn session(args: &E2eArgs, ws_url: &str, tokens: &[String]) -> anyhow:
         .into_iter()
         .enumerate()
         .map(|(i, mut player)| {
-            let first = start + period * i as u32 / players as u32;
-            let (tallies, channel) = (Arc::clone(&tallies), args.channel_of(i));
-            let ticks = tokio::time::interval_at(first, period);
+            let (tallies, channel) = (tallies.clone(), args.channel_of(i));
+            let ticks =
+                tokio::time::interval_at(start + period * i as u32 / players as u32, period);
             tokio::spawn(async move {
-                let sent = player
+                player
                     .play(&channel, ticks, [measure_from, end], &tallies)
                     .await;
-                (player, sent)
+                player
             })
         })
         .collect();
-    let bar = ProgressBar::new((end - start).as_millis() as u64).with_style(
-        ProgressStyle::with_template("[bench e2e] {bar:30} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    let style = ProgressStyle::with_template("[bench e2e] {bar:30} {msg}");
+    let bar = ProgressBar::new((end - start).as_millis() as u64)
+        .with_style(style.unwrap_or_else(|_| ProgressStyle::default_bar()));
     while tasks.iter().any(|t| !t.is_finished()) {
-        sleep(PROGRESS_EVERY).await;
+        sleep(TICK).await;
         bar.set_position(start.elapsed().min(end - start).as_millis() as u64);
         let measuring = Instant::now() >= measure_from;
         let phase = if measuring { "measuring" } else { "warm-up" };
         bar.set_message(lock(&tallies).status(phase, measuring, ""));
     }
-    let (mut played, mut expected) = (Vec::new(), 0);
+    let mut played = Vec::new();
     for task in tasks {
-        let (player, sent) = task.await.context("a player task failed")?;
-        // Player i joins channel i mod M.
-        let size = players / channels + usize::from(player.index % channels < players % channels);
-        expected += sent * (size as u64).saturating_sub(1);
-        played.push(player);
+        played.push(task.await.context("a player task failed")?);
     }
+    // Every measured position to every other member of its channel (player i joins channel i
+    // mod M).
+    let in_channel = |i: usize| players / channels + usize::from(i % channels < players % channels);
+    let sent = |p: &Player| p.last_seq.map_or(0, |s| s - MEASURE_SEQ_BASE);
+    let expected: u64 = played
+        .iter()
+        .map(|p| sent(p) * (in_channel(p.index) as u64 - 1))
+        .sum();
     // Drain: until nothing new arrives for QUIET, everything expected has, or MAX_DRAIN.
     let (drained, mut last) = (Instant::now(), lock(&tallies).delivered[1]);
     let mut quiet_since = drained;
     while drained.elapsed() < MAX_DRAIN {
-        sleep(PROGRESS_EVERY).await;
+        sleep(TICK).await;
         let c = lock(&tallies);
         if last != c.delivered[1] {
             (last, quiet_since) = (c.delivered[1], Instant::now());
@@ -292,7 +292,7 @@ pub async fn session(args: &E2eArgs, ws_url: &str, tokens: &[String]) -> anyhow:
     }
     bar.finish_and_clear();
     let c = lock(&tallies).clone();
-    super::note(&format!("[bench e2e] {}", c.status("done:", true, "")));
+    note(&format!("[bench e2e] {}", c.status("done:", true, "")));
 
     // Coalescing may skip intermediate positions, never a sender's last one.
     let pairs = played
@@ -307,7 +307,7 @@ pub async fn session(args: &E2eArgs, ws_url: &str, tokens: &[String]) -> anyhow:
         .first()
         .map(|p| (args.channel_of(p.index), p.connection_id.clone()));
     let connections = played.len() as f64;
-    close_all(played).await;
+    futures::future::join_all(played.into_iter().map(Player::close)).await;
     let seconds = connected_at.elapsed().as_secs_f64();
     let (sent, delivered, frames) = (c.sent[1], c.delivered[1], c.frames[1]);
     let measured = json!({
@@ -328,25 +328,16 @@ pub async fn session(args: &E2eArgs, ws_url: &str, tokens: &[String]) -> anyhow:
         // publishes refused with an `error` frame
         "refused": c.refused,
     });
-    let client = ClientCounts {
-        sent: c.sent[0],
-        delivered: c.delivered[0],
-        messages_out: c.messages_out,
-        connection_minutes: round(seconds / 60.0 * connections, 3),
-        seconds: round(seconds, 1),
-    };
+    let connection_minutes = round(seconds / 60.0 * connections, 3);
+    let client = json!({"sent": c.sent[0], "delivered": c.delivered[0], "messages_out": c.messages_out, "connection_minutes": connection_minutes, "seconds": round(seconds, 1)});
+    let (client, latencies) = (serde_json::from_value(client)?, c.latencies);
     Ok(Session {
         measured,
         client,
-        latencies: c.latencies,
+        latencies,
         sample,
     })
 }
-
-async fn close_all(players: Vec<Player>) {
-    futures::future::join_all(players.into_iter().map(Player::close)).await;
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
