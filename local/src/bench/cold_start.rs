@@ -105,7 +105,7 @@ pub async fn measure(args: &ColdStartArgs) -> anyhow::Result<Vec<ColdStart>> {
     }
     let db = BenchTable::create(args.dynamodb_endpoint.as_deref(), "ripple-cold").await?;
     let results = cold_starts(args, &dir, &db).await;
-    db.drop().await;
+    db.remove().await;
     results
 }
 

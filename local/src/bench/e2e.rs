@@ -180,7 +180,7 @@ async fn drive(args: &E2eArgs, server: &DevServer) -> anyhow::Result<Value> {
     let db = BenchTable::create(Some(&server.dynamodb_endpoint), "ripple-calibration").await?;
     let layout = Layout::synthetic(args.channels.max(1), (members.round() as usize).max(2));
     let times = handler_times(&db.store, &layout, avg_records.round().max(1.0) as usize).await;
-    db.drop().await;
+    db.remove().await;
     let times = times.context("timing the handlers")?;
     let (channel, connection_id) = run
         .sample

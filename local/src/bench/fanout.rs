@@ -116,7 +116,7 @@ pub async fn run(mut args: FanoutArgs) -> Result<()> {
     let db = BenchTable::create(args.dynamodb_endpoint.as_deref(), "ripple-bench").await?;
     args.dynamodb_endpoint = Some(db.endpoint.clone());
     let results = measure(&args, &db.store).await;
-    db.drop().await;
+    db.remove().await;
     super::print(args.json, &results?);
     Ok(())
 }

@@ -107,48 +107,39 @@ pub(crate) struct BenchTable {
 
 impl BenchTable {
     pub async fn create(endpoint: Option<&str>, prefix: &str) -> anyhow::Result<Self> {
-        let local = match endpoint {
-            Some(_) => None,
-            None => {
-                note(&format!("bench: starting DynamoDB Local for {prefix}"));
-                Some(
-                    DynamoDbLocal::start()
-                        .await
-                        .context("starting DynamoDB Local")?,
-                )
-            }
+        let local = if endpoint.is_none() {
+            note(&format!("bench: starting DynamoDB Local for {prefix}"));
+            Some(
+                DynamoDbLocal::start()
+                    .await
+                    .context("starting DynamoDB Local")?,
+            )
+        } else {
+            None
         };
-        let endpoint = local
-            .as_ref()
-            .map_or(endpoint.unwrap_or_default(), |l| &l.endpoint);
-        let client = dynamodb_client(&local_sdk_config(), Some(endpoint));
+        let endpoint = local.as_ref().map_or(endpoint, |l| Some(&l.endpoint));
+        let endpoint = endpoint.unwrap_or_default().to_owned();
+        let client = dynamodb_client(&local_sdk_config(), Some(&endpoint));
         let store = Store::new(client, unique_table_name(prefix));
         let table = Self {
-            endpoint: endpoint.to_owned(),
             store,
+            endpoint,
             local,
         };
         match table.store.create_table_if_missing().await {
             Ok(_) => Ok(table),
             Err(err) => {
-                table.drop().await;
-                Err(err.into())
+                table.remove().await;
+                Err(anyhow::Error::new(err).context(format!("creating a table for {prefix}")))
             }
         }
     }
 
     /// Deletes the table (best effort: DynamoDB Local is in memory anyway) and stops the
     /// DynamoDB Local started for it.
-    pub async fn drop(self) {
-        let table = self.store.table();
-        if let Err(err) = self
-            .store
-            .client()
-            .delete_table()
-            .table_name(table)
-            .send()
-            .await
-        {
+    pub async fn remove(self) {
+        let (client, table) = (self.store.client(), self.store.table());
+        if let Err(err) = client.delete_table().table_name(table).send().await {
             tracing::debug!(error = %err, table, "could not delete the bench table");
         }
         if let Some(local) = self.local {
