@@ -18,7 +18,7 @@ use serde_dynamo::to_item;
 use super::cost::item_bytes;
 
 /// One member connection of a channel.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
     pub connection_id: String,
     pub user: String,
@@ -196,11 +196,11 @@ mod tests {
         assert!((0..50).all(|j| !is_message(j, 0.0) && is_message(j, 1.0)));
         // GIVEN 2 channels of 3 members (distinct connections), 20 records, a fifth messages
         let layout = Layout::synthetic(2, 3);
-        let ids: std::collections::HashSet<_> = layout.members().map(|(_, m)| m).collect();
-        assert_eq!(
-            (ids.len(), layout.channels[1].name.as_str()),
-            (6, "bench-1")
-        );
+        let ids: std::collections::HashSet<_> =
+            layout.members().map(|(_, m)| &m.connection_id).collect();
+        assert_eq!((ids.len(), layout.members().count()), (6, 6));
+        assert!(layout.channels.iter().all(|c| c.members.len() == 3));
+        assert_eq!(layout.channels[1].name, "bench-1");
         let event = build(&layout, 20, 0.2, 3, 1_795_000_000_000, "t").unwrap();
         let (mut last_seq, mut messages, mut last_sequence) = (HashMap::new(), vec![], 0);
         // WHEN fanout decodes each record
