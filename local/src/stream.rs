@@ -124,6 +124,17 @@ impl StreamReader {
     }
 
     /// As [`Self::poll`], each record with the shard it was read from.
+    ///
+    /// A shard whose read fails does not cost the others their records: what they gave is handed
+    /// out, and the failing shard is read again on the next poll with a fresh iterator, after the
+    /// last record it handed out (from its start when it handed out none: a replay, never a
+    /// loss). The error is returned only when no shard gave anything.
+    /// A fresh iterator is also how a reader recovers on AWS from `TrimmedDataAccessException`
+    /// and `ExpiredIteratorException` ("Working with DynamoDB Streams: reading and processing a
+    /// stream", GetRecords API reference). DynamoDB Local answers `TrimmedDataAccessException`
+    /// to a live iterator now and then, once its shard's first record arrives
+    /// (aws/aws-sdk-java#2923): kept, that iterator failed on every poll and the records behind
+    /// it were never read.
     pub async fn poll_shards(&mut self, limit: i32) -> anyhow::Result<Vec<ShardRecord>> {
         let first = !self.discovered_once;
         let stale = self
@@ -133,7 +144,7 @@ impl StreamReader {
             self.discover().await?;
         }
         let ids: Vec<String> = self.shards.keys().cloned().collect();
-        let mut records = Vec::new();
+        let (mut records, mut failed) = (Vec::new(), None);
         for id in ids {
             let ready = self
                 .shards
@@ -147,39 +158,66 @@ impl StreamReader {
             } else {
                 StartAt::TrimHorizon
             };
-            let iterator = match self.shards.get(&id).and_then(|s| s.iterator.clone()) {
-                Some(it) => it,
-                None => self.iterator(&id, start).await?,
-            };
-            let out = self
-                .client
-                .get_records()
-                .shard_iterator(iterator)
-                .limit(limit)
-                .send()
-                .await
-                .context("GetRecords")?;
-            let got = out.records.unwrap_or_default();
-            let shard = self.shards.get_mut(&id).context("shard vanished")?;
-            shard.iterator = out.next_shard_iterator;
-            if shard.iterator.is_none() {
-                shard.finished = true;
-            }
-            if let Some(last) = got
-                .last()
-                .and_then(|r| r.dynamodb.as_ref())
-                .and_then(|d| d.sequence_number.clone())
-            {
-                shard.last_sequence = Some(last);
-            }
-            for record in got {
-                records.push(ShardRecord {
-                    shard_id: id.clone(),
-                    record: to_lambda_record(&record, &self.stream_arn, &self.region)?,
-                });
+            match self.read_shard(&id, start, limit).await {
+                Ok(got) => records.extend(got),
+                Err(err) => {
+                    if let Some(shard) = self.shards.get_mut(&id) {
+                        shard.iterator = None;
+                    }
+                    let error = format!("{err:#}");
+                    tracing::warn!(shard = %id, error, "shard read failed; a fresh iterator next poll");
+                    failed = failed.or(Some(err));
+                }
             }
         }
-        Ok(records)
+        match failed {
+            Some(err) if records.is_empty() => Err(err),
+            _ => Ok(records),
+        }
+    }
+
+    /// Reads up to `limit` records from shard `id` (its iterator, or a new one at `start` when it
+    /// has none), moving its iterator on.
+    async fn read_shard(
+        &mut self,
+        id: &str,
+        start: StartAt,
+        limit: i32,
+    ) -> anyhow::Result<Vec<ShardRecord>> {
+        let iterator = match self.shards.get(id).and_then(|s| s.iterator.clone()) {
+            Some(it) => it,
+            None => self.iterator(id, start).await?,
+        };
+        let out = self
+            .client
+            .get_records()
+            .shard_iterator(iterator)
+            .limit(limit)
+            .send()
+            .await
+            .context("GetRecords")?;
+        let got = out.records.unwrap_or_default();
+        let records = got
+            .iter()
+            .map(|record| to_lambda_record(record, &self.stream_arn, &self.region))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let shard = self.shards.get_mut(id).context("shard vanished")?;
+        shard.iterator = out.next_shard_iterator;
+        if shard.iterator.is_none() {
+            shard.finished = true;
+        }
+        if let Some(last) = got
+            .last()
+            .and_then(|r| r.dynamodb.as_ref())
+            .and_then(|d| d.sequence_number.clone())
+        {
+            shard.last_sequence = Some(last);
+        }
+        let shard_id = |record| ShardRecord {
+            shard_id: id.to_owned(),
+            record,
+        };
+        Ok(records.into_iter().map(shard_id).collect())
     }
 
     async fn iterator(&self, shard_id: &str, start: StartAt) -> anyhow::Result<String> {
