@@ -84,6 +84,8 @@ pub const INGEST: FunctionSpec = FunctionSpec {
         "dynamodb:GetItem",
         "dynamodb:PutItem",
         "dynamodb:DeleteItem",
+        // A join counts the connection's memberships (its own partition).
+        "dynamodb:Query",
         // A leave takes back the publisher mark of its position.
         "dynamodb:UpdateItem",
         // A first position proves its membership in a transaction (PutItem + ConditionCheckItem).

@@ -93,10 +93,18 @@ pub struct ConnectionItem {
     /// in their channels' rosters and it receives events.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub welcomed: bool,
+    /// Times fanout's `welcome` met 410 and was tried again through the stream (each try a
+    /// MODIFY of this item, so no batch waits for a connection that may never be established).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub welcome_tries: u32,
     /// The token's channel permissions (`channels`, `publish` claims); absent: every channel.
     /// Ingest reads it with the connection on every `join`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grant: Option<crate::auth::Grant>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl ConnectionItem {
@@ -120,6 +128,7 @@ impl ConnectionItem {
             gsi1pk: keys::sweep_pk(connection_id),
             gsi1sk: keys::sweep_sk(connected_at, connection_id),
             welcomed: false,
+            welcome_tries: 0,
             grant: None,
         }
     }

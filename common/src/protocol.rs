@@ -27,6 +27,9 @@ pub fn billed_messages(bytes: usize) -> u64 {
     bytes.div_ceil(BILLED_MESSAGE_BYTES).max(1) as u64
 }
 
+/// Most channels one connection may be in (at connect, and by `join`).
+pub const MAX_CHANNELS_PER_CONNECTION: usize = 16;
+
 /// Error codes of the `error` frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -38,6 +41,13 @@ pub enum ErrorCode {
     RateLimited,
     /// The token's grant does not allow this `join` or publish.
     Forbidden,
+    /// A `join` beyond the most channels one connection may be in.
+    TooManyChannels,
+    /// A `join` of a channel that has the most members it may have.
+    ChannelFull,
+    /// Sent before fanout disconnects a connection that could not take its frames; reconnect
+    /// and catch up (`resume`, `since`).
+    SlowConsumer,
 }
 
 impl ErrorCode {
@@ -49,6 +59,9 @@ impl ErrorCode {
             ErrorCode::NotMember => "not_member",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Forbidden => "forbidden",
+            ErrorCode::TooManyChannels => "too_many_channels",
+            ErrorCode::ChannelFull => "channel_full",
+            ErrorCode::SlowConsumer => "slow_consumer",
         }
     }
 }

@@ -312,6 +312,43 @@ impl Store {
         )
     }
 
+    /// Asks for another try at a connection's `welcome` through the stream: counts the try on
+    /// the connection item (a MODIFY record fanout reads as a new greeting), while the
+    /// connection exists, has no `welcome` yet and has had fewer than `max_tries`. Returns
+    /// whether a try was queued (false: gone, welcomed, or out of tries).
+    pub async fn queue_welcome_try(
+        &self,
+        connection_id: &str,
+        max_tries: u32,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                keys::connection_pk(connection_id),
+                keys::CONNECTION_SK,
+            )))
+            .update_expression("SET #n = if_not_exists(#n, :zero) + :one")
+            .condition_expression(
+                "attribute_exists(#pk) AND (attribute_not_exists(#w) OR #w = :f) AND (attribute_not_exists(#n) OR #n < :max)",
+            )
+            .expression_attribute_names("#n", "welcome_tries")
+            .expression_attribute_names("#w", "welcomed")
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_values(":f", AttributeValue::Bool(false))
+            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(":max", AttributeValue::N(max_tries.to_string()))
+            .send()
+            .await;
+        written(
+            "UpdateItem",
+            result,
+            UpdateItemError::is_conditional_check_failed_exception,
+        )
+    }
+
     /// Overwrites a user's position in a channel unless the stored one has a `seq` at least as
     /// high (a late or replayed update). Returns whether it was written.
     pub async fn put_position(&self, item: &PositionItem) -> Result<bool, StoreError> {
@@ -523,51 +560,57 @@ impl Store {
     }
 
     /// Deletes a connection and all its memberships; says what was deleted.
+    ///
+    /// In steps, so a failure between any two leaves nothing that claims a connection that is
+    /// gone (no ghost member), and a repeat finds what is left: the roster entries first (their
+    /// REMOVE records are the `leave`s), while the memberships that name them still exist; then
+    /// the memberships (after them fanout cannot write a roster entry any more: `put_roster`
+    /// checks the membership in a transaction); then the roster entries again (one fanout may
+    /// have put back between the first two steps); the connection item last. Until that last
+    /// step the connection item is still there, so the sweep (or the next 410, or a repeated
+    /// `$disconnect`) finds it and finishes the job.
     pub async fn delete_connection(&self, connection_id: &str) -> Result<Deleted, StoreError> {
         let items = self.connection_partition(connection_id).await?;
         let mut deleted = Deleted::default();
-        let mut requests = Vec::with_capacity(items.len());
-        let mut rosters = Vec::new();
+        let (mut members, mut rosters, mut connection) = (Vec::new(), Vec::new(), Vec::new());
         for attrs in items {
-            match attrs.get(keys::SK) {
-                Some(AttributeValue::S(sk)) if sk == keys::CONNECTION_SK => {
-                    if let Some(AttributeValue::S(user)) = attrs.get("user") {
-                        deleted.user = Some(user.clone());
-                    }
-                }
-                Some(AttributeValue::S(sk)) => {
-                    if let Some(channel) = sk.strip_prefix(keys::MEMBER_SK_PREFIX) {
-                        deleted.channels.push(channel.to_owned());
-                        // Its roster entry goes with it (its REMOVE record is the `leave`), in a
-                        // second batch: once no membership is left, fanout cannot write a roster
-                        // entry any more (`put_roster` checks the membership in a transaction),
-                        // and a batch's deletes run in no given order.
-                        let roster = DeleteRequest::builder()
-                            .key(
-                                keys::PK,
-                                AttributeValue::S(keys::channel_members_pk(channel)),
-                            )
-                            .key(keys::SK, AttributeValue::S(keys::roster_sk(connection_id)))
-                            .build()
-                            .map_err(StoreError::build("BatchWriteItem"))?;
-                        rosters.push(WriteRequest::builder().delete_request(roster).build());
-                    }
-                }
-                _ => {}
-            }
-            let (Some(pk), Some(sk)) = (attrs.get(keys::PK), attrs.get(keys::SK)) else {
+            let (Some(pk), Some(AttributeValue::S(sk))) =
+                (attrs.get(keys::PK), attrs.get(keys::SK))
+            else {
                 continue;
             };
             let delete = DeleteRequest::builder()
                 .key(keys::PK, pk.clone())
-                .key(keys::SK, sk.clone())
+                .key(keys::SK, AttributeValue::S(sk.clone()))
                 .build()
                 .map_err(StoreError::build("BatchWriteItem"))?;
-            requests.push(WriteRequest::builder().delete_request(delete).build());
+            let request = WriteRequest::builder().delete_request(delete).build();
+            if sk == keys::CONNECTION_SK {
+                if let Some(AttributeValue::S(user)) = attrs.get("user") {
+                    deleted.user = Some(user.clone());
+                }
+                connection.push(request);
+            } else if let Some(channel) = sk.strip_prefix(keys::MEMBER_SK_PREFIX) {
+                deleted.channels.push(channel.to_owned());
+                let roster = DeleteRequest::builder()
+                    .key(
+                        keys::PK,
+                        AttributeValue::S(keys::channel_members_pk(channel)),
+                    )
+                    .key(keys::SK, AttributeValue::S(keys::roster_sk(connection_id)))
+                    .build()
+                    .map_err(StoreError::build("BatchWriteItem"))?;
+                rosters.push(WriteRequest::builder().delete_request(roster).build());
+                members.push(request);
+            } else {
+                members.push(request);
+            }
         }
-        deleted.items = requests.len() + rosters.len();
-        self.batch_write(requests).await?;
+        deleted.items = members.len() + rosters.len() + connection.len();
+        self.batch_write(rosters.clone()).await?;
+        self.batch_write(members).await?;
         self.batch_write(rosters).await?;
+        self.batch_write(connection).await?;
         Ok(deleted)
     }
 

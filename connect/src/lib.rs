@@ -21,8 +21,8 @@ use ripple_common::store::Store;
 
 pub mod metrics;
 
-/// Most channels one connection may join at connect.
-pub const MAX_CHANNELS_AT_CONNECT: usize = 16;
+/// Most channels one connection may join at connect (as many as it may be in).
+pub const MAX_CHANNELS_AT_CONNECT: usize = ripple_common::protocol::MAX_CHANNELS_PER_CONNECTION;
 
 /// What the handler needs, built once per Lambda instance.
 #[derive(Debug, Clone)]

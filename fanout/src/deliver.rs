@@ -3,10 +3,19 @@
 //! with full-jitter exponential backoff for 429 / 5xx / timeouts inside a per-invocation retry
 //! budget; 410 collected for clean-up; 413 and 403 reported, never retried.
 //!
-//! Nothing is dropped silently: a frame still failing after its retries, or not posted because
-//! the invocation's deadline is near, stops that connection's later frames (they would overtake
-//! it) and is reported as the earliest record not delivered, which fanout hands back to Lambda
-//! in `batchItemFailures`.
+//! Outcomes are per connection where the trouble is the connection's. A frame answered 429 on
+//! every attempt (API Gateway's `LimitExceededException`, which is also what a client that does
+//! not read its socket gets once its buffer is full) is that connection's trouble: its later
+//! frames are not posted (they would overtake it), and it is reported in
+//! [`DeliveryReport::lagging`], for fanout to disconnect it as a slow consumer; it catches up
+//! from the table when it reconnects. The batch is not handed back for it, so nobody else gets
+//! copies. What concerns everyone goes back to Lambda: a frame still failing with 5xx or a
+//! timeout after its retries (API Gateway's own trouble), frames the invocation's deadline cut
+//! off, and 429s so wide that they are the account's rate rather than the connections'
+//! ([`DeliveryReport::systemic_from`]).
+//!
+//! One connection cannot slow the others' posts: the shared pacer backs off on the first 429 of
+//! each connection only; that connection's own retries wait in its own backoff.
 
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -141,9 +150,14 @@ pub struct DeliveryReport {
     pub billed_messages: u64,
     /// Attempts answered 429, whether retried or given up.
     pub throttled_answers: u64,
-    /// The earliest record (batch index) some live connection did not get: Lambda must resend
-    /// from there.
+    /// The earliest record (batch index) the deadline kept from some live connection: Lambda
+    /// must resend from there.
     pub undelivered_from: Option<usize>,
+    /// Connections whose frame still failed after its retries, with their endpoint URL and the
+    /// earliest record they did not get: slow consumers, to be disconnected.
+    pub lagging: Vec<Lagging>,
+    /// Connections posted to (whatever the outcome).
+    pub recipients: u64,
     /// Frames not posted because the deadline was near.
     pub deadline_skipped: u64,
 }
@@ -162,13 +176,38 @@ impl DeliveryReport {
         self.billed_messages += other.billed_messages;
         self.throttled_answers += other.throttled_answers;
         self.undelivered_from = min_index(self.undelivered_from, other.undelivered_from);
+        self.lagging.extend(other.lagging);
+        self.recipients += other.recipients;
         self.deadline_skipped += other.deadline_skipped;
+    }
+
+    /// When failures are too wide to be the connections' own (at least
+    /// [`SYSTEMIC_MIN_LAGGING`] connections and more than half of those posted to), API Gateway
+    /// itself is in trouble: the earliest record they missed, for Lambda to resend, instead of
+    /// disconnecting everyone.
+    pub fn systemic_from(&self) -> Option<usize> {
+        let lagging = self.lagging.len() as u64;
+        (lagging >= SYSTEMIC_MIN_LAGGING && lagging * 2 > self.recipients)
+            .then(|| self.lagging.iter().map(|l| l.first_missed).min())
+            .flatten()
     }
 
     fn undelivered(&mut self, index: usize) {
         self.undelivered_from = min_index(self.undelivered_from, Some(index));
     }
 }
+
+/// A connection that could not take a frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lagging {
+    pub connection_id: String,
+    pub url: String,
+    /// Batch index of the earliest record in the frame that failed.
+    pub first_missed: usize,
+}
+
+/// Fewest lagging connections that can make a failure systemic ([`DeliveryReport::systemic_from`]).
+pub const SYSTEMIC_MIN_LAGGING: u64 = 3;
 
 /// The smaller of two optional batch indexes.
 pub fn min_index(a: Option<usize>, b: Option<usize>) -> Option<usize> {
@@ -220,10 +259,23 @@ async fn deliver_one(
     delivery: Delivery,
     stop_at: Option<Instant>,
 ) -> DeliveryReport {
-    let mut report = DeliveryReport::default();
+    let mut report = DeliveryReport {
+        recipients: 1,
+        ..DeliveryReport::default()
+    };
+    // The shared pacer hears about this connection's 429s once: a client that does not read
+    // must not slow everyone's posts.
+    let mut told_pacer = false;
+    let mut throttled = |pacer: &Pacer| {
+        if !std::mem::replace(&mut told_pacer, true) {
+            pacer.throttled();
+        }
+    };
     for (n, frame) in delivery.frames.into_iter().enumerate() {
         let first_record = delivery.records.get(n).copied().unwrap_or(0);
         let mut attempt = 0;
+        // Whether every attempt at this frame so far answered 429.
+        let mut only_429s = true;
         loop {
             attempt += 1;
             if stop_at.is_some_and(|t| Instant::now() >= t) {
@@ -237,6 +289,7 @@ async fn deliver_one(
             let outcome = connections
                 .post(&delivery.url, &delivery.connection_id, frame.bytes.clone())
                 .await;
+            only_429s &= outcome == PostOutcome::Throttled;
             match outcome {
                 PostOutcome::Delivered => {
                     pacer.succeeded();
@@ -256,7 +309,7 @@ async fn deliver_one(
                         && take_retry(budget) =>
                 {
                     if retryable == PostOutcome::Throttled {
-                        pacer.throttled();
+                        throttled(pacer);
                         report.throttled += 1;
                         report.throttled_answers += 1;
                     } else {
@@ -271,15 +324,30 @@ async fn deliver_one(
                     report.failed += 1;
                     break;
                 }
-                other => {
+                other if !only_429s => {
+                    // A 5xx, a timeout, or a mix: API Gateway's trouble, not the connection's.
                     if other == PostOutcome::Throttled {
-                        pacer.throttled();
+                        throttled(pacer);
                         report.throttled_answers += 1;
                     }
-                    tracing::warn!(connection_id = %delivery.connection_id, outcome = ?other, attempt, "post failed; Lambda will resend from its record");
+                    tracing::warn!(connection_id = %delivery.connection_id, outcome = ?other, attempt, "post failed after its retries; Lambda will resend from its record");
                     report.failed += 1;
                     // The later frames would overtake this one: they wait for the resend too.
                     report.undelivered(first_record);
+                    return report;
+                }
+                _ => {
+                    throttled(pacer);
+                    report.throttled_answers += 1;
+                    tracing::warn!(connection_id = %delivery.connection_id, attempt, "429 on every attempt: a slow consumer");
+                    report.failed += 1;
+                    // The later frames would overtake this one: the connection catches up from
+                    // the table instead.
+                    report.lagging.push(Lagging {
+                        connection_id: delivery.connection_id.clone(),
+                        url: delivery.url.clone(),
+                        first_missed: first_record,
+                    });
                     return report;
                 }
             }

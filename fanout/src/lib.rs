@@ -11,7 +11,8 @@
 //! | [`snapshot`] | the `snapshot` a joiner receives: members, positions, history since a cursor |
 //! | [`lambda`] | the Lambda entry: payload → stream batch (measured) or sweep → response |
 //! | [`metrics`] | the batch's CloudWatch EMF line and write→post lag |
-//! | [`welcome`] | new connections: `welcome` (patient with 410 before `$connect` completes), then the rosters |
+//! | [`slow`] | slow consumers: told why, then disconnected (`DELETE @connections`) |
+//! | [`welcome`] | new connections: `welcome` (410 before `$connect` completes: tried again through the stream), then the rosters |
 //!
 //! One invocation ([`process_until`]) is a pipeline of named steps:
 //!
@@ -21,12 +22,14 @@
 //! 4. **snapshots** for joiners (members, positions, chat since the join, ≤ 128 KB);
 //! 5. **plan** (pure, [`plan`]): one `events` frame per recipient, sender excluded, ≤ 32 KB;
 //! 6. **deliver**: snapshots, then events, concurrently and paced, each connection's frames in
-//!    order; 410s collected and deleted with their memberships;
-//! 7. **settle**: the first record not fully handled (a channel whose members could not be read,
-//!    a `welcome` not yet deliverable, a post still failing after its retries, a frame left for
-//!    the deadline) goes back to Lambda in `batchItemFailures`; records after it are not posted in
-//!    this invocation, so the resend delivers them once. A resend can repeat what some members
-//!    already got: the copies carry the same `seq` / message `id`.
+//!    order; 410s collected and deleted with their memberships; a connection whose frame still
+//!    fails after its retries is a slow consumer, disconnected ([`slow`]): its trouble is its own;
+//! 7. **settle**: the first record not handled for a reason that concerns everyone (a channel
+//!    whose members could not be read, a snapshot that could not be built, a frame left for the
+//!    deadline, posts failing for most connections at once) goes back to Lambda in
+//!    `batchItemFailures`; records after it are not posted in this invocation, so the resend
+//!    delivers them once. A resend can repeat what some members already got: the copies carry the
+//!    same `seq` / message `id`.
 
 pub mod cache;
 pub mod changes;
@@ -35,6 +38,7 @@ pub mod invocation;
 pub mod lambda;
 pub mod metrics;
 pub mod plan;
+pub mod slow;
 pub mod snapshot;
 pub mod sweep;
 pub mod welcome;
@@ -55,7 +59,7 @@ use ripple_common::items::{ConnectionItem, MemberItem};
 use ripple_common::store::Store;
 
 use changes::{Change, ChannelChange, Skip};
-use deliver::{Delivery, DeliveryReport, Pacer, PostPolicy, min_index};
+use deliver::{Delivery, DeliveryReport, Lagging, Pacer, PostPolicy, min_index};
 use ripple_common::items::ChannelEvent;
 
 /// Channels whose members are read at once.
@@ -113,8 +117,11 @@ pub struct Report {
     pub gone_removed: usize,
     /// Index of the first record reported in `batchItemFailures`.
     pub first_failed: Option<usize>,
-    /// New connections whose `welcome` met 410 while they may not be established yet.
-    pub not_established: usize,
+    /// New connections whose `welcome` was not delivered now and gets another try through the
+    /// stream (410 before the connection is established, or a failing post).
+    pub welcome_retries: usize,
+    /// Slow consumers disconnected (a frame, or their `welcome`, still failing after retries).
+    pub slow_disconnected: usize,
     /// (record index, ingest's write time in ms) of each position and message decoded, for the
     /// write→post lag ([`metrics::lag`]).
     pub write_times: Vec<(usize, u64)>,
@@ -149,7 +156,8 @@ pub async fn process_until(
         ..Report::default()
     };
     let decoded = decode(&event, &mut report);
-    let mut failed = greet_new_connections(state, &decoded, stop_at, &mut report).await;
+    let (mut failed, slow_welcomes) =
+        greet_new_connections(state, &decoded, stop_at, &mut report).await;
     let (members, unread) = read_members(state, &decoded.by_channel).await;
     failed = min_index(failed, unread);
     let (snapshots, unbuilt) = build_snapshots(state, &decoded.by_channel, &members, failed).await;
@@ -171,9 +179,20 @@ pub async fn process_until(
         &mut report,
     )
     .await;
-    report.first_failed = min_index(failed, delivery.undelivered_from);
+    // Posts failing for most connections at once are API Gateway's trouble, not theirs: the
+    // batch goes back to Lambda rather than everyone being disconnected.
+    let systemic = delivery.systemic_from();
+    report.first_failed = min_index(min_index(failed, delivery.undelivered_from), systemic);
     report.updates_delivered = delivery.updates;
-    report.gone_removed = remove_gone(&state.store, &delivery.gone).await;
+    let mut slow = slow_welcomes;
+    if systemic.is_none() {
+        slow.extend(delivery.lagging.iter().cloned());
+    }
+    let closed = slow::disconnect_all(&state.connections, &slow).await;
+    report.slow_disconnected = closed.closed;
+    let mut gone = delivery.gone.clone();
+    gone.extend(closed.gone);
+    report.gone_removed = remove_gone(&state.store, &gone).await;
     report.delivery = delivery;
     (settle(&event, &report), report)
 }
@@ -217,13 +236,14 @@ fn decode(event: &Event, report: &mut Report) -> Decoded {
 }
 
 /// Step 2: `welcome` to new connections, then their memberships (and new ones) into the
-/// rosters ([`welcome`]). Returns the first record that must be retried.
+/// rosters ([`welcome`]). Returns the first record that must be retried, and the connections
+/// that could not take their `welcome` (slow consumers).
 async fn greet_new_connections(
     state: &FanoutState,
     decoded: &Decoded,
     stop_at: Option<Instant>,
     report: &mut Report,
-) -> Option<usize> {
+) -> (Option<usize>, Vec<Lagging>) {
     let greetings: Vec<_> = decoded
         .welcomes
         .iter()
@@ -235,12 +255,19 @@ async fn greet_new_connections(
             .collect()
             .await;
     let mut failed = None;
+    let mut slow = Vec::new();
     for (index, result) in greeted {
         match result {
             Ok(welcome::Greeting::Welcomed) => report.welcomes += 1,
-            Ok(welcome::Greeting::NotEstablished) => {
-                report.not_established += 1;
-                failed = min_index(failed, Some(index));
+            Ok(welcome::Greeting::TryAgain) => report.welcome_retries += 1,
+            Ok(welcome::Greeting::Slow) => {
+                if let Some((_, c)) = decoded.welcomes.iter().find(|(i, _)| *i == index) {
+                    slow.push(Lagging {
+                        connection_id: c.connection_id.clone(),
+                        url: state.connections.url_for(&c.endpoint()),
+                        first_missed: index,
+                    });
+                }
             }
             Ok(g) if g.settled() => {}
             Ok(_) => failed = min_index(failed, Some(index)),
@@ -256,7 +283,7 @@ async fn greet_new_connections(
             failed = min_index(failed, Some(*index));
         }
     }
-    failed
+    (failed, slow)
 }
 
 /// Step 3: each channel's roster, one strongly consistent Query per channel. A channel whose

@@ -3,12 +3,18 @@
 //! API Gateway answers 410 to a post for a connection whose `$connect` has not completed (AWS
 //! knowledge center, "How do I troubleshoot 410 GoneException errors with API Gateway WebSocket
 //! APIs": "a message was posted to the WebSocket API before the connection was established"), and
-//! the stream may well deliver the connection's record before that. So:
+//! the stream may well deliver the connection's record before that. A client that opens and drops
+//! at once (a reload, a bot) leaves a connection that answers 410 for ever, and its `$disconnect`
+//! may never come (it is best effort). Neither may hold anyone else back, so:
 //!
-//! - A 410 to the `welcome` of a connection younger than [`ESTABLISH_GRACE_MS`] is not proof it
-//!   is gone: the post is retried with backoff for a moment, then the record is handed back to
-//!   Lambda (`batchItemFailures`), never deleted. A connection whose item is gone was
-//!   disconnected: nothing to do.
+//! - `welcome` is posted once per greeting, never waited for inside the invocation. A 410 queues
+//!   another try through the stream ([`Store::queue_welcome_try`]: a MODIFY of the connection
+//!   item, read by a later poll), up to [`WELCOME_TRIES`] tries (a few seconds at the stream's
+//!   four polls a second). The record itself is done with: nothing after it waits.
+//! - A 410 more than [`ESTABLISH_GRACE_MS`] after its `$connect` (API Gateway's integration
+//!   timeout bounds `$connect`), or out of tries and still 410: the connection is gone, deleted
+//!   with its memberships. A 429 or 5xx that outlasts the tries makes it a slow consumer:
+//!   disconnected ([`crate::slow`]).
 //! - Only once `welcome` is delivered is the connection marked `welcomed` and are its memberships
 //!   put in their channels' rosters ([`Store::put_roster`]). Events go to roster entries only, so
 //!   no event can overtake the `welcome`, whatever shard or concurrent batch carries it.
@@ -19,23 +25,32 @@
 //! - A retried batch never re-sends a `welcome`: `welcomed` is read first.
 //!
 //! [`Store::put_roster`]: ripple_common::store::Store::put_roster
+//! [`Store::queue_welcome_try`]: ripple_common::store::Store::queue_welcome_try
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use ripple_common::connections::PostOutcome;
 use ripple_common::error::StoreError;
 use ripple_common::items::{ConnectionItem, MemberItem};
+use ripple_common::now_ms;
 use ripple_common::protocol::ServerFrame;
 
 use crate::FanoutState;
 
+/// Tries at a `welcome` that meets 410 (the first included), each through the stream: about
+/// 0.3 s apart at the stream's cadence, so several seconds in all, far more than API Gateway
+/// needs to finish a handshake once `$connect` has returned.
+pub const WELCOME_TRIES: u32 = 16;
+
 /// How long after its `$connect` a connection may still be unestablished: API Gateway's
-/// integration timeout (29 s) bounds how long `$connect` may run.
+/// integration timeout (29 s) bounds how long `$connect` may run. Past it, a 410 is proof of
+/// gone at the first try.
 pub const ESTABLISH_GRACE_MS: u64 = 30_000;
 
-/// Waits between posts of a `welcome` that met 410 while the connection may not be established
-/// yet (about 3 s in all), within one invocation.
-const PATIENCE_MS: [u64; 6] = [50, 100, 200, 400, 800, 1600];
+/// Whether a 410 may mean "not established yet" rather than "gone".
+pub fn may_be_unestablished(connected_at_ms: u64, now_ms: u64) -> bool {
+    now_ms.saturating_sub(connected_at_ms) < ESTABLISH_GRACE_MS
+}
 
 /// What greeting a new connection came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,27 +59,21 @@ pub enum Greeting {
     Welcomed,
     /// Delivered by an earlier invocation; the rosters are (re)checked.
     AlreadyWelcomed,
-    /// The connection is gone (disconnected, or 410 long after its connect: deleted here).
+    /// The connection is gone (disconnected, or still 410 after its tries: deleted here).
     Gone,
-    /// Still 410 while young: Lambda must retry the record.
-    NotEstablished,
-    /// The post kept failing (429, 5xx) or the deadline came: Lambda must retry the record.
-    Failed,
+    /// Not delivered now; another try is queued through the stream.
+    TryAgain,
+    /// Could not take its `welcome` after its tries (429, 5xx): to be disconnected.
+    Slow,
+    /// The deadline came before the post: Lambda must retry the record.
+    Deferred,
 }
 
 impl Greeting {
-    /// Whether the record is done with (no retry needed).
+    /// Whether the record is done with (no retry by Lambda needed).
     pub fn settled(self) -> bool {
-        matches!(
-            self,
-            Greeting::Welcomed | Greeting::AlreadyWelcomed | Greeting::Gone
-        )
+        !matches!(self, Greeting::Deferred)
     }
-}
-
-/// Whether a 410 may mean "not established yet" rather than "gone".
-pub fn may_be_unestablished(connected_at_ms: u64, now_ms: u64) -> bool {
-    now_ms.saturating_sub(connected_at_ms) < ESTABLISH_GRACE_MS
 }
 
 /// Posts `welcome` to a new connection, then puts its memberships in their rosters.
@@ -78,21 +87,28 @@ pub async fn greet(
         return Ok(Greeting::Gone);
     };
     if !current.welcomed {
-        match post_welcome(state, &current, stop_at).await {
+        if stop_at.is_some_and(|t| Instant::now() >= t) {
+            return Ok(Greeting::Deferred);
+        }
+        match post_welcome(state, &current).await {
             PostOutcome::Delivered => {}
-            PostOutcome::Gone
-                if may_be_unestablished(current.connected_at, ripple_common::now_ms()) =>
-            {
-                tracing::info!(connection_id = %id, "welcome answered 410 before the connection is established; Lambda will retry");
-                return Ok(Greeting::NotEstablished);
-            }
-            PostOutcome::Gone => {
+            PostOutcome::Gone if !may_be_unestablished(current.connected_at, now_ms()) => {
+                // Long after its `$connect`: a 410 is proof it is gone.
                 state.store.delete_connection(id).await?;
                 return Ok(Greeting::Gone);
             }
-            other => {
-                tracing::warn!(connection_id = %id, outcome = ?other, "welcome not delivered; Lambda will retry");
-                return Ok(Greeting::Failed);
+            outcome => {
+                if state.store.queue_welcome_try(id, WELCOME_TRIES - 1).await? {
+                    tracing::info!(connection_id = %id, ?outcome, tries = current.welcome_tries + 1, "welcome not delivered; another try through the stream");
+                    return Ok(Greeting::TryAgain);
+                }
+                if outcome == PostOutcome::Gone {
+                    tracing::info!(connection_id = %id, "welcome still 410 after its tries: gone");
+                    state.store.delete_connection(id).await?;
+                    return Ok(Greeting::Gone);
+                }
+                tracing::warn!(connection_id = %id, ?outcome, "welcome not delivered after its tries: a slow consumer");
+                return Ok(Greeting::Slow);
             }
         }
         if !state.store.mark_welcomed(id).await? {
@@ -118,11 +134,8 @@ pub async fn activate(state: &FanoutState, member: &MemberItem) -> Result<bool, 
     }
 }
 
-async fn post_welcome(
-    state: &FanoutState,
-    connection: &ConnectionItem,
-    stop_at: Option<Instant>,
-) -> PostOutcome {
+/// One post of `welcome`, with the usual bounded retries for 429 / 5xx (never for 410).
+async fn post_welcome(state: &FanoutState, connection: &ConnectionItem) -> PostOutcome {
     let frame = ServerFrame::Welcome {
         connection_id: connection.connection_id.clone(),
         user: connection.user.clone(),
@@ -130,46 +143,44 @@ async fn post_welcome(
     .to_json()
     .into_bytes();
     let url = state.connections.url_for(&connection.endpoint());
-    let mut patience = PATIENCE_MS.iter();
-    let mut retries = 0;
+    let mut attempt = 0;
     loop {
+        attempt += 1;
         state.pacer.ready().await;
         let outcome = state
             .connections
             .post(&url, &connection.connection_id, frame.clone())
             .await;
-        let wait = match &outcome {
+        match &outcome {
             PostOutcome::Delivered => {
                 state.pacer.succeeded();
                 return outcome;
             }
-            PostOutcome::Gone
-                if may_be_unestablished(connection.connected_at, ripple_common::now_ms()) =>
-            {
-                match patience.next() {
-                    Some(ms) => Duration::from_millis(*ms),
-                    None => return outcome,
-                }
-            }
-            retryable if retryable.is_retryable() && retries + 1 < state.policy.max_attempts => {
-                if *retryable == PostOutcome::Throttled {
-                    state.pacer.throttled();
-                }
-                retries += 1;
-                state.policy.base_backoff * (1 << retries)
+            retryable if retryable.is_retryable() && attempt < state.policy.max_attempts => {
+                tokio::time::sleep(state.policy.base_backoff * (1 << attempt)).await;
             }
             _ => return outcome,
-        };
-        if stop_at.is_some_and(|t| Instant::now() + wait >= t) {
-            return outcome;
         }
-        tokio::time::sleep(wait).await;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_deadline_hands_a_greeting_back_to_lambda() {
+        for g in [
+            Greeting::Welcomed,
+            Greeting::AlreadyWelcomed,
+            Greeting::Gone,
+            Greeting::TryAgain,
+            Greeting::Slow,
+        ] {
+            assert!(g.settled(), "{g:?}");
+        }
+        assert!(!Greeting::Deferred.settled());
+    }
 
     #[test]
     fn a_410_is_proof_of_gone_only_after_the_grace() {

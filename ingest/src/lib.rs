@@ -28,7 +28,9 @@ use ripple_common::apigw::response;
 use ripple_common::config::Settings;
 use ripple_common::error::StoreError;
 use ripple_common::items::{MemberItem, MessageItem, PositionItem};
-use ripple_common::protocol::{ClientFrame, ErrorCode, Refusal, parse_client_frame};
+use ripple_common::protocol::{
+    ClientFrame, ErrorCode, MAX_CHANNELS_PER_CONNECTION, Refusal, parse_client_frame,
+};
 use ripple_common::store::{PositionWrite, Store};
 
 /// What the handler needs, built once per Lambda instance.
@@ -197,6 +199,17 @@ async fn write(
             };
             if !connection.may_join(&channel) {
                 return Ok(Some(forbidden("join", &channel)));
+            }
+            let joined = store.connection_members(connection_id).await?;
+            if joined.len() >= MAX_CHANNELS_PER_CONNECTION
+                && !joined.iter().any(|m| m.channel == channel)
+            {
+                return Ok(Some(Refusal::new(
+                    ErrorCode::TooManyChannels,
+                    format!(
+                        "a connection may be in at most {MAX_CHANNELS_PER_CONNECTION} channels: leave one first"
+                    ),
+                )));
             }
             let mut member = MemberItem::new(&connection, &channel, now);
             member.since = since;

@@ -1,7 +1,9 @@
 //! Per-connection publish limits: GCRA limiters keyed by connection id, one for positions and one
 //! for chat messages, kept in the warm Lambda instance. They bound what one connection can make
 //! one instance write; API Gateway's stage throttling (`terraform/`) bounds the whole API.
-//! Joins and leaves are not limited here (they are rare and each costs one write).
+//! Joins and leaves share a third limiter ([`MEMBERSHIP_RATE`] a second, bursts of
+//! [`MEMBERSHIP_BURST`]): each costs writes, a snapshot and presence events to every member, so
+//! one connection flapping in and out of a channel cannot flood it.
 
 use std::num::NonZeroU32;
 
@@ -11,10 +13,16 @@ use ripple_common::protocol::{ClientFrame, ErrorCode, Refusal};
 /// How many checks between sweeps of idle connections' limiter state.
 const SWEEP_EVERY: u64 = 4096;
 
+/// Joins and leaves one connection may make per second, together.
+pub const MEMBERSHIP_RATE: u32 = 2;
+/// ... in a burst (a client joining its lobby, room, team and party at once).
+pub const MEMBERSHIP_BURST: u32 = 10;
+
 #[derive(Debug)]
 pub struct PublishLimits {
     positions: DefaultKeyedRateLimiter<String>,
     messages: DefaultKeyedRateLimiter<String>,
+    memberships: DefaultKeyedRateLimiter<String>,
     position_rate: u32,
     message_rate: u32,
     checks: std::sync::atomic::AtomicU64,
@@ -31,6 +39,7 @@ impl PublishLimits {
         Self {
             positions: RateLimiter::keyed(quota(position_rate, position_rate)),
             messages: RateLimiter::keyed(quota(message_rate, message_rate.saturating_mul(2))),
+            memberships: RateLimiter::keyed(quota(MEMBERSHIP_RATE, MEMBERSHIP_BURST)),
             position_rate,
             message_rate,
             checks: 0.into(),
@@ -45,6 +54,7 @@ impl PublishLimits {
         if n % SWEEP_EVERY == SWEEP_EVERY - 1 {
             self.positions.retain_recent();
             self.messages.retain_recent();
+            self.memberships.retain_recent();
         }
         let key = connection_id.to_owned();
         let (allowed, what, rate) = match frame {
@@ -58,7 +68,11 @@ impl PublishLimits {
                 "messages",
                 self.message_rate,
             ),
-            ClientFrame::Join { .. } | ClientFrame::Leave { .. } => (true, "", 0),
+            ClientFrame::Join { .. } | ClientFrame::Leave { .. } => (
+                self.memberships.check_key(&key).is_ok(),
+                "joins and leaves",
+                MEMBERSHIP_RATE,
+            ),
         };
         if allowed {
             Ok(())
@@ -73,6 +87,8 @@ impl PublishLimits {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
     use ripple_common::protocol::PositionUpdate;
 
@@ -102,6 +118,34 @@ mod tests {
             channel: "a".into(),
             since: None,
         };
-        assert!(limits.check("c1", &join).is_ok(), "joins are not limited");
+        assert!(
+            limits.check("c1", &join).is_ok(),
+            "joins have their own limit"
+        );
+    }
+
+    #[test]
+    fn joins_and_leaves_together_are_limited_per_connection() {
+        // GIVEN the default limits
+        let limits = PublishLimits::new(30, 5);
+        let join = ClientFrame::Join {
+            channel: "a".into(),
+            since: None,
+        };
+        let leave = ClientFrame::Leave {
+            channel: "a".into(),
+        };
+        // WHEN one connection joins and leaves 20 times at once
+        let refused = (0..20)
+            .filter(|i| {
+                let frame = if i % 2 == 0 { &join } else { &leave };
+                limits.check("flapper", frame).is_err()
+            })
+            .count();
+        // THEN what is above the burst is refused with rate_limited; another connection is not
+        assert_eq!(refused, 20 - MEMBERSHIP_BURST as usize);
+        let refusal = limits.check("flapper", &join).unwrap_err();
+        assert_eq!(refusal.code, ErrorCode::RateLimited);
+        assert!(limits.check("calm", &join).is_ok());
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! Routes `/@connections/{id}` and `/{stage}/@connections/{id}`:
 //! - `POST` draws a fault first (the same [`Faults`] as `ripple dev --fault`), answers 410 for
-//!   ids marked gone and 413 above API Gateway's 128 KB, else 200; every post is counted per stage
+//!   ids marked gone, 429 for ids marked throttled, and 413 above API Gateway's 128 KB, else 200; every post is counted per stage
 //!   ([`Tally`]: posts, bytes, billed messages, recipients). A [`Mode::Record`] server also keeps
 //!   the bodies per connection (what the tests assert on).
 //! - `GET` answers 200 (connected) for every id ([`Mode::Count`]) or only for ids marked live
@@ -64,6 +64,8 @@ struct Recorded {
     tallies: HashMap<String, Tally>,
     posts: HashMap<String, Vec<Bytes>>,
     gone: HashSet<String>,
+    /// Ids whose posts answer 429 (a client that does not read its socket).
+    throttled: HashSet<String>,
     faults: Faults,
     attempts: usize,
     live: HashSet<String>,
@@ -111,6 +113,9 @@ async fn on_post(
     };
     if rec.gone.contains(&id) {
         return StatusCode::GONE;
+    }
+    if rec.throttled.contains(&id) {
+        return StatusCode::TOO_MANY_REQUESTS;
     }
     if body.len() > MAX_CLIENT_MESSAGE_BYTES {
         return StatusCode::PAYLOAD_TOO_LARGE;
@@ -182,6 +187,7 @@ impl LoopbackConnections {
             tallies: HashMap::new(),
             posts: HashMap::new(),
             gone: HashSet::new(),
+            throttled: HashSet::new(),
             faults: Faults::default(),
             attempts: 0,
             live: HashSet::new(),
@@ -259,6 +265,13 @@ impl LoopbackConnections {
     pub fn mark_gone(&self, connection_id: &str) {
         if let Ok(mut rec) = self.state.lock() {
             rec.gone.insert(connection_id.to_owned());
+        }
+    }
+
+    /// From now on, posts to `connection_id` answer 429: its client does not read its socket.
+    pub fn mark_throttled(&self, connection_id: &str) {
+        if let Ok(mut rec) = self.state.lock() {
+            rec.throttled.insert(connection_id.to_owned());
         }
     }
 

@@ -421,3 +421,24 @@ impl JsonServer {
         })
     }
 }
+
+/// A message item's INSERT record in Lambda's shape: bob (`c-bob`) in arena, written at `ts`.
+pub fn message_record(seq: &str, id: &str, text: &str, ts: u64) -> Value {
+    let image = serde_json::json!({
+        "pk": {"S": "msg#arena"}, "sk": {"S": format!("{ts:013}#{id}")}, "kind": {"S": "message"},
+        "channel": {"S": "arena"}, "user": {"S": "bob"}, "sender": {"S": "c-bob"},
+        "id": {"S": id}, "text": {"S": text}, "ts": {"N": ts.to_string()},
+        "expires_at": {"N": "4000000000"}
+    });
+    ripple_common::stream_record::StreamRecord::write("INSERT", seq, image)
+        .created_secs(1_795_000_000)
+        .sequence_number(seq)
+        .size_bytes(200)
+        .to_json()
+}
+
+/// A stream batch of `records`, as Lambda delivers it.
+pub fn batch(records: Vec<Value>) -> anyhow::Result<Event> {
+    serde_json::from_value(serde_json::json!({ "Records": records }))
+        .context("records not in the shape Lambda delivers")
+}

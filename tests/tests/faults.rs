@@ -133,6 +133,15 @@ async fn under_faults_nothing_is_lost_gone_connections_leave_and_seq_never_goes_
         server.attempts() > server.post_count(),
         "faults were injected"
     );
+    // AND the stream goes on: what fanout wrote (a gone connection's further `welcome` tries,
+    // the `leave`s of its clean-up) comes back through it, as Lambda would deliver it
+    for _ in 0..4 * fanout::welcome::WELCOME_TRIES {
+        let more = table.take_stream_event().await.unwrap();
+        if more.records.is_empty() {
+            break;
+        }
+        fanout::process(&state, more).await;
+    }
 
     // THEN every live connection has, for every other user in its channels, that user's last
     // position, and every chat message they sent, in order

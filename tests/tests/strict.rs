@@ -10,8 +10,10 @@ use std::time::Duration;
 use fanout::FanoutState;
 use ripple::dev::DevOptions;
 use ripple::dev::faults::FaultSpec;
-use ripple_common::stream_record::StreamRecord;
-use ripple_tests::{RecordingConnections, TestTable, WsClient, seed, start_dev, ws_url as url};
+use ripple_tests::{
+    RecordingConnections, TestTable, WsClient, batch, message_record, seed, start_dev,
+    ws_url as url,
+};
 use serde_json::Value;
 
 fn counter(server: &ripple::dev::DevServer, name: &str) -> u64 {
@@ -247,25 +249,6 @@ async fn with_four_in_ten_posts_failing_no_chat_message_is_lost() {
     server.shutdown().await;
 }
 
-/// A message item's INSERT record in Lambda's shape.
-fn message_record(seq: &str, id: &str, text: &str, ts: u64) -> Value {
-    let image = serde_json::json!({
-        "pk": {"S": "msg#arena"}, "sk": {"S": format!("{ts:013}#{id}")}, "kind": {"S": "message"},
-        "channel": {"S": "arena"}, "user": {"S": "bob"}, "sender": {"S": "c-bob"},
-        "id": {"S": id}, "text": {"S": text}, "ts": {"N": ts.to_string()},
-        "expires_at": {"N": "4000000000"}
-    });
-    StreamRecord::write("INSERT", seq, image)
-        .created_secs(1_795_000_000)
-        .sequence_number(seq)
-        .size_bytes(200)
-        .to_json()
-}
-
-fn batch(records: Vec<Value>) -> aws_lambda_events::dynamodb::Event {
-    serde_json::from_value(serde_json::json!({ "Records": records })).unwrap()
-}
-
 #[tokio::test]
 async fn near_the_deadline_fanout_stops_and_hands_the_rest_back_to_lambda() {
     // GIVEN ten members and @connections taking 300 ms a post, one at a time
@@ -287,7 +270,8 @@ async fn near_the_deadline_fanout_stops_and_hands_the_rest_back_to_lambda() {
     let event = batch(vec![
         message_record("100", "m1", "one", now),
         message_record("200", "m2", "two", now + 1),
-    ]);
+    ])
+    .unwrap();
     // WHEN the invocation has 2 s left: not enough for ten posts
     let deadline = std::time::Instant::now() + Duration::from_secs(2);
     let (response, report) = fanout::process_until(&state, event.clone(), Some(deadline)).await;

@@ -1753,9 +1753,9 @@ const BREAKAGES: [Breakage; 17] = [
     Breakage {
         what: "a Scan on every table",
         file: "modules/ripple/iam.tf",
-        from: r#"actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"]
+        from: r#"actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"]
     resources = local.table_resources"#,
-        to: r#"actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem", "dynamodb:Scan"]
+        to: r#"actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem", "dynamodb:Scan"]
     resources = ["*"]"#,
         reported: "grants dynamodb:Scan",
     },
