@@ -43,8 +43,6 @@ pub enum ErrorCode {
     Forbidden,
     /// A `join` beyond the most channels one connection may be in.
     TooManyChannels,
-    /// A `join` of a channel that has the most members it may have.
-    ChannelFull,
     /// Sent before fanout disconnects a connection that could not take its frames; reconnect
     /// and catch up (`resume`, `since`).
     SlowConsumer,
@@ -60,7 +58,6 @@ impl ErrorCode {
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::TooManyChannels => "too_many_channels",
-            ErrorCode::ChannelFull => "channel_full",
             ErrorCode::SlowConsumer => "slow_consumer",
         }
     }

@@ -20,6 +20,8 @@ pub struct WsClient {
     pub user: String,
     /// Frames read while waiting for something else, oldest first.
     pub seen: Vec<Value>,
+    /// Events [`WsClient::wait_for_event`] has returned (each counts once).
+    returned: Vec<Value>,
     /// How long [`WsClient::next_message`] waits (default [`E2E_WAIT`]).
     pub wait: std::time::Duration,
 }
@@ -78,6 +80,7 @@ impl WsClient {
             id: String::new(),
             user: String::new(),
             seen: Vec::new(),
+            returned: Vec::new(),
             wait: E2E_WAIT,
         };
         let first = client
@@ -143,8 +146,27 @@ impl WsClient {
         }
     }
 
-    /// Reads frames until an event matching `pred` arrives inside an `events` frame.
+    /// The first event matching `pred` not returned before: one already read while waiting for
+    /// something else (in `seen`), or the next to arrive. Events of different channels and
+    /// shards come in no given order, so the one waited for may well have come first.
     pub async fn wait_for_event(&mut self, pred: impl Fn(&Value) -> bool) -> anyhow::Result<Value> {
+        let mut already = self.returned.clone();
+        let earlier = self.seen_events().into_iter().find(|e| {
+            if !pred(e) {
+                return false;
+            }
+            match already.iter().position(|r| r == e) {
+                Some(i) => {
+                    already.remove(i);
+                    false
+                }
+                None => true,
+            }
+        });
+        if let Some(e) = earlier {
+            self.returned.push(e.clone());
+            return Ok(e);
+        }
         loop {
             let frame = self
                 .next_frame()
@@ -155,6 +177,7 @@ impl WsClient {
                 .and_then(|evs| evs.iter().find(|e| pred(e)).cloned());
             self.seen.push(frame);
             if let Some(e) = hit {
+                self.returned.push(e.clone());
                 return Ok(e);
             }
         }

@@ -18,8 +18,13 @@
 // ---- the protocol's frames (docs/protocol.md) --------------------------------------------------
 
 /** Error codes of the `error` frame. */
-export type ErrorCode = 'bad_request' | 'unknown_action' | 'too_large' | 'not_member' | 'rate_limited';
-const ERROR_CODES: readonly string[] = ['bad_request', 'unknown_action', 'too_large', 'not_member', 'rate_limited'];
+export type ErrorCode =
+  | 'bad_request' | 'unknown_action' | 'too_large' | 'not_member' | 'rate_limited' | 'forbidden'
+  | 'too_many_channels' | 'slow_consumer';
+const ERROR_CODES: readonly string[] = [
+  'bad_request', 'unknown_action', 'too_large', 'not_member', 'rate_limited', 'forbidden',
+  'too_many_channels', 'slow_consumer',
+];
 
 export interface PositionEvent {
   type: 'position';
