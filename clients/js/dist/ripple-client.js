@@ -14,7 +14,10 @@
  * No runtime dependency: it uses the global `WebSocket` (browsers, Node 22+), or the one given in
  * the options (e.g. the `ws` package on Node 20).
  */
-const ERROR_CODES = ['bad_request', 'unknown_action', 'too_large', 'not_member', 'rate_limited'];
+const ERROR_CODES = [
+    'bad_request', 'unknown_action', 'too_large', 'not_member', 'rate_limited', 'forbidden',
+    'too_many_channels', 'slow_consumer',
+];
 // ---- guards: what a frame must look like to be used --------------------------------------------
 const CHANNEL_RE = /^[A-Za-z0-9_.:-]{1,64}$/;
 const isObj = (v) => typeof v === 'object' && v !== null && !Array.isArray(v);
