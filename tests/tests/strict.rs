@@ -456,6 +456,14 @@ async fn a_batch_that_times_out_is_bisected_and_the_poison_record_goes_to_the_fa
     })
     .await
     .expect("nothing reached the on-failure folder");
+    // Shards are polled on their own: the others' records may still be on their way (no order
+    // across shards), so they get the same bound before the mapping stops.
+    let _ = tokio::time::timeout(Duration::from_secs(30), async {
+        while done.lock().unwrap().len() < 7 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
     let _ = stop.send(true);
     let _ = mapping.await;
 
