@@ -475,6 +475,21 @@ pub enum ServerFrame {
         code: ErrorCode,
         message: String,
     },
+    /// The route response to a `join`: the membership is written, publishing to the channel is
+    /// allowed from now on (its `snapshot` follows through the stream).
+    Joined {
+        channel: String,
+    },
+    /// The route response to a `leave`: the membership is gone.
+    Left {
+        channel: String,
+    },
+    /// The route response to a `message`: it is written (`id`, `ts` as its event will carry).
+    Ack {
+        channel: String,
+        id: String,
+        ts: u64,
+    },
     /// Sent to a connection when it joins a channel: who is there and where they are, and the
     /// chat messages written since it joined (or since `since`, when the join asked).
     Snapshot {

@@ -29,7 +29,7 @@ use ripple_common::config::Settings;
 use ripple_common::error::StoreError;
 use ripple_common::items::{MemberItem, MessageItem, PositionItem};
 use ripple_common::protocol::{
-    ClientFrame, ErrorCode, MAX_CHANNELS_PER_CONNECTION, Refusal, parse_client_frame,
+    ClientFrame, ErrorCode, MAX_CHANNELS_PER_CONNECTION, Refusal, ServerFrame, parse_client_frame,
 };
 use ripple_common::store::{PositionWrite, Store};
 
@@ -66,6 +66,8 @@ impl IngestState {
 pub enum Outcome {
     /// Written (or, for a stale position, deliberately dropped).
     Accepted,
+    /// Written, and the sender is told so: `joined`, `left`, `ack` (the route response).
+    Answered(ServerFrame),
     /// Refused: nothing written; the sender gets an `error` frame.
     Refused(Refusal),
     /// The store failed; the sender gets API Gateway's internal error.
@@ -120,6 +122,7 @@ async fn handle_measured(
     let failed = matches!(outcome, Outcome::Failed(_));
     let reply = match outcome {
         Outcome::Accepted => response(200, None),
+        Outcome::Answered(frame) => response(200, Some(&frame.to_json())),
         Outcome::Refused(refusal) => {
             tracing::info!(connection_id, code = refusal.code.as_str(), reason = %refusal.message, "frame refused");
             response(200, Some(&refusal.to_frame()))
@@ -142,8 +145,9 @@ pub async fn ingest_frame(state: &IngestState, connection_id: &str, body: &[u8])
         return Outcome::Refused(refusal);
     }
     match write(state, connection_id, frame).await {
-        Ok(None) => Outcome::Accepted,
-        Ok(Some(refusal)) => Outcome::Refused(refusal),
+        Ok(Ok(None)) => Outcome::Accepted,
+        Ok(Ok(Some(answer))) => Outcome::Answered(answer),
+        Ok(Err(refusal)) => Outcome::Refused(refusal),
         Err(err) => Outcome::Failed(err),
     }
 }
@@ -182,29 +186,30 @@ async fn publishing_member(
     Ok(Ok(member))
 }
 
+/// Writes `frame`: its answer to the sender (if any), or why it was refused.
 async fn write(
     state: &IngestState,
     connection_id: &str,
     frame: ClientFrame,
-) -> Result<Option<Refusal>, StoreError> {
+) -> Result<Result<Option<ServerFrame>, Refusal>, StoreError> {
     let store = &state.store;
     let now = ripple_common::now_ms();
     match frame {
         ClientFrame::Join { channel, since } => {
             let Some(connection) = store.get_connection(connection_id).await? else {
-                return Ok(Some(Refusal::new(
+                return Ok(Err(Refusal::new(
                     ErrorCode::BadRequest,
                     "unknown connection: reconnect",
                 )));
             };
             if !connection.may_join(&channel) {
-                return Ok(Some(forbidden("join", &channel)));
+                return Ok(Err(forbidden("join", &channel)));
             }
             let joined = store.connection_members(connection_id).await?;
             if joined.len() >= MAX_CHANNELS_PER_CONNECTION
                 && !joined.iter().any(|m| m.channel == channel)
             {
-                return Ok(Some(Refusal::new(
+                return Ok(Err(Refusal::new(
                     ErrorCode::TooManyChannels,
                     format!(
                         "a connection may be in at most {MAX_CHANNELS_PER_CONNECTION} channels: leave one first"
@@ -214,6 +219,7 @@ async fn write(
             let mut member = MemberItem::new(&connection, &channel, now);
             member.since = since;
             store.put_member(&member).await?;
+            Ok(Ok(Some(ServerFrame::Joined { channel })))
         }
         ClientFrame::Leave { channel } => {
             let left = store.delete_member(connection_id, &channel).await?;
@@ -235,8 +241,9 @@ async fn write(
                     .await?;
             }
             if left.is_none() {
-                return Ok(Some(not_member(&channel)));
+                return Ok(Err(not_member(&channel)));
             }
+            Ok(Ok(Some(ServerFrame::Left { channel })))
         }
         ClientFrame::Position(update) => {
             let channel = update.channel.clone();
@@ -247,7 +254,7 @@ async fn write(
                 Some(user) => (user, false),
                 None => match publishing_member(state, connection_id, &channel).await? {
                     Ok(member) => (member.user, true),
-                    Err(refusal) => return Ok(Some(refusal)),
+                    Err(refusal) => return Ok(Err(refusal)),
                 },
             };
             let item = PositionItem::new(
@@ -266,7 +273,7 @@ async fn write(
                 if !proven
                     && let Err(refusal) = publishing_member(state, connection_id, &channel).await?
                 {
-                    return Ok(Some(refusal));
+                    return Ok(Err(refusal));
                 }
                 written = store.put_position_for_member(&item).await?;
             }
@@ -276,26 +283,31 @@ async fn write(
                     tracing::debug!(connection_id, seq = item.seq, "stale position dropped");
                 }
                 PositionWrite::NotMember | PositionWrite::NotPublisher => {
-                    return Ok(Some(not_member(&channel)));
+                    return Ok(Err(not_member(&channel)));
                 }
             }
+            // Positions are not answered: 10 a second, ordered by `seq`, superseded anyway.
+            Ok(Ok(None))
         }
         ClientFrame::Message { channel, text } => {
             let member = match publishing_member(state, connection_id, &channel).await? {
                 Ok(member) => member,
-                Err(refusal) => return Ok(Some(refusal)),
+                Err(refusal) => return Ok(Err(refusal)),
             };
-            store
-                .put_message(&MessageItem::new(
-                    channel,
-                    &member.user,
-                    connection_id,
-                    text,
-                    now,
-                    state.settings.message_ttl_secs,
-                ))
-                .await?;
+            let item = MessageItem::new(
+                channel,
+                &member.user,
+                connection_id,
+                text,
+                now,
+                state.settings.message_ttl_secs,
+            );
+            store.put_message(&item).await?;
+            Ok(Ok(Some(ServerFrame::Ack {
+                channel: item.channel,
+                id: item.id,
+                ts: item.ts,
+            })))
         }
     }
-    Ok(None)
 }

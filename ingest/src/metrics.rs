@@ -8,7 +8,7 @@ use crate::Outcome;
 /// The metrics line of one frame's outcome.
 pub fn frame_line(function: &str, timestamp_ms: u64, outcome: &Outcome) -> MetricLine {
     let (accepted, refused, failed) = match outcome {
-        Outcome::Accepted => (1, 0, 0),
+        Outcome::Accepted | Outcome::Answered(_) => (1, 0, 0),
         Outcome::Refused(_) => (0, 1, 0),
         Outcome::Failed(_) => (0, 0, 1),
     };

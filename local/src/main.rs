@@ -117,13 +117,26 @@ struct DevArgs {
     /// `@connections` posts 410 meanwhile (a slow handshake or network).
     #[arg(long, value_name = "MS", default_value_t = 0)]
     connect_delay: u64,
+    /// API Gateway: handle each connection's frames one at a time, in the order sent (kinder
+    /// than AWS, where every frame is its own invocation and nothing orders them).
+    #[arg(long)]
+    serial_frames: bool,
+    /// API Gateway: each frame handled concurrently waits a random time up to this many ms
+    /// first, so races between a connection's frames show.
+    #[arg(long, value_name = "MS", default_value_t = 10)]
+    frame_jitter: u64,
+    /// API Gateway: the account's @connections requests per second, shared by every fanout
+    /// instance (AWS's default quota: 10000; 0: no limit). Above it: 429.
+    #[arg(long, value_name = "N", default_value_t = ripple::dev::gateway::ACCOUNT_CONNECTIONS_RATE)]
+    connections_rate: u32,
     /// Close connections idle this long, in seconds (API Gateway: 600).
     #[arg(long, default_value_t = 600)]
     idle_timeout_secs: u64,
     /// Close connections after this long, in seconds (API Gateway: 7200).
     #[arg(long, default_value_t = 7200)]
     max_connection_secs: u64,
-    /// Inject faults on @connections POSTs, e.g. gone=0.1,throttle=0.05,error=0.02,latency=50ms
+    /// Inject faults on @connections POSTs and $disconnect events, e.g.
+    /// gone=0.1,throttle=0.05,error=0.02,latency=50ms,disconnect-loss=0.5,disconnect-delay=2000ms
     #[arg(long)]
     fault: Option<FaultSpec>,
     /// What the connect, ingest and fanout handlers run with (the deployed functions read the
@@ -187,6 +200,9 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
             on_failure_dir: args.on_failure_dir,
         },
         connect_delay: Duration::from_millis(args.connect_delay),
+        serial_frames: args.serial_frames,
+        frame_jitter: Duration::from_millis(args.frame_jitter),
+        connections_rate: args.connections_rate,
         idle_timeout: Duration::from_secs(args.idle_timeout_secs.max(1)),
         max_duration: Duration::from_secs(args.max_connection_secs.max(1)),
         faults: args.fault.unwrap_or_default(),

@@ -1,6 +1,6 @@
 //! A WebSocket client of Ripple's protocol (tokio-tungstenite): connect and wait for `welcome`,
-//! send frames, read JSON frames with a time limit, wait for an event, or split it to send and read
-//! at once. `ripple smoke`, the bench's players and the
+//! send frames (or send one and wait for its answer), read JSON frames with a time limit, wait
+//! for an event, or split it to send and read at once. `ripple smoke`, the bench's players and the
 //! tests use it.
 
 use anyhow::Context;
@@ -202,6 +202,26 @@ impl WsClient {
                 return Ok(frame);
             }
             self.seen.push(frame);
+        }
+    }
+
+    /// Sends `frame` and waits for its answer (the route response: `joined`, `left`, `ack`, or
+    /// an `error`); frames read meanwhile go to `seen`. Positions get no answer: do not ask.
+    /// Frames a client sends without waiting are handled concurrently on AWS, in no order.
+    pub async fn request(&mut self, frame: &str) -> anyhow::Result<Value> {
+        self.send(frame).await?;
+        loop {
+            let reply = self
+                .next_frame()
+                .await?
+                .context("closed while waiting for an answer")?;
+            if matches!(
+                reply["type"].as_str(),
+                Some("joined" | "left" | "ack" | "error")
+            ) {
+                return Ok(reply);
+            }
+            self.seen.push(reply);
         }
     }
 

@@ -366,6 +366,16 @@ pub async fn seed_new(
     )
 }
 
+/// The value of `ripple dev`'s counter `name` (as `/metrics` names it, without `ripple_`).
+pub fn dev_counter(server: &ripple::dev::DevServer, name: &str) -> u64 {
+    server
+        .metrics
+        .snapshot()
+        .into_iter()
+        .find(|(n, _, _)| *n == name)
+        .map_or(0, |(_, _, v)| v)
+}
+
 /// A client of `server` connected with `query` (e.g. `user=alice&channel=arena`).
 pub async fn connect(server: &ripple::dev::DevServer, query: &str) -> anyhow::Result<WsClient> {
     WsClient::connect(&ws_url(server, query)).await

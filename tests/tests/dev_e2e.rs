@@ -245,11 +245,32 @@ async fn api_gateway_limits_apply_oversized_messages_idle_sockets_and_bad_connec
     };
     let impatient = start_dev(opts).await.unwrap();
 
-    // WHEN a client sends more than 128 KB THEN the socket closes with 1009
+    // WHEN a client sends a 100 KB message in four frames of 25 KB THEN it is read (and refused
+    // as too large a text: the socket stays open)
     let mut big = WsClient::connect(&url(&server, "user=big")).await.unwrap();
+    let message = format!(
+        r#"{{"action":"message","channel":"a","text":"{}"}}"#,
+        "x".repeat(100 * 1024)
+    );
+    let parts: Vec<&[u8]> = message.as_bytes().chunks(25 * 1024).collect();
+    for (i, part) in parts.iter().enumerate() {
+        use tokio_tungstenite::tungstenite::protocol::frame::{Frame, coding};
+        let opcode = if i == 0 {
+            coding::OpCode::Data(coding::Data::Text)
+        } else {
+            coding::OpCode::Data(coding::Data::Continue)
+        };
+        let frame = Frame::message(part.to_vec(), opcode, i + 1 == parts.len());
+        big.send_raw(Message::Frame(frame)).await.unwrap();
+    }
+    let answer = big.next_frame().await.unwrap().unwrap();
+    assert_eq!(answer["code"], "too_large", "{answer}");
+
+    // WHEN a client sends one frame over 32 KB (API Gateway's frame quota) THEN the socket
+    // closes with 1009
     big.send(&format!(
         r#"{{"action":"message","channel":"a","text":"{}"}}"#,
-        "x".repeat(130 * 1024)
+        "x".repeat(33 * 1024)
     ))
     .await
     .unwrap();

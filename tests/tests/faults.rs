@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use aws_lambda_events::dynamodb::Event;
+use aws_lambda_events::encodings::Body;
 use connect::ConnectState;
 use fanout::FanoutState;
 use ingest::IngestState;
@@ -74,11 +75,13 @@ async fn under_faults_nothing_is_lost_gone_connections_leave_and_seq_never_goes_
                     let text = format!("{user} says {round} in {channel}");
                     let frame =
                         format!(r#"{{"action":"message","channel":"{channel}","text":"{text}"}}"#);
-                    assert!(
+                    let answer =
                         ingest::handle(&ingest, message_event(&ctx(id), &frame, 1).unwrap())
                             .await
-                            .body
-                            .is_none()
+                            .body;
+                    assert!(
+                        matches!(&answer, Some(Body::Text(t)) if t.contains(r#""type":"ack""#)),
+                        "{answer:?}"
                     );
                     sent_messages
                         .entry((*channel).to_owned())

@@ -144,8 +144,9 @@ async fn connect_ingest_stream_fanout_delivers_to_the_channel_and_disconnect_cle
     );
     assert_eq!(
         s.send("B", r#"{"action":"message","channel":"arena","text":"gg"}"#)
-            .await,
-        None
+            .await
+            .map(|answer| answer["type"].clone()),
+        Some(serde_json::json!("ack"))
     );
     s.pump().await;
 
@@ -232,8 +233,10 @@ async fn positions_prove_membership_without_a_read_and_a_leaver_cannot_publish_a
 
     // WHEN she leaves arena, and the instance that knows her publishes her next position
     assert_eq!(
-        s.send("A", r#"{"action":"leave","channel":"arena"}"#).await,
-        None
+        s.send("A", r#"{"action":"leave","channel":"arena"}"#)
+            .await
+            .map(|answer| answer["type"].clone()),
+        Some(serde_json::json!("left"))
     );
     let reply = s.send("A", &position(3)).await.unwrap();
     // THEN it is refused as from a non-member
@@ -251,8 +254,10 @@ async fn positions_prove_membership_without_a_read_and_a_leaver_cannot_publish_a
 
     // WHEN she joins again and moves
     assert_eq!(
-        s.send("A", r#"{"action":"join","channel":"arena"}"#).await,
-        None
+        s.send("A", r#"{"action":"join","channel":"arena"}"#)
+            .await
+            .map(|answer| answer["type"].clone()),
+        Some(serde_json::json!("joined"))
     );
     assert_eq!(s.send("A", &position(4)).await, None);
     // THEN the position proves her new membership and reaches bob
@@ -372,18 +377,23 @@ async fn join_then_leave_moves_a_connection_between_channels() {
     s.pump().await;
     // WHEN alice joins lobby, says hi, and leaves
     assert_eq!(
-        s.send("A", r#"{"action":"join","channel":"lobby"}"#).await,
-        None
+        s.send("A", r#"{"action":"join","channel":"lobby"}"#)
+            .await
+            .map(|answer| answer["type"].clone()),
+        Some(serde_json::json!("joined"))
     );
     s.pump().await;
     assert_eq!(
         s.send("A", r#"{"action":"message","channel":"lobby","text":"hi"}"#)
-            .await,
-        None
+            .await
+            .map(|answer| answer["type"].clone()),
+        Some(serde_json::json!("ack"))
     );
     assert_eq!(
-        s.send("A", r#"{"action":"leave","channel":"lobby"}"#).await,
-        None
+        s.send("A", r#"{"action":"leave","channel":"lobby"}"#)
+            .await
+            .map(|answer| answer["type"].clone()),
+        Some(serde_json::json!("left"))
     );
     s.pump().await;
     // THEN bob saw her join, her message and her leave, in that order

@@ -10,20 +10,12 @@ use std::time::Duration;
 use fanout::FanoutState;
 use ripple::dev::DevOptions;
 use ripple::dev::faults::FaultSpec;
+use ripple_tests::dev_counter as counter;
 use ripple_tests::{
     RecordingConnections, TestTable, WsClient, batch, message_record, seed, start_dev,
     ws_url as url,
 };
 use serde_json::Value;
-
-fn counter(server: &ripple::dev::DevServer, name: &str) -> u64 {
-    server
-        .metrics
-        .snapshot()
-        .into_iter()
-        .find(|(n, _, _)| *n == name)
-        .map_or(0, |(_, _, v)| v)
-}
 
 #[tokio::test]
 async fn connections_still_being_established_keep_their_welcome_snapshot_and_memberships() {
@@ -131,15 +123,18 @@ async fn burst(
                 .unwrap();
         }
     }
-    // Senders interleave: each sends its messages (and a position) in order, all at once.
+    // Senders interleave: each sends its messages (and a position) in order, all at once; each
+    // message after the one before was acknowledged (frames not waited for run concurrently).
     let sends = clients.iter_mut().map(|c| async move {
         for i in 0..per_sender {
-            c.send(&format!(
-                r#"{{"action":"message","channel":"arena","text":"{} {i:03}"}}"#,
-                c.user
-            ))
-            .await
-            .unwrap();
+            let answer = c
+                .request(&format!(
+                    r#"{{"action":"message","channel":"arena","text":"{} {i:03}"}}"#,
+                    c.user
+                ))
+                .await
+                .unwrap();
+            assert_eq!(answer["type"], "ack", "{answer}");
             c.send(&format!(
                 r#"{{"action":"position","channel":"arena","x":{i},"y":0,"seq":{}}}"#,
                 i + 1

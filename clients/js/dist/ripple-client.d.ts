@@ -70,7 +70,24 @@ export interface ErrorFrame {
     code: ErrorCode;
     message: string;
 }
-export type ServerFrame = WelcomeFrame | SnapshotFrame | EventsFrame | ErrorFrame;
+/** The answer to a `join`: publishing to the channel is allowed from now on. */
+export interface JoinedFrame {
+    type: 'joined';
+    channel: string;
+}
+/** The answer to a `leave`. */
+export interface LeftFrame {
+    type: 'left';
+    channel: string;
+}
+/** The answer to a `message`: it is written, with the `id` and `ts` its event carries. */
+export interface AckFrame {
+    type: 'ack';
+    channel: string;
+    id: string;
+    ts: number;
+}
+export type ServerFrame = WelcomeFrame | SnapshotFrame | EventsFrame | ErrorFrame | JoinedFrame | LeftFrame | AckFrame;
 export interface JoinFrame {
     action: 'join';
     channel: string;
@@ -181,7 +198,12 @@ export declare class RippleClient {
     private readonly lastSeq;
     private readonly ownSeq;
     private readonly positionsByChannel;
+    /** Chat not sent yet: one is sent at a time, the next after its answer (see `pump`). */
     private readonly queued;
+    /** The chat message sent and not answered yet. */
+    private inFlight;
+    /** Channels joined with `join()` whose `joined` has not come: their chat waits. */
+    private readonly joining;
     private ws;
     private welcome;
     private waiters;
@@ -219,7 +241,12 @@ export declare class RippleClient {
         z?: number;
         data?: Record<string, unknown>;
     }): number | null;
-    /** Publishes a chat message; while disconnected it is queued and sent after the reconnect. */
+    /**
+     * Publishes a chat message. Messages are sent one at a time, each after the server answered
+     * the one before (`ack` or an error), so they are written in the order you called this: API
+     * Gateway handles a connection's frames concurrently, in no order. While disconnected they wait
+     * and go after the reconnect; one sent whose answer a reconnect cut off is sent again.
+     */
     message(channel: string, text: string): void;
     /** The users in `channel` (from its snapshot, then `join` and `leave`); you included. */
     members(channel: string): string[];
@@ -231,6 +258,10 @@ export declare class RippleClient {
     private url;
     private open;
     private scheduleReconnect;
+    /** Sends the next chat message when none is in flight and its channel's join is answered. */
+    private pump;
+    /** The in-flight message was answered (or given up on): the next may go. */
+    private answered;
     private send;
     private startKeepalive;
     private stopKeepalive;

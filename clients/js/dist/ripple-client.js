@@ -58,6 +58,9 @@ export function isServerFrame(v) {
                 (v.messages === undefined || (Array.isArray(v.messages) && v.messages.every(isMessageEvent)));
         case 'events': return Array.isArray(v.events) && v.events.every(isRippleEvent);
         case 'error': return isStr(v.code) && ERROR_CODES.includes(v.code) && isStr(v.message);
+        case 'joined':
+        case 'left': return isChannel(v.channel);
+        case 'ack': return isChannel(v.channel) && isStr(v.id) && isSeq(v.ts);
         default: return false;
     }
 }
@@ -80,6 +83,8 @@ const OPEN = 1;
 export const KEEPALIVE_FRAME = '{"action":"ping"}';
 const MAX_SEEN_IDS = 10000;
 const MAX_QUEUED_MESSAGES = 100;
+/** How long a chat message waits for its answer before the next is sent anyway. */
+const ANSWER_TIMEOUT_MS = 5000;
 export class RippleClient {
     constructor(opts) {
         this.listeners = new Map();
@@ -88,7 +93,12 @@ export class RippleClient {
         this.lastSeq = new Map();
         this.ownSeq = new Map();
         this.positionsByChannel = new Map();
+        /** Chat not sent yet: one is sent at a time, the next after its answer (see `pump`). */
         this.queued = [];
+        /** The chat message sent and not answered yet. */
+        this.inFlight = null;
+        /** Channels joined with `join()` whose `joined` has not come: their chat waits. */
+        this.joining = new Set();
         this.ws = null;
         this.welcome = null;
         this.waiters = [];
@@ -148,6 +158,9 @@ export class RippleClient {
         const frame = { action: 'join', channel };
         if (opts.since !== undefined)
             frame.since = opts.since;
+        // Frames are handled concurrently on AWS: a message sent before `joined` may be `not_member`.
+        if (this.isOpen())
+            this.joining.add(channel);
         this.send(frame);
     }
     /** Leaves `channel`. */
@@ -176,17 +189,21 @@ export class RippleClient {
         this.send(frame);
         return seq;
     }
-    /** Publishes a chat message; while disconnected it is queued and sent after the reconnect. */
+    /**
+     * Publishes a chat message. Messages are sent one at a time, each after the server answered
+     * the one before (`ack` or an error), so they are written in the order you called this: API
+     * Gateway handles a connection's frames concurrently, in no order. While disconnected they wait
+     * and go after the reconnect; one sent whose answer a reconnect cut off is sent again.
+     */
     message(channel, text) {
         const frame = { action: 'message', channel, text };
         if (!isClientFrame(frame))
             throw new Error('bad message: a channel name and non-empty text');
-        if (this.isOpen())
-            this.send(frame);
-        else if (this.queued.length < MAX_QUEUED_MESSAGES)
-            this.queued.push(frame);
-        else
-            throw new Error(`not connected and ${MAX_QUEUED_MESSAGES} messages already queued`);
+        if (this.queued.length >= MAX_QUEUED_MESSAGES) {
+            throw new Error(`${MAX_QUEUED_MESSAGES} messages already waiting to be sent`);
+        }
+        this.queued.push(frame);
+        this.pump();
     }
     /** The users in `channel` (from its snapshot, then `join` and `leave`); you included. */
     members(channel) {
@@ -258,6 +275,12 @@ export class RippleClient {
             this.ws = null;
             this.welcome = null;
             this.stopKeepalive();
+            if (this.inFlight) {
+                // Its answer is lost with the socket: send it again after the reconnect.
+                clearTimeout(this.inFlight.timer);
+                this.queued.unshift(this.inFlight.frame);
+                this.inFlight = null;
+            }
             this.scheduleReconnect(e.code, e.reason);
         };
     }
@@ -271,6 +294,25 @@ export class RippleClient {
         this.attempt++;
         this.emit('reconnecting', { attempt: this.attempt, delayMs, code, reason });
         this.retryTimer = setTimeout(() => this.open(), delayMs);
+    }
+    /** Sends the next chat message when none is in flight and its channel's join is answered. */
+    pump() {
+        const next = this.queued[0];
+        if (this.inFlight || !next || !this.isOpen() || this.joining.has(next.channel))
+            return;
+        this.queued.shift();
+        // An answer that never comes (a lost frame) must not stop the chat for good.
+        const timer = setTimeout(() => this.answered(), ANSWER_TIMEOUT_MS);
+        timer.unref?.();
+        this.inFlight = { frame: next, timer };
+        this.send(next);
+    }
+    /** The in-flight message was answered (or given up on): the next may go. */
+    answered() {
+        if (this.inFlight)
+            clearTimeout(this.inFlight.timer);
+        this.inFlight = null;
+        this.pump();
     }
     send(frame) {
         if (!this.isOpen() || !this.ws)
@@ -315,12 +357,22 @@ export class RippleClient {
                 for (const ev of frame.events)
                     this.onEvent(ev, 'live');
                 return;
+            case 'joined':
+                this.joining.delete(frame.channel);
+                return this.pump();
+            case 'left':
+                return;
+            case 'ack':
+                return this.answered();
             case 'error':
                 if (frame.code === 'unknown_action' && this.pendingKeepalives > 0) {
                     this.pendingKeepalives--;
                     return;
                 }
                 this.emit('error', { code: frame.code, message: frame.message });
+                // Errors name no frame: one may answer the message in flight, or a join.
+                this.joining.clear();
+                this.answered();
         }
     }
     onWelcome(w) {
@@ -333,8 +385,9 @@ export class RippleClient {
         this.emit('welcome', w);
         if (again)
             this.emit('reconnected', w);
-        for (const frame of this.queued.splice(0))
-            this.send(frame);
+        // The channels are rejoined by the connect itself: nothing to wait for.
+        this.joining.clear();
+        this.pump();
         for (const waiter of this.waiters.splice(0))
             waiter.resolve(w);
     }

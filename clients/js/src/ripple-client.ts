@@ -89,7 +89,15 @@ export interface ErrorFrame {
   message: string;
 }
 
-export type ServerFrame = WelcomeFrame | SnapshotFrame | EventsFrame | ErrorFrame;
+/** The answer to a `join`: publishing to the channel is allowed from now on. */
+export interface JoinedFrame { type: 'joined'; channel: string }
+/** The answer to a `leave`. */
+export interface LeftFrame { type: 'left'; channel: string }
+/** The answer to a `message`: it is written, with the `id` and `ts` its event carries. */
+export interface AckFrame { type: 'ack'; channel: string; id: string; ts: number }
+
+export type ServerFrame =
+  WelcomeFrame | SnapshotFrame | EventsFrame | ErrorFrame | JoinedFrame | LeftFrame | AckFrame;
 
 export interface JoinFrame { action: 'join'; channel: string; since?: number }
 export interface LeaveFrame { action: 'leave'; channel: string }
@@ -149,6 +157,9 @@ export function isServerFrame(v: unknown): v is ServerFrame {
         (v.messages === undefined || (Array.isArray(v.messages) && v.messages.every(isMessageEvent)));
     case 'events': return Array.isArray(v.events) && v.events.every(isRippleEvent);
     case 'error': return isStr(v.code) && ERROR_CODES.includes(v.code) && isStr(v.message);
+    case 'joined':
+    case 'left': return isChannel(v.channel);
+    case 'ack': return isChannel(v.channel) && isStr(v.id) && isSeq(v.ts);
     default: return false;
   }
 }
@@ -245,6 +256,8 @@ type Listener<K extends RippleEventType> = (ev: RippleEventMap[K], meta: Message
 export const KEEPALIVE_FRAME = '{"action":"ping"}';
 const MAX_SEEN_IDS = 10_000;
 const MAX_QUEUED_MESSAGES = 100;
+/** How long a chat message waits for its answer before the next is sent anyway. */
+const ANSWER_TIMEOUT_MS = 5_000;
 
 interface ChannelState {
   members: Set<string>;
@@ -261,7 +274,12 @@ export class RippleClient {
   private readonly lastSeq = new Map<string, number>();
   private readonly ownSeq = new Map<string, number>();
   private readonly positionsByChannel = new Map<string, Map<string, PositionEvent>>();
+  /** Chat not sent yet: one is sent at a time, the next after its answer (see `pump`). */
   private readonly queued: MessageFrame[] = [];
+  /** The chat message sent and not answered yet. */
+  private inFlight: { frame: MessageFrame; timer: ReturnType<typeof setTimeout> } | null = null;
+  /** Channels joined with `join()` whose `joined` has not come: their chat waits. */
+  private readonly joining = new Set<string>();
   private ws: WebSocketLike | null = null;
   private welcome: WelcomeFrame | null = null;
   private waiters: { resolve: (w: WelcomeFrame) => void; reject: (e: Error) => void }[] = [];
@@ -319,6 +337,8 @@ export class RippleClient {
     if (!this.channelState.has(channel)) this.channelState.set(channel, { members: new Set(), early: [] });
     const frame: JoinFrame = { action: 'join', channel };
     if (opts.since !== undefined) frame.since = opts.since;
+    // Frames are handled concurrently on AWS: a message sent before `joined` may be `not_member`.
+    if (this.isOpen()) this.joining.add(channel);
     this.send(frame);
   }
 
@@ -346,13 +366,20 @@ export class RippleClient {
     return seq;
   }
 
-  /** Publishes a chat message; while disconnected it is queued and sent after the reconnect. */
+  /**
+   * Publishes a chat message. Messages are sent one at a time, each after the server answered
+   * the one before (`ack` or an error), so they are written in the order you called this: API
+   * Gateway handles a connection's frames concurrently, in no order. While disconnected they wait
+   * and go after the reconnect; one sent whose answer a reconnect cut off is sent again.
+   */
   message(channel: string, text: string): void {
     const frame: MessageFrame = { action: 'message', channel, text };
     if (!isClientFrame(frame)) throw new Error('bad message: a channel name and non-empty text');
-    if (this.isOpen()) this.send(frame);
-    else if (this.queued.length < MAX_QUEUED_MESSAGES) this.queued.push(frame);
-    else throw new Error(`not connected and ${MAX_QUEUED_MESSAGES} messages already queued`);
+    if (this.queued.length >= MAX_QUEUED_MESSAGES) {
+      throw new Error(`${MAX_QUEUED_MESSAGES} messages already waiting to be sent`);
+    }
+    this.queued.push(frame);
+    this.pump();
   }
 
   /** The users in `channel` (from its snapshot, then `join` and `leave`); you included. */
@@ -416,6 +443,12 @@ export class RippleClient {
       this.ws = null;
       this.welcome = null;
       this.stopKeepalive();
+      if (this.inFlight) {
+        // Its answer is lost with the socket: send it again after the reconnect.
+        clearTimeout(this.inFlight.timer);
+        this.queued.unshift(this.inFlight.frame);
+        this.inFlight = null;
+      }
       this.scheduleReconnect(e.code, e.reason);
     };
   }
@@ -429,6 +462,25 @@ export class RippleClient {
     this.attempt++;
     this.emit('reconnecting', { attempt: this.attempt, delayMs, code, reason });
     this.retryTimer = setTimeout(() => this.open(), delayMs);
+  }
+
+  /** Sends the next chat message when none is in flight and its channel's join is answered. */
+  private pump(): void {
+    const next = this.queued[0];
+    if (this.inFlight || !next || !this.isOpen() || this.joining.has(next.channel)) return;
+    this.queued.shift();
+    // An answer that never comes (a lost frame) must not stop the chat for good.
+    const timer = setTimeout(() => this.answered(), ANSWER_TIMEOUT_MS);
+    (timer as { unref?: () => void }).unref?.();
+    this.inFlight = { frame: next, timer };
+    this.send(next);
+  }
+
+  /** The in-flight message was answered (or given up on): the next may go. */
+  private answered(): void {
+    if (this.inFlight) clearTimeout(this.inFlight.timer);
+    this.inFlight = null;
+    this.pump();
   }
 
   private send(frame: ClientFrame | string): void {
@@ -472,12 +524,22 @@ export class RippleClient {
       case 'events':
         for (const ev of frame.events) this.onEvent(ev, 'live');
         return;
+      case 'joined':
+        this.joining.delete(frame.channel);
+        return this.pump();
+      case 'left':
+        return;
+      case 'ack':
+        return this.answered();
       case 'error':
         if (frame.code === 'unknown_action' && this.pendingKeepalives > 0) {
           this.pendingKeepalives--;
           return;
         }
         this.emit('error', { code: frame.code, message: frame.message });
+        // Errors name no frame: one may answer the message in flight, or a join.
+        this.joining.clear();
+        this.answered();
     }
   }
 
@@ -490,7 +552,9 @@ export class RippleClient {
     this.startKeepalive();
     this.emit('welcome', w);
     if (again) this.emit('reconnected', w);
-    for (const frame of this.queued.splice(0)) this.send(frame);
+    // The channels are rejoined by the connect itself: nothing to wait for.
+    this.joining.clear();
+    this.pump();
     for (const waiter of this.waiters.splice(0)) waiter.resolve(w);
   }
 

@@ -1,5 +1,5 @@
 // Unit tests of the client's merging rules, with a fake socket playing the server: duplicate and
-// stale frames, events before their snapshot, reconnect URL, keepalive, queued chat.
+// stale frames, events before their snapshot, reconnect URL, keepalive, chat sent in order.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -81,6 +81,45 @@ test('after a drop it reconnects with its channels, resume=1 and since = the new
   await client.connected();
   assert.deepEqual(again.sent, [{ action: 'message', channel: 'arena', text: 'sent while offline' }]);
   assert.equal(seen.reconnected.length, 1);
+  client.close();
+});
+
+test('chat goes one message at a time, each after the answer to the one before, and waits for its join', async () => {
+  // GIVEN a connected client (API Gateway handles a connection's frames in no order)
+  const { client, sock } = await connectedClient();
+  const chat = () => sock.sent.filter((f) => f.action === 'message').map((f) => f.text);
+  // WHEN three messages are published at once
+  client.message('arena', 'one');
+  client.message('arena', 'two');
+  client.message('arena', 'three');
+  // THEN only the first is sent; each answer (an ack, or an error) lets the next go
+  assert.deepEqual(chat(), ['one']);
+  sock.deliver({ type: 'ack', channel: 'arena', id: 'm1', ts: 1795000000000 });
+  assert.deepEqual(chat(), ['one', 'two']);
+  sock.deliver({ type: 'error', code: 'rate_limited', message: 'slow down' });
+  assert.deepEqual(chat(), ['one', 'two', 'three']);
+  // WHEN it joins a channel and publishes to it at once
+  client.join('lobby');
+  sock.deliver({ type: 'ack', channel: 'arena', id: 'm3', ts: 1795000000001 });
+  client.message('lobby', 'hello lobby');
+  // THEN the message waits for `joined` (sent before it, it could be refused not_member)
+  assert.deepEqual(chat(), ['one', 'two', 'three']);
+  sock.deliver({ type: 'joined', channel: 'lobby' });
+  assert.deepEqual(chat(), ['one', 'two', 'three', 'hello lobby']);
+  client.close();
+});
+
+test('a message whose answer a drop cut off is sent again after the reconnect', async () => {
+  const { server, client, sock } = await connectedClient();
+  client.message('arena', 'maybe lost');
+  assert.equal(sock.sent.length, 1);
+  // WHEN the socket drops before the ack
+  sock.drop(1006, 'lost');
+  const again = await server.connection(2);
+  again.deliver(welcome('alice', 'c2='));
+  await client.connected();
+  // THEN it goes again on the new connection
+  assert.deepEqual(again.sent, [{ action: 'message', channel: 'arena', text: 'maybe lost' }]);
   client.close();
 });
 

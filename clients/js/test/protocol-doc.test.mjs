@@ -39,7 +39,7 @@ const serverFrames = examples.filter((v) => 'type' in v && !('action' in v));
 
 test('the document shows every client action and every server frame type', () => {
   assert.deepEqual([...new Set(clientFrames.map((f) => f.action))].sort(), ['join', 'leave', 'message', 'position']);
-  assert.deepEqual([...new Set(serverFrames.map((f) => f.type))].sort(), ['error', 'events', 'snapshot', 'welcome']);
+  assert.deepEqual([...new Set(serverFrames.map((f) => f.type))].sort(), ['ack', 'error', 'events', 'joined', 'left', 'snapshot', 'welcome']);
   const eventTypes = serverFrames.filter((f) => f.type === 'events').flatMap((f) => f.events.map((e) => e.type));
   assert.deepEqual([...new Set(eventTypes)].sort(), ['join', 'leave', 'message', 'position']);
 });

@@ -236,7 +236,7 @@ async fn handler_times(
         let state = &state;
         async move {
             match ingest::ingest_frame(state, &member.connection_id, body.as_bytes()).await {
-                Outcome::Accepted => Ok(()),
+                Outcome::Accepted | Outcome::Answered(_) => Ok(()),
                 other => anyhow::bail!("calibration frame not accepted: {other:?}"),
             }
         }

@@ -79,7 +79,14 @@ impl Counts {
                 self.frames[1] += measured;
             }
             Ok(ServerFrame::Error { .. }) => self.refused += 1,
-            Ok(ServerFrame::Welcome { .. } | ServerFrame::Snapshot { .. }) | Err(_) => {}
+            Ok(
+                ServerFrame::Welcome { .. }
+                | ServerFrame::Snapshot { .. }
+                | ServerFrame::Joined { .. }
+                | ServerFrame::Left { .. }
+                | ServerFrame::Ack { .. },
+            )
+            | Err(_) => {}
         }
     }
 

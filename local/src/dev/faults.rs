@@ -1,6 +1,9 @@
-//! Fault injection on `ripple dev`'s `@connections` API:
-//! `--fault gone=0.1,throttle=0.05,error=0.02,latency=50ms`. Each POST first waits `latency`,
-//! then answers 410 with probability `gone`, 429 with `throttle`, 500 with `error`, else is served.
+//! Fault injection on `ripple dev`'s `@connections` API and its `$disconnect` events:
+//! `--fault gone=0.1,throttle=0.05,error=0.02,latency=50ms,disconnect-loss=0.5,disconnect-delay=2000ms`.
+//! Each POST first waits `latency`, then answers 410 with probability `gone`, 429 with
+//! `throttle`, 500 with `error`, else is served. A closed connection's `$disconnect` is never
+//! delivered with probability `disconnect-loss` (API Gateway: "best effort"), and the others come
+//! up to `disconnect-delay` late.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -17,7 +20,20 @@ pub struct FaultSpec {
     pub throttle: f64,
     pub error: f64,
     pub latency: Duration,
+    /// Fraction of `$disconnect` events never delivered.
+    pub disconnect_loss: f64,
+    /// `$disconnect` events come a random time up to this late.
+    pub disconnect_delay: Duration,
 }
+
+fn millis(key: &str, value: &str) -> Result<Duration, String> {
+    let ms = value.strip_suffix("ms").unwrap_or(value);
+    ms.parse::<u64>()
+        .map(Duration::from_millis)
+        .map_err(|_| format!("`{key}={value}`: expected milliseconds, e.g. 50ms"))
+}
+
+const KEYS: &str = "gone, throttle, error, latency, disconnect-loss or disconnect-delay";
 
 impl FromStr for FaultSpec {
     type Err = String;
@@ -25,9 +41,9 @@ impl FromStr for FaultSpec {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let mut spec = FaultSpec::default();
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (key, value) = part.split_once('=').ok_or_else(|| {
-                format!("`{part}`: expected key=value (gone, throttle, error, latency)")
-            })?;
+            let (key, value) = part
+                .split_once('=')
+                .ok_or_else(|| format!("`{part}`: expected key=value ({KEYS})"))?;
             let prob = || -> Result<f64, String> {
                 value
                     .parse::<f64>()
@@ -41,17 +57,10 @@ impl FromStr for FaultSpec {
                 "gone" => spec.gone = prob()?,
                 "throttle" => spec.throttle = prob()?,
                 "error" => spec.error = prob()?,
-                "latency" => {
-                    let ms = value.strip_suffix("ms").unwrap_or(value);
-                    spec.latency = Duration::from_millis(ms.parse::<u64>().map_err(|_| {
-                        format!("`latency={value}`: expected milliseconds, e.g. 50ms")
-                    })?);
-                }
-                other => {
-                    return Err(format!(
-                        "unknown fault `{other}`: use gone, throttle, error or latency"
-                    ));
-                }
+                "latency" => spec.latency = millis(key, value)?,
+                "disconnect-loss" => spec.disconnect_loss = prob()?,
+                "disconnect-delay" => spec.disconnect_delay = millis(key, value)?,
+                other => return Err(format!("unknown fault `{other}`: use {KEYS}")),
             }
         }
         if spec.gone + spec.throttle + spec.error > 1.0 {
@@ -107,6 +116,17 @@ impl Faults {
         }
     }
 
+    /// How a closed connection's `$disconnect` fares: `None` when it is lost, else how late it
+    /// comes.
+    pub fn disconnect_fate(&self) -> Option<Duration> {
+        let spec = self.spec.read().map(|s| s.clone()).unwrap_or_default();
+        let mut rng = rand::rng();
+        if spec.disconnect_loss > 0.0 && rng.random::<f64>() < spec.disconnect_loss {
+            return None;
+        }
+        Some(spec.disconnect_delay.mul_f64(rng.random::<f64>()))
+    }
+
     /// Waits the injected latency, then draws a fault (or none).
     pub async fn pick(&self) -> Option<Fault> {
         let spec = self.spec.read().map(|s| s.clone()).unwrap_or_default();
@@ -154,5 +174,11 @@ mod tests {
                 .contains("unknown fault")
         );
         assert!("gone=0.6,error=0.6".parse::<FaultSpec>().is_err());
+        let lossy: FaultSpec = "disconnect-loss=1,disconnect-delay=20ms".parse().unwrap();
+        assert_eq!(lossy.disconnect_loss, 1.0);
+        assert_eq!(lossy.disconnect_delay, Duration::from_millis(20));
+        assert_eq!(Faults::new(lossy).disconnect_fate(), None);
+        let late = Faults::new("disconnect-delay=20ms".parse().unwrap()).disconnect_fate();
+        assert!(late.is_some_and(|d| d <= Duration::from_millis(20)));
     }
 }

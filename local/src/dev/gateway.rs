@@ -4,6 +4,19 @@
 //! (128 KB messages, idle timeout, maximum duration).
 //!
 //! Strict as API Gateway is, by default:
+//! - Every client frame is its own integration invocation, run concurrently with the others of
+//!   its connection after a small random delay (`--frame-jitter`), so nothing is handled in the
+//!   order it was sent unless the client waited for the answer; `--serial-frames` handles them
+//!   one at a time instead. `$disconnect` does not wait for frames still being handled.
+//! - `$disconnect` is best effort: `--fault disconnect-loss=P` loses that fraction of them,
+//!   `disconnect-delay=MS` makes the others late; `POST /_local/vanish/{id}` makes a client
+//!   vanish without a close (posts answer 200 and go nowhere, its frames never arrive) until the
+//!   idle timeout closes it.
+//! - A client frame over 32 KB closes the connection with 1009 (a message of up to 128 KB may
+//!   come in several frames).
+//! - `@connections` answers 429 `LimitExceededException` above the account's rate, shared by
+//!   every caller (`--connections-rate`, 10,000 requests/s and bursts of 5,000 by default); a
+//!   connection is known only under the stage it connected to (410 under another).
 //! - A connection exists for `@connections` only once its `$connect` integration has returned
 //!   200 *and* the upgrade has completed; until then POST and GET answer 410 GoneException, and
 //!   nothing is queued for later. AWS knowledge center, "How do I troubleshoot 410 GoneException
@@ -11,8 +24,8 @@
 //!   connection was established". `--connect-delay MS` holds the upgrade that much longer after
 //!   `$connect` returns (a slow handshake or network), posts still answered 410 meanwhile.
 //! - Left out: the 29 s integration timeout, route selection expressions other than `action`,
-//!   API keys and usage plans, the `@connections` account-wide 10,000 posts/s bucket (see
-//!   `--fault throttle=` for 429s), and client-side buffering limits.
+//!   API keys and usage plans, IAM on `@connections` (no signature is checked), and client-side
+//!   buffering limits (see `--fault throttle=` for 429s).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,6 +39,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{any, get};
 use futures::{SinkExt, StreamExt};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use rand::Rng;
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -40,6 +55,13 @@ use crate::apigw::{WsContext, connect_event, disconnect_event, message_event};
 
 /// API Gateway's limit on a message, either way (the one constant, in the protocol).
 pub use ripple_common::protocol::MAX_CLIENT_MESSAGE_BYTES as MAX_MESSAGE_BYTES;
+/// API Gateway's limit on one WebSocket frame from a client (a message may span frames).
+pub const MAX_FRAME_BYTES: usize = 32 * 1024;
+/// The account's `@connections` rate (API Gateway quotas: 10,000 requests/s per account and
+/// Region, a bucket of 5,000).
+pub const ACCOUNT_CONNECTIONS_RATE: u32 = 10_000;
+/// Where a test makes a client vanish without a close.
+pub const VANISH_PATH: &str = "/_local/vanish/{id}";
 
 /// Gateway settings.
 #[derive(Debug, Clone)]
@@ -50,6 +72,35 @@ pub struct GatewayConfig {
     pub max_duration: Duration,
     /// How long the upgrade is held after `$connect` returned 200 (posts answer 410 meanwhile).
     pub connect_delay: Duration,
+    /// Handle a connection's frames one at a time, in order (kinder than AWS).
+    pub serial_frames: bool,
+    /// Each concurrently handled frame waits a random time up to this first.
+    pub frame_jitter: Duration,
+    /// `@connections` requests per second for the whole account (every lane shares them).
+    pub connections_rate: u32,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            default_stage: "local".into(),
+            idle_timeout: Duration::from_secs(600),
+            max_duration: Duration::from_secs(7200),
+            connect_delay: Duration::ZERO,
+            serial_frames: false,
+            frame_jitter: Duration::from_millis(10),
+            connections_rate: ACCOUNT_CONNECTIONS_RATE,
+        }
+    }
+}
+
+/// The account-wide `@connections` bucket: `rate` requests/s, bursts of half that (0: no limit).
+pub fn account_limiter(rate: u32) -> Option<Arc<DefaultDirectRateLimiter>> {
+    let per_second = std::num::NonZeroU32::new(rate)?;
+    let burst = std::num::NonZeroU32::new(rate / 2).unwrap_or(per_second);
+    Some(Arc::new(RateLimiter::direct(
+        Quota::per_second(per_second).allow_burst(burst),
+    )))
 }
 
 /// Shared state of the gateway.
@@ -61,6 +112,8 @@ pub struct Gateway {
     pub config: GatewayConfig,
     pub faults: Faults,
     pub metrics: super::metrics::Metrics,
+    /// [`account_limiter`] of `config.connections_rate`.
+    pub account_limit: Option<Arc<DefaultDirectRateLimiter>>,
 }
 
 const DEMO_HTML: &str = include_str!("../../assets/demo.html");
@@ -74,7 +127,19 @@ pub fn router(gateway: Gateway) -> Router {
         .route("/@connections/{id}", any(connections_api))
         .route("/{stage}", get(upgrade_stage))
         .route("/{stage}/@connections/{id}", any(connections_api_staged))
+        .route(VANISH_PATH, axum::routing::post(vanish))
         .with_state(Arc::new(gateway))
+}
+
+/// The client of `id` vanishes without a close: 204, or 404 for an unknown id.
+async fn vanish(State(gw): State<Arc<Gateway>>, Path(id): Path<String>) -> StatusCode {
+    match gw.registry.get(&id) {
+        Some(conn) => {
+            conn.vanish();
+            StatusCode::NO_CONTENT
+        }
+        None => StatusCode::NOT_FOUND,
+    }
 }
 
 async fn metrics(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
@@ -196,7 +261,7 @@ async fn upgrade(
     gw.metrics.connected();
     let mut ws = ws
         .max_message_size(8 * MAX_MESSAGE_BYTES)
-        .max_frame_size(8 * MAX_MESSAGE_BYTES);
+        .max_frame_size(MAX_FRAME_BYTES);
     if let Some(protocol) = response
         .headers
         .get("sec-websocket-protocol")
@@ -227,6 +292,8 @@ async fn upgrade(
                 last_active_ms: ripple_common::now_ms().into(),
                 source_ip: ctx.source_ip.clone(),
                 user_agent: ctx.user_agent.clone(),
+                stage: ctx.stage.clone(),
+                vanished: Default::default(),
                 closing: Arc::default(),
             },
         );
@@ -234,14 +301,80 @@ async fn upgrade(
     })
 }
 
+/// The connection is gone for `@connections`; its `$disconnect` runs unless the fault loses it
+/// (late when the fault delays it).
 async fn disconnect(gw: &Gateway, ctx: &WsContext, status: u16, reason: &str) {
     gw.registry.remove(&ctx.connection_id);
+    let Some(delay) = gw.faults.disconnect_fate() else {
+        tracing::info!(
+            connection_id = ctx.connection_id,
+            "$disconnect lost (fault)"
+        );
+        gw.metrics.disconnect_lost();
+        return;
+    };
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     match disconnect_event(ctx, status, reason, ripple_common::now_ms()) {
         Ok(event) => {
             connect::handle(&gw.connect, event).await;
         }
         Err(err) => tracing::error!(error = %err, "could not build the $disconnect event"),
     }
+}
+
+/// One client frame through `ingest`, its answer (the route response) back to the sender.
+async fn handle_frame(gw: &Gateway, ctx: &WsContext, body: Option<String>, now: u64) {
+    let event = match body {
+        Some(text) => message_event(ctx, &text, now),
+        None => message_event(ctx, "", now).map(|mut e| {
+            e.is_base64_encoded = true;
+            e
+        }),
+    };
+    let event = match event {
+        Ok(e) => e,
+        Err(err) => {
+            tracing::error!(error = %err, "could not build the message event");
+            return;
+        }
+    };
+    let response = ingest::handle(&gw.ingest, event).await;
+    let reply = |out: Outgoing| {
+        if let Some(conn) = gw.registry.get(&ctx.connection_id) {
+            let _ = conn.tx.send(out);
+        }
+    };
+    match response.body {
+        Some(Body::Text(t)) => {
+            gw.metrics.frame_answered(&t);
+            reply(Outgoing::Text(t));
+        }
+        _ if response.status_code >= 500 => {
+            gw.metrics.frame_failed();
+            reply(Outgoing::Text(
+                json!({"message": "Internal server error", "connectionId": ctx.connection_id})
+                    .to_string(),
+            ));
+        }
+        _ => gw.metrics.frame_accepted(),
+    }
+}
+
+/// Is this read error tungstenite's refusal of a frame over [`MAX_FRAME_BYTES`]? Read from its
+/// text: axum links its own tungstenite version, whose type this crate cannot name
+/// (`CapacityError` displays as "Space limit exceeded: …"; dev_e2e's 1009 check fails if that
+/// changes).
+fn frame_too_big(err: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = source {
+        if e.to_string().contains("Space limit exceeded") {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 fn to_message(out: Outgoing) -> Message {
@@ -262,8 +395,20 @@ async fn serve_socket(
     mut rx: mpsc::UnboundedReceiver<Outgoing>,
 ) {
     let (mut sink, mut stream) = socket.split();
+    // Not the `Conn` itself: its queue must close when the registry drops it.
+    let (vanish_flag, closing) = gw
+        .registry
+        .get(&ctx.connection_id)
+        .map(|c| (Arc::clone(&c.vanished), Arc::clone(&c.closing)))
+        .unwrap_or_default();
+    let vanished = move || vanish_flag.load(std::sync::atomic::Ordering::Relaxed);
+    let writer_vanished = vanished.clone();
     let writer = tokio::spawn(async move {
         while let Some(out) = rx.recv().await {
+            if writer_vanished() {
+                // Nothing reaches a client that vanished, not even the close.
+                continue;
+            }
             let closing = matches!(out, Outgoing::Close(..));
             if sink.send(to_message(out)).await.is_err() || closing {
                 break;
@@ -276,11 +421,6 @@ async fn serve_socket(
             let _ = conn.tx.send(out);
         }
     };
-    let closing = gw
-        .registry
-        .get(&ctx.connection_id)
-        .map(|c| Arc::clone(&c.closing))
-        .unwrap_or_default();
     let hard_deadline = Instant::now() + gw.config.max_duration;
     let mut idle_deadline = Instant::now() + gw.config.idle_timeout;
     let (status, reason) = loop {
@@ -302,7 +442,15 @@ async fn serve_socket(
                 break (1001, "idle timeout");
             }
             Ok(None) => break (1006, "connection lost"),
-            Ok(Some(Err(_))) => break (1006, "connection error"),
+            Ok(Some(Err(err))) if frame_too_big(&err) => {
+                reply(Outgoing::Close(1009, "Frame too big".into()));
+                break (1009, "frame too big");
+            }
+            Ok(Some(Err(err))) => {
+                tracing::debug!(error = %err, "socket read failed");
+                break (1006, "connection error");
+            }
+            Ok(Some(Ok(_))) if vanished() => continue,
             Ok(Some(Ok(msg))) => msg,
         };
         let now = ripple_common::now_ms();
@@ -329,34 +477,16 @@ async fn serve_socket(
             reply(Outgoing::Close(1009, "Message too big".into()));
             break (1009, "message too big");
         }
-        let event = match body {
-            Some(text) => message_event(&ctx, &text, now),
-            None => message_event(&ctx, "", now).map(|mut e| {
-                e.is_base64_encoded = true;
-                e
-            }),
-        };
-        let event = match event {
-            Ok(e) => e,
-            Err(err) => {
-                tracing::error!(error = %err, "could not build the message event");
-                continue;
-            }
-        };
-        let response = ingest::handle(&gw.ingest, event).await;
-        match response.body {
-            Some(Body::Text(t)) => {
-                gw.metrics.frame_refused(&t);
-                reply(Outgoing::Text(t));
-            }
-            _ if response.status_code >= 500 => {
-                gw.metrics.frame_failed();
-                reply(Outgoing::Text(
-                    json!({"message": "Internal server error", "connectionId": ctx.connection_id})
-                        .to_string(),
-                ));
-            }
-            _ => gw.metrics.frame_accepted(),
+        if gw.config.serial_frames {
+            handle_frame(&gw, &ctx, body, now).await;
+        } else {
+            // Its own invocation, as on AWS: nothing orders it after the frames sent before.
+            let jitter = gw.config.frame_jitter.mul_f64(rand::rng().random::<f64>());
+            let (gw, ctx) = (Arc::clone(&gw), ctx.clone());
+            tokio::spawn(async move {
+                tokio::time::sleep(jitter).await;
+                handle_frame(&gw, &ctx, body, now).await;
+            });
         }
     };
     disconnect(&gw, &ctx, status, reason).await;
@@ -371,16 +501,16 @@ async fn connections_api(
     method: axum::http::Method,
     body: Bytes,
 ) -> Response {
-    manage(&gw, &id, method, body).await
+    manage(&gw, None, &id, method, body).await
 }
 
 async fn connections_api_staged(
     State(gw): State<Arc<Gateway>>,
-    Path((_stage, id)): Path<(String, String)>,
+    Path((stage, id)): Path<(String, String)>,
     method: axum::http::Method,
     body: Bytes,
 ) -> Response {
-    manage(&gw, &id, method, body).await
+    manage(&gw, Some(&stage), &id, method, body).await
 }
 
 fn aws_error(status: StatusCode, error_type: &str, message: &str) -> Response {
@@ -399,16 +529,37 @@ fn iso8601(ms: u64) -> String {
         .unwrap_or_default()
 }
 
-/// `@connections/{id}` as API Gateway answers it.
-async fn manage(gw: &Gateway, id: &str, method: axum::http::Method, body: Bytes) -> Response {
+/// `@connections/{id}` as API Gateway answers it (`stage`: the one in the path; `/@connections`
+/// without one is `ripple dev`'s shorthand for any stage).
+async fn manage(
+    gw: &Gateway,
+    stage: Option<&str>,
+    id: &str,
+    method: axum::http::Method,
+    body: Bytes,
+) -> Response {
     use axum::http::Method;
+    if let Some(limit) = &gw.account_limit
+        && limit.check().is_err()
+    {
+        gw.metrics.connections_throttled();
+        return aws_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "LimitExceededException",
+            "Rate exceeded",
+        );
+    }
     if method == Method::POST
         && let Some(fault) = gw.faults.pick().await
     {
         gw.metrics.post_faulted();
         return fault.response();
     }
-    let Some(conn) = gw.registry.get(id) else {
+    let known = gw
+        .registry
+        .get(id)
+        .filter(|conn| stage.is_none_or(|s| s == conn.stage));
+    let Some(conn) = known else {
         if method == Method::POST {
             gw.metrics.post_gone();
         }
@@ -422,6 +573,11 @@ async fn manage(gw: &Gateway, id: &str, method: axum::http::Method, body: Bytes)
                     "PayloadTooLargeException",
                     "Message too long",
                 );
+            }
+            if conn.has_vanished() {
+                // Accepted by API Gateway, lost on the way to a client that is no longer there.
+                gw.metrics.post_delivered(body.len());
+                return StatusCode::OK.into_response();
             }
             let out = match String::from_utf8(body.to_vec()) {
                 Ok(text) => Outgoing::Text(text),

@@ -41,6 +41,7 @@ counters! {
     connects: "WebSocket connections accepted by $connect",
     connects_rejected: "WebSocket upgrades rejected by $connect",
     disconnects: "WebSocket connections closed",
+    disconnects_lost: "$disconnect events lost by fault injection",
     frames_accepted: "client frames ingested",
     frames_refused: "client frames refused with an error frame",
     frames_failed: "client frames that failed with an internal error",
@@ -48,6 +49,7 @@ counters! {
     post_bytes: "bytes delivered by @connections POSTs",
     posts_gone: "@connections POSTs answered 410",
     posts_faulted: "@connections POSTs answered by fault injection",
+    connections_throttled: "@connections requests answered 429 above the account's rate",
     fanout_batches: "stream batches handed to fanout",
     fanout_records: "stream records handed to fanout",
     fanout_updates_delivered: "events delivered by fanout, summed over recipients",
@@ -180,6 +182,22 @@ impl Metrics {
     }
     pub fn frame_accepted(&self) {
         self.add(|c| &c.frames_accepted, 1);
+    }
+    pub fn disconnect_lost(&self) {
+        self.add(|c| &c.disconnects_lost, 1);
+    }
+    pub fn connections_throttled(&self) {
+        self.add(|c| &c.connections_throttled, 1);
+    }
+    /// A frame answered with `frame` (ingest's route response): refused when it is an `error`.
+    pub fn frame_answered(&self, frame: &str) {
+        let refused = serde_json::from_str::<serde_json::Value>(frame)
+            .map_or(true, |v| v["type"] == "error" || v["type"].is_null());
+        if refused {
+            self.frame_refused(frame);
+        } else {
+            self.frame_accepted();
+        }
     }
     /// A frame refused with `error_frame` (ingest's `{"type":"error","code":…}` reply).
     pub fn frame_refused(&self, error_frame: &str) {

@@ -48,6 +48,12 @@ pub struct DevOptions {
     /// How long API Gateway takes to establish a connection after `$connect` returned 200
     /// (posts answer 410 meanwhile).
     pub connect_delay: Duration,
+    /// Handle a connection's frames one at a time, in order (AWS does not: see [`gateway`]).
+    pub serial_frames: bool,
+    /// Each concurrently handled frame waits a random time up to this first.
+    pub frame_jitter: Duration,
+    /// The account's `@connections` requests per second, shared by every lane (0: no limit).
+    pub connections_rate: u32,
     pub faults: FaultSpec,
     /// Print a one-line summary this often.
     pub stats: Option<Duration>,
@@ -68,10 +74,42 @@ impl Default for DevOptions {
             idle_timeout: Duration::from_secs(600),
             max_duration: Duration::from_secs(7200),
             connect_delay: Duration::ZERO,
+            serial_frames: GatewayConfig::default().serial_frames,
+            frame_jitter: GatewayConfig::default().frame_jitter,
+            connections_rate: GatewayConfig::default().connections_rate,
             faults: FaultSpec::default(),
             stats: None,
             sweep_every: Some(Duration::from_secs(60)),
             sweep: fanout::sweep::SweepConfig::default(),
+        }
+    }
+}
+
+/// Warm fanout instances, as Lambda keeps them: a batch takes an idle one (or a new one starts)
+/// and has it to itself, with its own pacer, caches and limiter; concurrent batches never share
+/// one. A batch that panics loses its instance, as a crashed Lambda environment is replaced.
+#[derive(Clone)]
+struct Instances {
+    idle: Arc<std::sync::Mutex<Vec<Arc<FanoutState>>>>,
+    start: Arc<dyn Fn() -> Arc<FanoutState> + Send + Sync>,
+}
+
+impl Instances {
+    fn new(start: impl Fn() -> Arc<FanoutState> + Send + Sync + 'static) -> Self {
+        Self {
+            idle: Arc::default(),
+            start: Arc::new(start),
+        }
+    }
+
+    fn take(&self) -> Arc<FanoutState> {
+        let warm = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        warm.unwrap_or_else(|| (self.start)())
+    }
+
+    fn give_back(&self, instance: Arc<FanoutState>) {
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.push(instance);
         }
     }
 }
@@ -156,17 +194,28 @@ impl DevServer {
                 idle_timeout: opts.idle_timeout,
                 max_duration: opts.max_duration,
                 connect_delay: opts.connect_delay,
+                serial_frames: opts.serial_frames,
+                frame_jitter: opts.frame_jitter,
+                connections_rate: opts.connections_rate,
             },
             faults: Faults::new(opts.faults.clone()),
             metrics: metrics.clone(),
+            account_limit: gateway::account_limiter(opts.connections_rate),
         };
         let faults = gateway.faults.clone();
         let registry = gateway.registry.clone();
-        let fanout = Arc::new(FanoutState::new(
-            store.clone(),
-            Connections::new(sdk.clone(), settings.connections_endpoint.clone()),
-            &settings,
-        ));
+        let new_instance = {
+            let (store, sdk, settings) = (store.clone(), sdk.clone(), settings.clone());
+            move || {
+                Arc::new(FanoutState::new(
+                    store.clone(),
+                    Connections::new(sdk.clone(), settings.connections_endpoint.clone()),
+                    &settings,
+                ))
+            }
+        };
+        let fanout = new_instance();
+        let instances = Instances::new(new_instance);
 
         let (shutdown, watch_rx) = watch::channel(false);
         let mut tasks = Vec::new();
@@ -207,12 +256,14 @@ impl DevServer {
             reader,
             opts.mapping.clone(),
             move |event, deadline: tokio::time::Instant| {
-                let fanout = Arc::clone(&fanout);
+                let instances = instances.clone();
                 let metrics = mapping_metrics.clone();
                 async move {
+                    let fanout = instances.take();
                     let (response, _, batch) =
                         fanout::lambda::process_measured(&fanout, event, Some(deadline.into_std()))
                             .await;
+                    instances.give_back(fanout);
                     metrics.fanout(&batch);
                     Ok(response)
                 }

@@ -2,7 +2,7 @@
 //! `@connections` POST/GET/DELETE act on.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use tokio::sync::mpsc;
@@ -23,6 +23,11 @@ pub struct Conn {
     pub last_active_ms: AtomicU64,
     pub source_ip: String,
     pub user_agent: Option<String>,
+    /// The stage it connected to: `@connections` of another stage does not know it.
+    pub stage: String,
+    /// The client vanished without a close (a phone off Wi-Fi): posts answer 200 and go nowhere,
+    /// its frames never arrive, until the idle timeout closes it.
+    pub vanished: Arc<AtomicBool>,
     /// Notified when `@connections` DELETE closes the connection.
     pub closing: Arc<tokio::sync::Notify>,
 }
@@ -34,6 +39,14 @@ impl Conn {
 
     pub fn last_active(&self) -> u64 {
         self.last_active_ms.load(Ordering::Relaxed)
+    }
+
+    pub fn vanish(&self) {
+        self.vanished.store(true, Ordering::Relaxed);
+    }
+
+    pub fn has_vanished(&self) -> bool {
+        self.vanished.load(Ordering::Relaxed)
     }
 }
 
