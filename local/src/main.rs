@@ -113,6 +113,13 @@ struct DevArgs {
     /// discarded batch (Lambda's SQS message); `ripple redrive` reads it.
     #[arg(long, value_name = "DIR")]
     on_failure_dir: Option<std::path::PathBuf>,
+    /// Stream trigger: the chance (0-1) that a processed batch is invoked once more (AWS
+    /// delivers at least once; default 0).
+    #[arg(long, value_name = "P", default_value_t = 0.0)]
+    redeliver: f64,
+    /// Stream: what places a record in a shard (partition key, or the whole item key).
+    #[arg(long, value_enum, default_value_t = ripple::dev::mapping::ShardBy::Partition)]
+    shard_by: ripple::dev::mapping::ShardBy,
     /// API Gateway: hold each upgrade this many ms after `$connect` returned 200, answering
     /// `@connections` posts 410 meanwhile (a slow handshake or network).
     #[arg(long, value_name = "MS", default_value_t = 0)]
@@ -198,6 +205,8 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
                 .ok()
                 .map(Duration::from_secs),
             on_failure_dir: args.on_failure_dir,
+            redeliver: args.redeliver.clamp(0.0, 1.0),
+            shard_by: args.shard_by,
         },
         connect_delay: Duration::from_millis(args.connect_delay),
         serial_frames: args.serial_frames,

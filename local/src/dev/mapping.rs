@@ -22,6 +22,18 @@
 //!   older than `max_record_age`, the batch's metadata (not its records) goes to the on-failure
 //!   destination, a folder of JSON files in the shape Lambda sends to SQS, and the shard moves on.
 //!
+//! - **Panics.** A panic in the function is a function error (the runtime reports the
+//!   invocation failed), retried and bisected like any other; the shard keeps going.
+//! - **Redelivery.** `redeliver` (`ripple dev --redeliver P`) invokes a fraction P of processed
+//!   batches once more: the mapping processes each record "at least once" and "duplicate
+//!   processing of records can occur" (Lambda developer guide). Default 0: AWS documents no rate,
+//!   and a random default would make every run differ; turn it on to test idempotence.
+//! - **Shard placement.** `shard_by` (`--shard-by partition|item`). DynamoDB may split a hot
+//!   partition key's items over partitions by sort key, so only per-item order is promised;
+//!   `item` routes by the whole item key. The default stays `partition` because the product's
+//!   chat-order promise currently relies on one channel's messages sharing a shard: to be
+//!   revisited.
+//!
 //! - **Filter criteria.** Records that do not pass the deployed filter (`FANOUT_UPSERT_KINDS`,
 //!   `FANOUT_REMOVE_KINDS`) never reach the function ("Lambda event filtering").
 //!
@@ -29,6 +41,8 @@
 //! 24 h retention limit, the 2-readers-per-shard limit, tumbling windows,
 //! Lambda's own concurrency limits and scaling delay, the exact retry backoff (here 100 ms doubling
 //! to 3.2 s), SNS destinations.
+
+mod settle;
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -40,11 +54,23 @@ use aws_lambda_events::dynamodb::{Event, EventRecord};
 use aws_lambda_events::streams::DynamoDbEventResponse;
 use rand::Rng;
 use ripple_common::deploy::{FANOUT_MAPPING, LOCAL_STREAM_SHARDS, STREAM_POLL_INTERVAL_MS};
-use serde_json::json;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use crate::stream::{ShardRecord, StreamReader};
+pub use settle::failure_record;
+
+/// What places a record in a shard ([`MappingConfig::shard_by`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ShardBy {
+    /// The partition key: all items of one partition key share a shard (the default).
+    #[default]
+    Partition,
+    /// The whole item key (partition and sort key): one partition key's items may be spread
+    /// over shards, as DynamoDB does when it splits a hot partition by sort key; only the order
+    /// of each item is kept.
+    Item,
+}
 
 /// How the mapping reads, batches and retries. [`Default`] is what `terraform/` deploys.
 #[derive(Debug, Clone)]
@@ -62,6 +88,10 @@ pub struct MappingConfig {
     pub max_record_age: Option<Duration>,
     /// Where the on-failure destination's messages are written (None: logged only).
     pub on_failure_dir: Option<PathBuf>,
+    /// The chance that a batch the function processed is invoked once more (0 to 1).
+    pub redeliver: f64,
+    /// What places a record in a shard.
+    pub shard_by: ShardBy,
 }
 
 impl Default for MappingConfig {
@@ -80,6 +110,8 @@ impl Default for MappingConfig {
                 .ok()
                 .map(Duration::from_secs),
             on_failure_dir: None,
+            redeliver: 0.0,
+            shard_by: ShardBy::Partition,
         }
     }
 }
@@ -128,13 +160,19 @@ fn key_part(record: &EventRecord, name: &str) -> String {
     }
 }
 
-/// (shard, lane) of a record: the shard by its partition key, the concurrent batch within the
-/// shard by its whole item key.
-pub fn route(record: &EventRecord, shards: usize, lanes: usize) -> (usize, usize) {
+/// (shard, lane) of a record: the shard by its partition key (or, [`ShardBy::Item`], its whole
+/// item key), the concurrent batch within the shard by its whole item key.
+pub fn route(record: &EventRecord, by: ShardBy, shards: usize, lanes: usize) -> (usize, usize) {
     let pk = key_part(record, ripple_common::keys::PK);
     let sk = key_part(record, ripple_common::keys::SK);
-    let shard = (fnv(&[&pk]) % shards.max(1) as u64) as usize;
-    let lane = (fnv(&[&pk, &sk]) % lanes.max(1) as u64) as usize;
+    let item = fnv(&[&pk, &sk]);
+    let placed = match by {
+        ShardBy::Partition => fnv(&[&pk]),
+        // Another mix of the item key than the lane's, so shard and lane are independent.
+        ShardBy::Item => fnv(&[&sk, &pk]),
+    };
+    let shard = (placed % shards.max(1) as u64) as usize;
+    let lane = (item % lanes.max(1) as u64) as usize;
     (shard, lane)
 }
 
@@ -193,7 +231,7 @@ pub async fn run<F, Fut>(
         match reader.poll_shards(1000).await {
             Ok(records) => {
                 for record in records.into_iter().filter(|r| passes_filter(&r.record)) {
-                    let (shard, lane) = route(&record.record, shards, lanes);
+                    let (shard, lane) = route(&record.record, config.shard_by, shards, lanes);
                     let _ = senders[shard * lanes + lane].send(record);
                 }
             }
@@ -261,160 +299,7 @@ async fn lane<F, Fut>(
         let n = batch_size.min(buffer.len());
         let batch: Vec<ShardRecord> = buffer.drain(..n).collect();
         first_seen = (!buffer.is_empty()).then(Instant::now);
-        invoke_until_settled(&shard, batch, &config, &handler).await;
-    }
-}
-
-/// Invokes with one batch until every record is processed, retried out or too old.
-async fn invoke_until_settled<F, Fut>(
-    shard: &str,
-    batch: Vec<ShardRecord>,
-    config: &MappingConfig,
-    handler: &F,
-) where
-    F: Fn(Event, Instant) -> Fut,
-    Fut: Future<Output = Invocation>,
-{
-    // (records, retries so far, invocations so far)
-    let mut work: VecDeque<(Vec<ShardRecord>, u32, u32)> = VecDeque::from([(batch, 0, 0)]);
-    while let Some((mut records, retries, invocations)) = work.pop_front() {
-        if let Some(max_age) = config.max_record_age {
-            let now = chrono::Utc::now();
-            let too_old = |r: &ShardRecord| {
-                (now - r.record.change.approximate_creation_date_time)
-                    .to_std()
-                    .is_ok_and(|age| age > max_age)
-            };
-            // Records are in order: the old ones are at the front.
-            let fresh_from = records
-                .iter()
-                .position(|r| !too_old(r))
-                .unwrap_or(records.len());
-            if fresh_from > 0 {
-                let old: Vec<ShardRecord> = records.drain(..fresh_from).collect();
-                discard(config, &old, "RecordAgeExceeded", invocations).await;
-            }
-            if records.is_empty() {
-                continue;
-            }
-        }
-        let mut event = Event::default();
-        event.records = records.iter().map(|r| r.record.clone()).collect();
-        let deadline = Instant::now() + config.function_timeout;
-        let outcome = tokio::time::timeout_at(deadline, handler(event, deadline)).await;
-        let invocations = invocations + 1;
-        let failed_from = match outcome {
-            Ok(Ok(response)) => {
-                let batch: Vec<EventRecord> = records.iter().map(|r| r.record.clone()).collect();
-                match resume_index(&batch, &response) {
-                    None => continue,
-                    Some(index) => {
-                        tracing::info!(%shard, from = index, of = records.len(), "batch reported failures; retrying from there");
-                        records.drain(..index);
-                        None
-                    }
-                }
-            }
-            Ok(Err(error)) => Some(error),
-            Err(_) => Some(format!(
-                "Task timed out after {:.2} seconds",
-                config.function_timeout.as_secs_f64()
-            )),
-        };
-        if let Some(error) = &failed_from {
-            tracing::warn!(%shard, records = records.len(), %error, "function error");
-            if config.bisect_on_error && records.len() > 1 {
-                let second = records.split_off(records.len() / 2);
-                work.push_front((second, retries, invocations));
-                work.push_front((records, retries, invocations));
-                continue;
-            }
-        }
-        if config.max_retries.is_some_and(|max| retries >= max) {
-            discard(config, &records, "RetryAttemptsExhausted", invocations).await;
-            continue;
-        }
-        tokio::time::sleep(Duration::from_millis(100 << retries.min(5))).await;
-        work.push_front((records, retries + 1, invocations));
-    }
-}
-
-/// The on-failure destination: the batch's metadata, as Lambda sends it to SQS ("Retaining
-/// discarded batches", Lambda developer guide).
-pub fn failure_record(
-    records: &[ShardRecord],
-    condition: &str,
-    invocations: u32,
-) -> serde_json::Value {
-    let seq = |r: Option<&ShardRecord>| {
-        r.and_then(|r| r.record.change.sequence_number.clone())
-            .unwrap_or_default()
-    };
-    let arrival = |r: Option<&ShardRecord>| {
-        r.map(|r| {
-            r.record
-                .change
-                .approximate_creation_date_time
-                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-        })
-        .unwrap_or_default()
-    };
-    let first = records.first();
-    let last = records.last();
-    json!({
-        "requestContext": {
-            "requestId": uuid::Uuid::new_v4().to_string(),
-            "functionArn": "arn:aws:lambda:us-east-1:000000000000:function:ripple-fanout",
-            "condition": condition,
-            "approximateInvokeCount": invocations,
-        },
-        "responseContext": {
-            "statusCode": 200,
-            "executedVersion": "$LATEST",
-            "functionError": "Unhandled",
-        },
-        "version": "1.0",
-        "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        "DDBStreamBatchInfo": {
-            "shardId": first.map(|r| r.shard_id.clone()).unwrap_or_default(),
-            "startSequenceNumber": seq(first),
-            "endSequenceNumber": seq(last),
-            "approximateArrivalOfFirstRecord": arrival(first),
-            "approximateArrivalOfLastRecord": arrival(last),
-            "batchSize": records.len(),
-            "streamArn": first.map(|r| r.record.event_source_arn.clone().unwrap_or_default()).unwrap_or_default(),
-        }
-    })
-}
-
-async fn discard(
-    config: &MappingConfig,
-    records: &[ShardRecord],
-    condition: &str,
-    invocations: u32,
-) {
-    if records.is_empty() {
-        return;
-    }
-    let message = failure_record(records, condition, invocations);
-    tracing::error!(%condition, records = records.len(), "batch discarded to the on-failure destination");
-    let Some(dir) = &config.on_failure_dir else {
-        return;
-    };
-    let name = format!(
-        "{}-{}.json",
-        ripple_common::now_ms(),
-        message["DDBStreamBatchInfo"]["startSequenceNumber"]
-            .as_str()
-            .unwrap_or("batch")
-    );
-    let written = async {
-        tokio::fs::create_dir_all(dir).await?;
-        tokio::fs::write(dir.join(name), message.to_string()).await
-    }
-    .await;
-    if let Err(err) = written {
-        tracing::error!(error = %err, dir = %dir.display(), "could not write the on-failure message");
+        settle::invoke_until_settled(&shard, batch, &config, &handler).await;
     }
 }
 
@@ -463,19 +348,57 @@ mod tests {
     fn a_partition_stays_in_one_shard_and_an_item_in_one_lane() {
         // GIVEN many messages of one channel (one partition, many items)
         let routes: Vec<(usize, usize)> = (0..50)
-            .map(|i| route(&keyed("msg#arena", &format!("{i:013}#m")), 4, 2))
+            .map(|i| {
+                route(
+                    &keyed("msg#arena", &format!("{i:013}#m")),
+                    ShardBy::Partition,
+                    4,
+                    2,
+                )
+            })
             .collect();
         // THEN they share one shard, and spread over both concurrent batches of it
         assert!(routes.iter().all(|(s, _)| *s == routes[0].0));
         assert!(routes.iter().any(|(_, l)| *l == 0) && routes.iter().any(|(_, l)| *l == 1));
         // AND one item always takes the same lane
         let item = keyed("pos#arena#alice", "pos");
-        assert_eq!(route(&item, 4, 2), route(&item, 4, 2));
+        assert_eq!(
+            route(&item, ShardBy::Partition, 4, 2),
+            route(&item, ShardBy::Partition, 4, 2)
+        );
         // AND partitions spread over the shards
         let shards: std::collections::HashSet<usize> = (0..64)
-            .map(|i| route(&keyed(&format!("pos#arena#p{i}"), "pos"), 4, 1).0)
+            .map(|i| {
+                route(
+                    &keyed(&format!("pos#arena#p{i}"), "pos"),
+                    ShardBy::Partition,
+                    4,
+                    1,
+                )
+                .0
+            })
             .collect();
         assert_eq!(shards.len(), 4);
+    }
+
+    #[test]
+    fn shard_by_item_spreads_one_partition_over_shards_and_keeps_an_item_in_place() {
+        // GIVEN many messages of one channel (one partition key, many items)
+        let items: Vec<EventRecord> = (0..64)
+            .map(|i| keyed("msg#arena", &format!("{i:013}#m")))
+            .collect();
+        // WHEN they are routed by the whole item key
+        let shards: std::collections::HashSet<usize> = items
+            .iter()
+            .map(|r| route(r, ShardBy::Item, 4, 1).0)
+            .collect();
+        // THEN they spread over every shard (only per-item order is kept)
+        assert_eq!(shards.len(), 4);
+        // AND one item always takes the same shard and lane
+        assert_eq!(
+            route(&items[0], ShardBy::Item, 4, 2),
+            route(&items[0], ShardBy::Item, 4, 2)
+        );
     }
 
     #[test]
@@ -490,5 +413,7 @@ mod tests {
         assert_eq!(config.max_record_age, Some(Duration::from_secs(600)));
         assert_eq!(config.poll_interval, Duration::from_millis(250));
         assert!(config.shards > 1);
+        assert_eq!(config.shard_by, ShardBy::Partition);
+        assert_eq!(config.redeliver, 0.0);
     }
 }
