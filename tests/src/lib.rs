@@ -452,3 +452,105 @@ pub fn batch(records: Vec<Value>) -> anyhow::Result<Event> {
     serde_json::from_value(serde_json::json!({ "Records": records }))
         .context("records not in the shape Lambda delivers")
 }
+
+/// Bob's chat message number `i` in arena (id `m{i}`, written at `1000 + i` ms), as the store
+/// writes it: one partition key, a sort key per message.
+pub fn chat_message(i: u64, text: &str) -> ripple_common::items::MessageItem {
+    ripple_common::items::MessageItem {
+        pk: ripple_common::keys::message_pk("arena"),
+        sk: ripple_common::keys::message_sk(1_000 + i, &format!("m{i}")),
+        kind: ripple_common::items::Kind::Message,
+        channel: "arena".into(),
+        user: "bob".into(),
+        sender: "c-bob".into(),
+        id: format!("m{i}"),
+        text: text.into(),
+        ts: 1_000 + i,
+        expires_at: 4_000_000_000,
+    }
+}
+
+/// The `text` of each record of `event` that has one (a message's new image).
+pub fn texts(event: &Event) -> Vec<String> {
+    event
+        .records
+        .iter()
+        .filter_map(|r| match r.change.new_image.get("text") {
+            Some(serde_dynamo::AttributeValue::S(t)) => Some(t.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `ripple dev`'s stream mapping over a [`TestTable`]'s stream from its start, with a test's
+/// closure as the function; runs until [`Mapping::stop`].
+#[derive(Debug)]
+pub struct Mapping {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Mapping {
+    pub async fn start<F, Fut>(
+        table: &TestTable,
+        config: ripple::dev::mapping::MappingConfig,
+        handler: F,
+    ) -> anyhow::Result<Self>
+    where
+        F: Fn(Event, tokio::time::Instant) -> Fut + Clone + Send + Sync + 'static,
+        Fut: std::future::Future<Output = ripple::dev::mapping::Invocation> + Send + 'static,
+    {
+        let arn = table
+            .store
+            .stream_arn()
+            .await?
+            .context("the table has no stream")?;
+        let reader = StreamReader::new(
+            streams_client(&local_sdk_config(), Some(&table.endpoint)),
+            arn,
+            StartAt::TrimHorizon,
+        );
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(ripple::dev::mapping::run(reader, config, handler, stopped));
+        Ok(Self { stop, task })
+    }
+
+    /// Stops the mapping and waits for it to end.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// Waits (checking every 50 ms) until `done` holds, for at most `within`; the error names `what`.
+pub async fn eventually(
+    what: &str,
+    within: std::time::Duration,
+    mut done: impl FnMut() -> bool,
+) -> anyhow::Result<()> {
+    tokio::time::timeout(within, async {
+        while !done() {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .with_context(|| format!("not within {within:?}: {what}"))
+}
+
+/// The first file to appear in `dir` (e.g. an on-failure destination folder), within `within`.
+pub async fn first_file_in(
+    dir: &std::path::Path,
+    within: std::time::Duration,
+) -> anyhow::Result<std::path::PathBuf> {
+    let mut file = None;
+    eventually(&format!("a file in {}", dir.display()), within, || {
+        file = std::fs::read_dir(dir)
+            .ok()
+            .and_then(|mut entries| entries.next())
+            .and_then(Result::ok)
+            .map(|entry| entry.path());
+        file.is_some()
+    })
+    .await?;
+    file.context("no file")
+}

@@ -12,8 +12,8 @@ use ripple::dev::DevOptions;
 use ripple::dev::faults::FaultSpec;
 use ripple_tests::dev_counter as counter;
 use ripple_tests::{
-    RecordingConnections, TestTable, WsClient, batch, message_record, seed, start_dev,
-    ws_url as url,
+    Mapping, RecordingConnections, TestTable, WsClient, batch, chat_message, eventually,
+    first_file_in, message_record, seed, start_dev, texts, ws_url as url,
 };
 use serde_json::Value;
 
@@ -373,26 +373,17 @@ async fn a_joiner_gets_chat_whose_fan_out_read_the_roster_before_it_and_a_leaver
 
 #[tokio::test]
 async fn a_batch_that_times_out_is_bisected_and_the_poison_record_goes_to_the_failure_folder() {
-    use ripple::dev::mapping::{MappingConfig, run};
-    use ripple::stream::{StartAt, StreamReader, streams_client};
+    use ripple::dev::mapping::MappingConfig;
     use std::sync::{Arc, Mutex};
     // GIVEN eight messages on the stream, one of which makes the function hang past its timeout
     let table = TestTable::new().await.unwrap();
     for i in 0..8 {
         let text = if i == 5 { "poison" } else { "fine" };
-        let m = ripple_common::items::MessageItem {
-            pk: ripple_common::keys::message_pk("arena"),
-            sk: ripple_common::keys::message_sk(1_000 + i, &format!("m{i}")),
-            kind: ripple_common::items::Kind::Message,
-            channel: "arena".into(),
-            user: "bob".into(),
-            sender: "c-bob".into(),
-            id: format!("m{i}"),
-            text: text.into(),
-            ts: 1_000 + i,
-            expires_at: 4_000_000_000,
-        };
-        table.store.put_message(&m).await.unwrap();
+        table
+            .store
+            .put_message(&chat_message(i, text))
+            .await
+            .unwrap();
     }
     let dir = std::env::temp_dir().join(format!("ripple-on-failure-{}", ripple_common::now_ms()));
     let config = MappingConfig {
@@ -408,15 +399,7 @@ async fn a_batch_that_times_out_is_bisected_and_the_poison_record_goes_to_the_fa
     let handler = move |event: aws_lambda_events::dynamodb::Event, _deadline| {
         let seen = Arc::clone(&seen);
         async move {
-            let texts: Vec<String> = event
-                .records
-                .iter()
-                .filter_map(|r| match r.change.new_image.get("text") {
-                    Some(serde_dynamo::AttributeValue::S(t)) => Some(t.clone()),
-                    _ => None,
-                })
-                .collect();
-            if texts.iter().any(|t| t == "poison") {
+            if texts(&event).iter().any(|t| t == "poison") {
                 tokio::time::sleep(Duration::from_secs(30)).await;
             }
             seen.lock().unwrap().extend(
@@ -428,39 +411,19 @@ async fn a_batch_that_times_out_is_bisected_and_the_poison_record_goes_to_the_fa
             Ok(aws_lambda_events::streams::DynamoDbEventResponse::default())
         }
     };
-    let arn = table.store.stream_arn().await.unwrap().unwrap();
-    let sdk = ripple_common::config::local_sdk_config();
-    let reader = StreamReader::new(
-        streams_client(&sdk, Some(&table.endpoint)),
-        arn,
-        StartAt::TrimHorizon,
-    );
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let mapping = tokio::spawn(run(reader, config, handler, stopped));
+    let mapping = Mapping::start(&table, config, handler).await.unwrap();
 
     // WHEN the mapping runs until the failure folder has a message
-    let file = tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            if let Ok(mut entries) = std::fs::read_dir(&dir)
-                && let Some(Ok(entry)) = entries.next()
-            {
-                return entry.path();
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-    .await
-    .expect("nothing reached the on-failure folder");
+    let file = first_file_in(&dir, Duration::from_secs(30)).await.unwrap();
     // Shards are polled on their own: the others' records may still be on their way (no order
     // across shards), so they get the same bound before the mapping stops.
-    let _ = tokio::time::timeout(Duration::from_secs(30), async {
-        while done.lock().unwrap().len() < 7 {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
+    let _ = eventually(
+        "the seven other records processed",
+        Duration::from_secs(30),
+        || done.lock().unwrap().len() >= 7,
+    )
     .await;
-    let _ = stop.send(true);
-    let _ = mapping.await;
+    mapping.stop().await;
 
     // THEN the other seven records were processed, and the poison one alone was discarded with
     // the metadata Lambda sends to SQS

@@ -48,7 +48,11 @@ where
     let mut event = Event::default();
     event.records = records.iter().map(|r| r.record.clone()).collect();
     let deadline = Instant::now() + timeout;
-    let call = AssertUnwindSafe(handler(event, deadline)).catch_unwind();
+    // The function may panic while it makes its future as well as while the future runs.
+    let call = match std::panic::catch_unwind(AssertUnwindSafe(|| handler(event, deadline))) {
+        Ok(future) => AssertUnwindSafe(future).catch_unwind(),
+        Err(payload) => return Err(panic_message(payload.as_ref())),
+    };
     match tokio::time::timeout_at(deadline, call).await {
         Ok(Ok(invocation)) => invocation,
         Ok(Err(payload)) => Err(panic_message(payload.as_ref())),
