@@ -151,13 +151,6 @@ fn seq_key(seq: &str) -> Result<(usize, &str), RedriveError> {
     Ok((digits.len(), digits))
 }
 
-fn after(seq: &str, end: &str) -> bool {
-    match (seq_key(seq), seq_key(end)) {
-        (Ok(a), Ok(b)) => a > b,
-        _ => false,
-    }
-}
-
 /// The region in a stream ARN (`arn:aws:dynamodb:REGION:…`), for the records' `awsRegion`.
 fn region_of(arn: &str) -> &str {
     arn.split(':')
@@ -166,8 +159,58 @@ fn region_of(arn: &str) -> &str {
         .unwrap_or("us-east-1")
 }
 
+/// Empty GetRecords pages [`fetch_batch`] reads before it gives up on reaching the batch's end:
+/// an open shard may answer several before the records it holds ("it might take multiple
+/// calls"), so a few in a row prove nothing; with [`EMPTY_PAGE_PAUSE`] this is a minute or more.
+const MAX_EMPTY_PAGES: u32 = 300;
+
+/// Pause after an empty page, not to spin on GetRecords (it is throttled per shard).
+const EMPTY_PAGE_PAUSE: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// How many of a page's records (by sequence number, in order) belong to a batch that ends at
+/// `end` (inclusive), and whether the page reached `end`.
+fn within_batch<'a>(
+    seqs: impl IntoIterator<Item = &'a str>,
+    end: &str,
+) -> Result<(usize, bool), RedriveError> {
+    let end_key = seq_key(end)?;
+    let mut taken = 0;
+    for seq in seqs {
+        let key = seq_key(seq)?;
+        if key > end_key {
+            return Ok((taken, true));
+        }
+        taken += 1;
+        if key == end_key {
+            return Ok((taken, true));
+        }
+    }
+    Ok((taken, false))
+}
+
+/// What [`fetch_batch`] does once a page is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NextPage {
+    /// The batch is complete: its end was reached, or the shard is closed (nothing follows).
+    Stop,
+    Read,
+    /// Too many empty pages: the end may never come (a wrong sequence number or shard).
+    GiveUp,
+}
+
+fn next_page(reached_end: bool, shard_open: bool, empty_pages: u32) -> NextPage {
+    if reached_end || !shard_open {
+        NextPage::Stop
+    } else if empty_pages >= MAX_EMPTY_PAGES {
+        NextPage::GiveUp
+    } else {
+        NextPage::Read
+    }
+}
+
 /// Reads the batch's records back from the stream: from `startSequenceNumber` (inclusive) to
-/// `endSequenceNumber` (inclusive), in Lambda's record shape.
+/// `endSequenceNumber` (inclusive), in Lambda's record shape. Reads until past the end whatever
+/// the empty pages, or until the shard closes; fails after [`MAX_EMPTY_PAGES`] empty pages.
 pub async fn fetch_batch(
     client: &aws_sdk_dynamodbstreams::Client,
     info: &BatchInfo,
@@ -188,7 +231,6 @@ pub async fn fetch_batch(
         })?
         .shard_iterator;
     let mut records = Vec::new();
-    // An open shard answers empty pages at its end; a few in a row mean nothing more is there.
     let mut empty_pages = 0;
     while let Some(it) = iterator {
         let out = client
@@ -197,32 +239,39 @@ pub async fn fetch_batch(
             .limit(1000)
             .send()
             .await
-            .context("GetRecords")?;
+            .with_context(|| format!("GetRecords in {}", info.shard_id))?;
         let page = out.records.unwrap_or_default();
-        if page.is_empty() {
-            empty_pages += 1;
-            if empty_pages >= 3 {
-                break;
-            }
-        } else {
-            empty_pages = 0;
-        }
-        for record in &page {
-            let seq = record
-                .dynamodb
+        let seqs = page.iter().map(|r| {
+            r.dynamodb
                 .as_ref()
                 .and_then(|d| d.sequence_number.as_deref())
-                .unwrap_or_default();
-            if after(seq, &info.end_sequence_number) {
-                return Ok(records);
-            }
+                .unwrap_or_default()
+        });
+        let (taken, reached_end) = within_batch(seqs, &info.end_sequence_number)
+            .with_context(|| format!("a record of {}", info.shard_id))?;
+        for record in page.iter().take(taken) {
             records.push(to_lambda_record(
                 record,
                 &info.stream_arn,
                 region_of(&info.stream_arn),
             )?);
         }
+        if page.is_empty() {
+            empty_pages += 1;
+        }
         iterator = out.next_shard_iterator;
+        match next_page(reached_end, iterator.is_some(), empty_pages) {
+            NextPage::Stop => break,
+            NextPage::Read if page.is_empty() => tokio::time::sleep(EMPTY_PAGE_PAUSE).await,
+            NextPage::Read => {}
+            NextPage::GiveUp => bail!(
+                "{} did not reach sequence number {} after {empty_pages} empty GetRecords pages \
+                 ({} record(s) of the batch read)",
+                info.shard_id,
+                info.end_sequence_number,
+                records.len()
+            ),
+        }
     }
     Ok(records)
 }
@@ -509,9 +558,44 @@ mod tests {
 
     #[test]
     fn sequence_numbers_compare_as_numbers_not_text() {
-        assert!(after("1000", "999"));
-        assert!(!after("999", "1000"));
-        assert!(!after("000000000000000000000", "0"));
-        assert!(after("800000000003126276363", "800000000003126276362"));
+        // GIVEN a batch ending at 1000 WHEN a page holds 999 then 1000 THEN both are in it
+        assert_eq!(within_batch(["999", "1000"], "1000").ok(), Some((2, true)));
+        // GIVEN leading zeros THEN they do not count
+        assert_eq!(
+            within_batch(["000000000000000000000"], "0").ok(),
+            Some((1, true))
+        );
+        assert_eq!(
+            within_batch(["800000000003126276363"], "800000000003126276362").ok(),
+            Some((0, true))
+        );
+    }
+
+    #[test]
+    fn a_page_is_taken_up_to_the_batch_end_and_a_bad_sequence_is_an_error() {
+        // GIVEN a batch ending at 20
+        // WHEN a page stops short of it THEN all of it is taken and reading goes on
+        assert_eq!(within_batch(["10", "15"], "20").ok(), Some((2, false)));
+        // WHEN a page is empty THEN nothing is taken and the end is not reached
+        assert_eq!(within_batch([], "20").ok(), Some((0, false)));
+        // WHEN a page runs past it THEN only the records up to it are taken
+        assert_eq!(within_batch(["18", "20", "21"], "20").ok(), Some((2, true)));
+        assert_eq!(within_batch(["19", "22"], "20").ok(), Some((1, true)));
+        // WHEN a record has no decimal sequence number THEN the page is refused
+        assert!(matches!(
+            within_batch(["18", ""], "20"),
+            Err(RedriveError::BadSequence(_))
+        ));
+    }
+
+    #[test]
+    fn reading_goes_on_through_empty_pages_until_the_end_the_shard_s_close_or_the_bound() {
+        // GIVEN an open shard WHEN pages come back empty THEN reading goes on, up to the bound
+        assert_eq!(next_page(false, true, 3), NextPage::Read);
+        assert_eq!(next_page(false, true, MAX_EMPTY_PAGES - 1), NextPage::Read);
+        assert_eq!(next_page(false, true, MAX_EMPTY_PAGES), NextPage::GiveUp);
+        // WHEN the end is reached or the shard closes THEN it stops, whatever the empty pages
+        assert_eq!(next_page(true, true, MAX_EMPTY_PAGES), NextPage::Stop);
+        assert_eq!(next_page(false, false, 0), NextPage::Stop);
     }
 }
