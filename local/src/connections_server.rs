@@ -1,11 +1,18 @@
 //! A loopback `@connections` server (no sockets behind it), the one used by the benchmarks and
 //! the tests; `ripple dev`'s gateway serves the real thing over its live sockets.
 //!
+//! A [`Mode::Record`] server is as strict as API Gateway: only ids marked live
+//! ([`LoopbackConnections::mark_live`]) are connected; an id never marked live (unknown, or whose
+//! `$connect` has not completed), `DELETE`d or marked gone answers 410 `GoneException` to every
+//! call. A [`Mode::Count`] server (the benchmarks) calls every id connected except those marked
+//! gone.
+//!
 //! Routes `/@connections/{id}` and `/{stage}/@connections/{id}`:
 //! - `POST` draws a fault first (the same [`Faults`] as `ripple dev --fault`), answers 410 for
-//!   ids marked gone, 429 for ids marked throttled, and 413 above API Gateway's 128 KB, else 200; every post is counted per stage
-//!   ([`Tally`]: posts, bytes, billed messages, recipients). A [`Mode::Record`] server also keeps
-//!   the bodies per connection (what the tests assert on).
+//!   ids not connected, 429 for ids marked throttled, and 413 above API Gateway's 128 KB, else
+//!   200; every post answered 200 is counted per stage ([`Tally`]: posts, bytes, billed messages,
+//!   recipients). A [`Mode::Record`] server also keeps the bodies per connection (what the tests
+//!   assert on).
 //! - `GET` answers 200 (connected) for every id ([`Mode::Count`]) or only for ids marked live
 //!   ([`Mode::Record`]), else 410; the ids asked about are kept in order.
 //! - `DELETE` is recorded; 204 for a live id (no longer live after), else 410.
@@ -25,13 +32,20 @@ use ripple_common::protocol::{MAX_CLIENT_MESSAGE_BYTES, billed_messages};
 use serde_json::Value;
 
 use crate::dev::faults::{FaultSpec, Faults};
+use crate::dev::gateway::aws_error;
+
+/// API Gateway's answer to a call for a connection it does not have.
+fn gone() -> Response {
+    aws_error(StatusCode::GONE, "GoneException", "Gone")
+}
 
 /// What the server keeps and whom it calls connected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     /// Counts only, every connection connected (the benchmarks: no bodies held in memory).
     Count,
-    /// Keeps every body; only ids marked live are connected (the tests).
+    /// Keeps every body; only ids marked live are connected, posts to others answer 410 (the
+    /// tests).
     Record,
 }
 
@@ -95,30 +109,31 @@ async fn on_post(
     State(state): State<Shared>,
     Path(params): Path<HashMap<String, String>>,
     body: Bytes,
-) -> StatusCode {
+) -> Response {
     let (id, stage) = id_and_stage(&params);
     let faults = match state.lock() {
         Ok(mut rec) => {
             rec.attempts += 1;
             rec.faults.clone()
         }
-        Err(_) => return StatusCode::INTERNAL_SERVER_ERROR,
+        Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     };
     // The same fault injection `ripple dev --fault` uses (latency, then 429 / 500 / 410).
     if let Some(fault) = faults.pick().await {
-        return fault.response().status();
+        return fault.response();
     }
     let Ok(mut rec) = state.lock() else {
-        return StatusCode::INTERNAL_SERVER_ERROR;
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
-    if rec.gone.contains(&id) {
-        return StatusCode::GONE;
+    // API Gateway answers 410 to an id it does not know or has not established yet.
+    if rec.gone.contains(&id) || (rec.mode == Mode::Record && !rec.live.contains(&id)) {
+        return gone();
     }
     if rec.throttled.contains(&id) {
-        return StatusCode::TOO_MANY_REQUESTS;
+        return StatusCode::TOO_MANY_REQUESTS.into_response();
     }
     if body.len() > MAX_CLIENT_MESSAGE_BYTES {
-        return StatusCode::PAYLOAD_TOO_LARGE;
+        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
     }
     let tally = rec.tallies.entry(stage).or_default();
     tally.posts += 1;
@@ -130,7 +145,7 @@ async fn on_post(
     if rec.mode == Mode::Record {
         rec.posts.entry(id).or_default().push(body);
     }
-    StatusCode::OK
+    StatusCode::OK.into_response()
 }
 
 async fn on_get(
@@ -150,23 +165,23 @@ async fn on_get(
         let body = r#"{"connectedAt":"2026-11-21T22:00:00.000Z","lastActiveAt":"2026-11-21T22:00:00.000Z","identity":{"sourceIp":"127.0.0.1"}}"#;
         ([("content-type", "application/json")], body).into_response()
     } else {
-        StatusCode::GONE.into_response()
+        gone()
     }
 }
 
 async fn on_delete(
     State(state): State<Shared>,
     Path(params): Path<HashMap<String, String>>,
-) -> StatusCode {
+) -> Response {
     let (id, _) = id_and_stage(&params);
     let Ok(mut rec) = state.lock() else {
-        return StatusCode::INTERNAL_SERVER_ERROR;
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
     rec.deleted.push(id.clone());
     if rec.live.remove(&id) {
-        StatusCode::NO_CONTENT
+        StatusCode::NO_CONTENT.into_response()
     } else {
-        StatusCode::GONE
+        gone()
     }
 }
 
@@ -238,7 +253,8 @@ impl LoopbackConnections {
         self.state.lock().map(|rec| rec.attempts).unwrap_or(0)
     }
 
-    /// `GET` reports `connection_id` as connected.
+    /// `connection_id` is connected: `GET` reports it, posts to it are delivered
+    /// ([`Mode::Record`]: until it is `DELETE`d or marked gone).
     pub fn mark_live(&self, connection_id: &str) {
         if let Ok(mut rec) = self.state.lock() {
             rec.live.insert(connection_id.to_owned());
@@ -261,9 +277,11 @@ impl LoopbackConnections {
             .unwrap_or_default()
     }
 
-    /// From now on, posts to `connection_id` answer 410 Gone.
+    /// From now on, posts to `connection_id` answer 410 Gone (and, [`Mode::Record`], `GET` and
+    /// `DELETE` too: it is no longer live).
     pub fn mark_gone(&self, connection_id: &str) {
         if let Ok(mut rec) = self.state.lock() {
+            rec.live.remove(connection_id);
             rec.gone.insert(connection_id.to_owned());
         }
     }

@@ -4,7 +4,8 @@
 //!   SDK client. One DynamoDB Local serves a whole run when `RIPPLE_TEST_DYNAMODB_ENDPOINT` is set
 //!   (the README's test command starts it); otherwise each test starts its own.
 //! - [`RecordingConnections`]: a real HTTP `@connections` server (the benchmarks' one, in its
-//!   recording mode) that records every post and can answer 410 for chosen connection ids.
+//!   recording mode) that records every post and, as API Gateway, answers 410 to ids not marked
+//!   live ([`seed_live`] seeds and marks one) or marked gone.
 //! - [`fixture`]: recorded DynamoDB Streams events in the exact JSON shape Lambda delivers.
 //! - [`runtime_api`]: the packaged `bootstrap` binaries behind a loopback Lambda Runtime API.
 
@@ -336,6 +337,55 @@ pub async fn seed(
     Ok(())
 }
 
+/// [`seed`], and the connection is established on `server` (marked live): posts to it are
+/// delivered. Without it the server answers 410, as API Gateway does to an id it does not have.
+pub async fn seed_live(
+    table: &TestTable,
+    server: &RecordingConnections,
+    connection_id: &str,
+    user: &str,
+    channels: &[&str],
+) -> anyhow::Result<()> {
+    seed(table, connection_id, user, channels).await?;
+    server.mark_live(connection_id);
+    Ok(())
+}
+
+/// [`seed_live`] for each `(connection id, user, channel)`.
+pub async fn seed_members(
+    table: &TestTable,
+    server: &RecordingConnections,
+    members: &[(&str, &str, &str)],
+) -> anyhow::Result<()> {
+    for (connection_id, user, channel) in members {
+        seed_live(table, server, connection_id, user, &[channel]).await?;
+    }
+    Ok(())
+}
+
+/// alice and bob in arena, as `(connection id, user, channel)` for [`seed_members`].
+pub const ALICE_AND_BOB_IN_ARENA: [(&str, &str, &str); 2] =
+    [("c-alice", "alice", "arena"), ("c-bob", "bob", "arena")];
+
+/// The members of `fixtures/stream-two-channels.json`: alice and bob in arena, carol and frank
+/// in lobby.
+pub const TWO_CHANNELS: [(&str, &str, &str); 4] = [
+    ("c-alice", "alice", "arena"),
+    ("c-bob", "bob", "arena"),
+    ("c-carol", "carol", "lobby"),
+    ("c-frank", "frank", "lobby"),
+];
+
+/// A fresh table and recording server, with `members` seeded live ([`seed_members`]).
+pub async fn table_with_members(
+    members: &[(&str, &str, &str)],
+) -> anyhow::Result<(TestTable, RecordingConnections)> {
+    let table = TestTable::new().await?;
+    let server = RecordingConnections::start().await?;
+    seed_members(&table, &server, members).await?;
+    Ok((table, server))
+}
+
 /// The connection item [`seed`] and [`seed_new`] store.
 fn seed_item(connection_id: &str, user: &str) -> ripple_common::items::ConnectionItem {
     let endpoint = ripple_common::items::Endpoint {
@@ -353,7 +403,8 @@ fn seed_item(connection_id: &str, user: &str) -> ripple_common::items::Connectio
 }
 
 /// Stores a connection and its memberships exactly as `connect` does: not welcomed yet, in no
-/// roster.
+/// roster. A [`RecordingConnections`] answers 410 to it (not established yet) until it is
+/// marked live.
 pub async fn seed_new(
     table: &TestTable,
     connection_id: &str,

@@ -110,6 +110,8 @@ async fn under_faults_nothing_is_lost_gone_connections_leave_and_seq_never_goes_
     for (id, _, _, gone) in PLAYERS {
         if gone {
             server.mark_gone(id);
+        } else {
+            server.mark_live(id);
         }
     }
     let state = FanoutState::new(table.store.clone(), server.client(), &table.settings);

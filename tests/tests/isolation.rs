@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use fanout::FanoutState;
 use fanout::welcome::WELCOME_TRIES;
-use ripple_tests::{FaultyDynamo, RecordingConnections, TestTable, batch, message_record, seed};
+use ripple_tests::{
+    FaultyDynamo, RecordingConnections, TestTable, batch, message_record, seed, seed_live,
+};
 
 fn state(table: &TestTable, server: &RecordingConnections) -> FanoutState {
     FanoutState::new(table.store.clone(), server.client(), &table.settings)
@@ -28,8 +30,9 @@ async fn a_member_that_never_reads_is_disconnected_and_nobody_else_gets_copies_o
     let table = TestTable::new().await.unwrap();
     let server = RecordingConnections::start().await.unwrap();
     for (id, user) in [("c-alice", "alice"), ("c-carol", "carol"), ("c-dan", "dan")] {
-        seed(&table, id, user, &["arena"]).await.unwrap();
-        server.mark_live(id);
+        seed_live(&table, &server, id, user, &["arena"])
+            .await
+            .unwrap();
     }
     server.mark_throttled("c-carol");
     let state = state(&table, &server);
@@ -62,7 +65,9 @@ async fn when_most_members_get_429_it_is_the_account_rate_and_the_batch_goes_bac
     let table = TestTable::new().await.unwrap();
     let server = RecordingConnections::start().await.unwrap();
     for (id, user) in [("c-alice", "alice"), ("c-carol", "carol"), ("c-dan", "dan")] {
-        seed(&table, id, user, &["arena"]).await.unwrap();
+        seed_live(&table, &server, id, user, &["arena"])
+            .await
+            .unwrap();
         server.mark_throttled(id);
     }
     let state = state(&table, &server);
@@ -81,10 +86,13 @@ async fn when_most_members_get_429_it_is_the_account_rate_and_the_batch_goes_bac
 #[tokio::test]
 async fn a_welcome_that_meets_410_is_tried_again_through_the_stream_and_holds_nobody_back() {
     // GIVEN alice in arena, and a new connection (not welcomed) that answers 410: a client that
-    // opened and dropped at once, whose `$disconnect` never came
+    // opened and dropped at once, whose `$disconnect` never came (never marked live, it would
+    // answer 410 too, as one whose `$connect` has not completed)
     let mut table = TestTable::new().await.unwrap();
     let server = RecordingConnections::start().await.unwrap();
-    seed(&table, "c-alice", "alice", &["arena"]).await.unwrap();
+    seed_live(&table, &server, "c-alice", "alice", &["arena"])
+        .await
+        .unwrap();
     let connection = ripple_common::items::ConnectionItem::new(
         "c-ghost",
         "ghost",

@@ -17,8 +17,8 @@ use ripple::apigw::{connect_event, disconnect_event, message_event};
 use ripple::dev::DevOptions;
 use ripple_common::emf;
 use ripple_tests::{
-    FaultyDynamo, RecordingConnections, TestTable, WsClient, fixture, seed, start_dev,
-    ws_context as ctx,
+    ALICE_AND_BOB_IN_ARENA, FaultyDynamo, RecordingConnections, TWO_CHANNELS, TestTable, WsClient,
+    fixture, seed_live, seed_members, start_dev, table_with_members, ws_context as ctx,
 };
 use serde_json::Value;
 use tracing::Instrument;
@@ -159,11 +159,11 @@ const SEEDED: [&str; 5] = ["c-alice", "c-bob", "c-erin", "c-carol", "c-frank"];
 
 /// alice, bob and erin in arena (erin's connection gone), carol and frank in lobby.
 async fn two_channels(table: &TestTable, server: &RecordingConnections) {
-    seed(table, "c-alice", "alice", &["arena"]).await.unwrap();
-    seed(table, "c-bob", "bob", &["arena"]).await.unwrap();
-    seed(table, "c-erin", "erin", &["arena"]).await.unwrap();
-    seed(table, "c-carol", "carol", &["lobby"]).await.unwrap();
-    seed(table, "c-frank", "frank", &["lobby"]).await.unwrap();
+    seed_members(table, server, &TWO_CHANNELS).await.unwrap();
+    // (erin's socket closed after she connected)
+    seed_live(table, server, "c-erin", "erin", &["arena"])
+        .await
+        .unwrap();
     server.mark_gone("c-erin");
 }
 
@@ -289,10 +289,7 @@ async fn when_every_post_is_throttled_the_line_counts_each_429_as_a_retry_or_a_f
 #[tokio::test]
 async fn a_batch_that_fails_from_a_record_reports_a_failed_record_and_the_lag_of_what_went_out() {
     // GIVEN bob and alice in arena, and DynamoDB failing for channel `broken` (record 1)
-    let table = TestTable::new().await.unwrap();
-    let server = RecordingConnections::start().await.unwrap();
-    seed(&table, "c-alice", "alice", &["arena"]).await.unwrap();
-    seed(&table, "c-bob", "bob", &["arena"]).await.unwrap();
+    let (table, server) = table_with_members(&ALICE_AND_BOB_IN_ARENA).await.unwrap();
     let faulty = FaultyDynamo::start(&table.endpoint, "chan#broken")
         .await
         .unwrap();

@@ -14,7 +14,9 @@ use ripple::apigw::{connect_event, message_event};
 use ripple_common::auth::issuer::{SigningKey, jwks};
 use ripple_common::deploy::{self, FunctionSpec};
 use ripple_tests::runtime_api::{Outcome, PackagedBuild, PackagedFunction};
-use ripple_tests::{JsonServer, RecordingConnections, TestTable, fixture, seed, ws_context};
+use ripple_tests::{
+    JsonServer, RecordingConnections, TestTable, fixture, seed, seed_members, ws_context,
+};
 use serde_json::{Value, json};
 use sha2::Digest;
 
@@ -170,6 +172,8 @@ async fn the_packaged_binaries_serve_connect_frames_stream_batches_and_the_sweep
         // THEN connect answers 200 and stores the connection and its membership
         assert_eq!(answer["statusCode"], 200, "{answer}");
         assert_eq!(table.connection_item_count(id).await.unwrap(), 2);
+        // (and API Gateway establishes the connection)
+        connections.mark_live(id);
     }
     // AND a $connect without a token is refused with nothing written
     let no_token = to_json(
@@ -232,15 +236,17 @@ async fn the_packaged_binaries_serve_connect_frames_stream_batches_and_the_sweep
         "{to_bob:?}"
     );
 
-    // WHEN fanout gets a recorded batch (tests/fixtures) for seeded members
-    for (id, user, channel) in [
+    // WHEN fanout gets a recorded batch (tests/fixtures) for seeded members, all connected but
+    // carol, the batch's only lobby sender, whose socket is gone
+    let connected = [
         ("c-alice", "alice", "arena"),
         ("c-bob", "bob", "arena"),
-        ("c-carol", "carol", "lobby"),
         ("c-frank", "frank", "lobby"),
-    ] {
-        seed(&table, id, user, &[channel]).await.unwrap();
-    }
+    ];
+    seed_members(&table, &connections, &connected)
+        .await
+        .unwrap();
+    seed(&table, "c-carol", "carol", &["lobby"]).await.unwrap();
     let recorded = fixture("stream-two-channels.json", &[]).unwrap();
     let answer = response(fanout.invoke(&to_json(&recorded)).await.unwrap());
     // THEN it is delivered as the in-process handler delivers it

@@ -42,7 +42,12 @@ impl Stack {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         let ev = connect_event(&ctx(id), &[], &q, ripple_common::now_ms()).unwrap();
-        connect::handle(&self.connect, ev).await.status_code
+        let status = connect::handle(&self.connect, ev).await.status_code;
+        // API Gateway establishes the connection once `$connect` answers 200.
+        if status == 200 {
+            self.server.mark_live(id);
+        }
+        status
     }
 
     /// Sends a frame; returns the route response body, if any.

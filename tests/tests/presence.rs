@@ -207,6 +207,7 @@ async fn a_recorded_aws_ttl_removal_of_a_membership_is_announced_as_leave() {
         .put_member(&MemberItem::new(&alice, "arena", 1).roster())
         .await
         .unwrap();
+    server.mark_live("c-alice");
     let event = fixture("stream-ttl-membership-removal.json", &[]).unwrap();
     assert_eq!(
         event.records[0]

@@ -12,7 +12,9 @@ use ripple::stream::streams_client;
 use ripple_common::config::local_sdk_config;
 use ripple_common::items::{Kind, MessageItem};
 use ripple_common::keys;
-use ripple_tests::{RecordingConnections, TestTable, seed};
+use ripple_tests::{
+    ALICE_AND_BOB_IN_ARENA, RecordingConnections, TWO_CHANNELS, TestTable, seed_members,
+};
 use serde_json::json;
 
 async fn put_message(table: &TestTable, user: &str, sender: &str, text: &str) {
@@ -159,8 +161,9 @@ async fn redrive_delivers_exactly_the_records_of_an_on_failure_message_and_files
     // GIVEN alice and bob in arena, and three messages from alice in the table's stream
     let table = TestTable::new().await.unwrap();
     let server = RecordingConnections::start().await.unwrap();
-    seed(&table, "c-alice", "alice", &["arena"]).await.unwrap();
-    seed(&table, "c-bob", "bob", &["arena"]).await.unwrap();
+    seed_members(&table, &server, &ALICE_AND_BOB_IN_ARENA)
+        .await
+        .unwrap();
     for text in ["before", "lost one", "lost two", "after"] {
         put_message(&table, "alice", "c-alice", text).await;
     }
@@ -218,14 +221,7 @@ async fn replay_runs_a_recorded_batch_through_fanout_against_the_table() {
     // GIVEN the members of the recorded two-channel batch
     let table = TestTable::new().await.unwrap();
     let server = RecordingConnections::start().await.unwrap();
-    for (id, user, channel) in [
-        ("c-alice", "alice", "arena"),
-        ("c-bob", "bob", "arena"),
-        ("c-carol", "carol", "lobby"),
-        ("c-frank", "frank", "lobby"),
-    ] {
-        seed(&table, id, user, &[channel]).await.unwrap();
-    }
+    seed_members(&table, &server, &TWO_CHANNELS).await.unwrap();
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/stream-two-channels.json");
 
     // WHEN ripple replay runs the file

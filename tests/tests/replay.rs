@@ -4,26 +4,37 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic: a panic is a failed test
 
 use fanout::FanoutState;
+use ripple_common::connections::PostOutcome;
 use ripple_common::items::{ConnectionItem, Endpoint, MemberItem};
 use ripple_common::protocol::BILLED_MESSAGE_BYTES;
 use ripple_common::stream_record::StreamRecord;
-use ripple_tests::{FaultyDynamo, RecordingConnections, TestTable, fixture, seed, seed_new};
+use ripple_tests::{
+    ALICE_AND_BOB_IN_ARENA, FaultyDynamo, RecordingConnections, TWO_CHANNELS, TestTable, batch,
+    fixture, seed, seed_live, seed_new, table_with_members,
+};
 use serde_json::json;
 
 fn fanout_state(table: &TestTable, server: &RecordingConnections) -> FanoutState {
     FanoutState::new(table.store.clone(), server.client(), &table.settings)
 }
 
+/// The `text` of every event posted to `connection_id`, in order.
+fn texts(server: &RecordingConnections, connection_id: &str) -> Vec<serde_json::Value> {
+    server
+        .events(connection_id)
+        .iter()
+        .map(|e| e["text"].clone())
+        .collect()
+}
+
 #[tokio::test]
 async fn a_batch_reaches_each_member_once_without_its_own_events_and_stays_in_its_channel() {
     // GIVEN alice, bob and erin in arena (erin's connection is gone), carol and frank in lobby
-    let table = TestTable::new().await.unwrap();
-    let server = RecordingConnections::start().await.unwrap();
-    seed(&table, "c-alice", "alice", &["arena"]).await.unwrap();
-    seed(&table, "c-bob", "bob", &["arena"]).await.unwrap();
-    seed(&table, "c-erin", "erin", &["arena"]).await.unwrap();
-    seed(&table, "c-carol", "carol", &["lobby"]).await.unwrap();
-    seed(&table, "c-frank", "frank", &["lobby"]).await.unwrap();
+    let (table, server) = table_with_members(&TWO_CHANNELS).await.unwrap();
+    // (erin's socket closed after she connected)
+    seed_live(&table, &server, "c-erin", "erin", &["arena"])
+        .await
+        .unwrap();
     server.mark_gone("c-erin");
     let event = fixture("stream-two-channels.json", &[]).unwrap();
 
@@ -71,13 +82,39 @@ async fn a_batch_reaches_each_member_once_without_its_own_events_and_stays_in_it
 }
 
 #[tokio::test]
+async fn a_member_whose_id_api_gateway_never_had_answers_410_and_is_removed_as_gone() {
+    // GIVEN alice in arena, and dan in arena with an id that was never established (never live:
+    // a mangled id, or one whose client never finished connecting), connected long ago
+    let (table, server) = table_with_members(&[("c-alice", "alice", "arena")])
+        .await
+        .unwrap();
+    seed(&table, "c-dan", "dan", &["arena"]).await.unwrap();
+
+    // WHEN a frame is posted to dan's id
+    let posted = server
+        .client()
+        .post(&server.url, "c-dan", b"{}".to_vec())
+        .await;
+    // THEN it answers 410, as API Gateway does, and nothing is recorded
+    assert_eq!(posted, PostOutcome::Gone);
+    assert!(server.raw_frames("c-dan").is_empty());
+
+    // WHEN fanout handles a message from bob to arena
+    let event = batch(vec![message_record(1, "m1", "hello")]).unwrap();
+    let (response, report) = fanout::process(&fanout_state(&table, &server), event).await;
+
+    // THEN alice has it, and dan's connection is taken as gone: deleted with its membership
+    assert!(response.batch_item_failures.is_empty(), "{report:?}");
+    assert_eq!(texts(&server, "c-alice"), [json!("hello")]);
+    assert_eq!(report.gone_removed, 1, "{report:?}");
+    assert_eq!(table.connection_item_count("c-dan").await.unwrap(), 0);
+}
+
+#[tokio::test]
 async fn a_channel_whose_members_cannot_be_read_fails_from_its_first_record() {
     // GIVEN bob and alice in arena, and a batch whose second record is in channel `broken`,
     // for which DynamoDB answers 500 InternalServerError (through a loopback proxy)
-    let table = TestTable::new().await.unwrap();
-    let server = RecordingConnections::start().await.unwrap();
-    seed(&table, "c-alice", "alice", &["arena"]).await.unwrap();
-    seed(&table, "c-bob", "bob", &["arena"]).await.unwrap();
+    let (table, server) = table_with_members(&ALICE_AND_BOB_IN_ARENA).await.unwrap();
     let faulty = FaultyDynamo::start(&table.endpoint, "chan#broken")
         .await
         .unwrap();
@@ -93,12 +130,7 @@ async fn a_channel_whose_members_cannot_be_read_fails_from_its_first_record() {
     assert_eq!(response.batch_item_failures[0].item_identifier, failed_seq);
     assert_eq!(report.first_failed, Some(1));
     // AND only what came before it was posted: Lambda's resend of the tail posts the rest once
-    let texts: Vec<_> = server
-        .events("c-alice")
-        .iter()
-        .map(|e| e["text"].clone())
-        .collect();
-    assert_eq!(texts, [json!("before the failure")]);
+    assert_eq!(texts(&server, "c-alice"), [json!("before the failure")]);
 }
 
 #[tokio::test]
@@ -108,6 +140,7 @@ async fn a_new_connection_gets_welcome_and_odd_records_are_skipped_not_failed() 
     let table = TestTable::new().await.unwrap();
     let server = RecordingConnections::start().await.unwrap();
     seed_new(&table, "c-new", "nina", &["arena"]).await.unwrap();
+    server.mark_live("c-new");
     let event = fixture("stream-welcome-and-oddities.json", &[]).unwrap();
 
     // WHEN fanout handles it
@@ -130,10 +163,7 @@ async fn a_new_connection_gets_welcome_and_odd_records_are_skipped_not_failed() 
 #[tokio::test]
 async fn when_lambda_resends_the_tail_each_event_reaches_each_member_once() {
     // GIVEN the batch whose second record's channel cannot be read, handled once
-    let table = TestTable::new().await.unwrap();
-    let server = RecordingConnections::start().await.unwrap();
-    seed(&table, "c-alice", "alice", &["arena"]).await.unwrap();
-    seed(&table, "c-bob", "bob", &["arena"]).await.unwrap();
+    let (table, server) = table_with_members(&ALICE_AND_BOB_IN_ARENA).await.unwrap();
     let faulty = FaultyDynamo::start(&table.endpoint, "chan#broken")
         .await
         .unwrap();
@@ -155,13 +185,8 @@ async fn when_lambda_resends_the_tail_each_event_reaches_each_member_once() {
 
     // THEN nothing fails and alice has every arena message exactly once, in order
     assert!(response.batch_item_failures.is_empty());
-    let texts: Vec<_> = server
-        .events("c-alice")
-        .iter()
-        .map(|e| e["text"].clone())
-        .collect();
     assert_eq!(
-        texts,
+        texts(&server, "c-alice"),
         [json!("before the failure"), json!("after the failure")]
     );
 }
@@ -169,10 +194,7 @@ async fn when_lambda_resends_the_tail_each_event_reaches_each_member_once() {
 #[tokio::test]
 async fn a_batch_delivered_twice_gives_only_duplicates_a_client_can_drop_by_seq_and_id() {
     // GIVEN a batch handled once (as when Lambda retries a whole batch after a timeout)
-    let table = TestTable::new().await.unwrap();
-    let server = RecordingConnections::start().await.unwrap();
-    seed(&table, "c-alice", "alice", &["arena"]).await.unwrap();
-    seed(&table, "c-bob", "bob", &["arena"]).await.unwrap();
+    let (table, server) = table_with_members(&ALICE_AND_BOB_IN_ARENA).await.unwrap();
     let state = fanout_state(&table, &server);
     let event = fixture("stream-two-channels.json", &[]).unwrap();
     fanout::process(&state, event.clone()).await;
@@ -210,9 +232,9 @@ async fn a_batch_delivered_twice_gives_only_duplicates_a_client_can_drop_by_seq_
 #[tokio::test]
 async fn members_past_their_ttl_are_skipped_even_before_dynamodb_deletes_them() {
     // GIVEN bob in arena, and carol whose membership expired an hour ago but still exists
-    let table = TestTable::new().await.unwrap();
-    let server = RecordingConnections::start().await.unwrap();
-    seed(&table, "c-bob", "bob", &["arena"]).await.unwrap();
+    let (table, server) = table_with_members(&[("c-bob", "bob", "arena")])
+        .await
+        .unwrap();
     let endpoint = Endpoint {
         domain: "x".into(),
         stage: "prod".into(),
@@ -225,6 +247,8 @@ async fn members_past_their_ttl_are_skipped_even_before_dynamodb_deletes_them() 
         .put_member(&MemberItem::new(&carol, "arena", 1))
         .await
         .unwrap();
+    // Live, so that a post to her would be recorded.
+    server.mark_live("c-carol");
 
     // WHEN a batch for arena is fanned out
     let event = fixture("stream-two-channels.json", &[]).unwrap();
@@ -257,10 +281,7 @@ fn message_record(seq: u64, id: &str, text: &str) -> serde_json::Value {
 #[tokio::test]
 async fn a_big_batch_is_split_into_frames_of_at_most_32_kb_in_order() {
     // GIVEN alice and bob in arena, and a batch of 20 chat messages of 4,000 bytes from bob
-    let table = TestTable::new().await.unwrap();
-    let server = RecordingConnections::start().await.unwrap();
-    seed(&table, "c-alice", "alice", &["arena"]).await.unwrap();
-    seed(&table, "c-bob", "bob", &["arena"]).await.unwrap();
+    let (table, server) = table_with_members(&ALICE_AND_BOB_IN_ARENA).await.unwrap();
     let records: Vec<_> = (0..20)
         .map(|i| {
             message_record(
@@ -301,10 +322,7 @@ async fn a_big_batch_is_split_into_frames_of_at_most_32_kb_in_order() {
 #[tokio::test]
 async fn a_warm_member_cache_serves_repeat_batches_but_never_one_with_a_join() {
     // GIVEN alice and bob in arena, and fanout with a 1 s member cache reached through a proxy
-    let table = TestTable::new().await.unwrap();
-    let server = RecordingConnections::start().await.unwrap();
-    seed(&table, "c-alice", "alice", &["arena"]).await.unwrap();
-    seed(&table, "c-bob", "bob", &["arena"]).await.unwrap();
+    let (table, server) = table_with_members(&ALICE_AND_BOB_IN_ARENA).await.unwrap();
     let faulty = FaultyDynamo::start(&table.endpoint, "chan#arena")
         .await
         .unwrap();
@@ -326,13 +344,8 @@ async fn a_warm_member_cache_serves_repeat_batches_but_never_one_with_a_join() {
 
     // THEN it is served from the cache: delivered, nothing failed
     assert!(response.batch_item_failures.is_empty());
-    let texts: Vec<_> = server
-        .events("c-alice")
-        .iter()
-        .map(|e| e["text"].clone())
-        .collect();
     assert_eq!(
-        texts,
+        texts(&server, "c-alice"),
         [json!("before the failure"), json!("after the failure")]
     );
 

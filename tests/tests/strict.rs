@@ -13,7 +13,7 @@ use ripple::dev::faults::FaultSpec;
 use ripple_tests::dev_counter as counter;
 use ripple_tests::{
     Mapping, RecordingConnections, TestTable, WsClient, batch, chat_message, eventually,
-    first_file_in, message_record, seed, start_dev, texts, ws_url as url,
+    first_file_in, message_record, seed, seed_live, start_dev, texts, ws_url as url,
 };
 use serde_json::Value;
 
@@ -250,9 +250,15 @@ async fn near_the_deadline_fanout_stops_and_hands_the_rest_back_to_lambda() {
     let table = TestTable::new().await.unwrap();
     let server = RecordingConnections::start().await.unwrap();
     for i in 0..10 {
-        seed(&table, &format!("c-{i}"), &format!("u{i}"), &["arena"])
-            .await
-            .unwrap();
+        seed_live(
+            &table,
+            &server,
+            &format!("c-{i}"),
+            &format!("u{i}"),
+            &["arena"],
+        )
+        .await
+        .unwrap();
     }
     server.inject(FaultSpec {
         latency: Duration::from_millis(300),
@@ -303,8 +309,12 @@ async fn a_joiner_gets_chat_whose_fan_out_read_the_roster_before_it_and_a_leaver
     // written yet (fanout has not activated it)
     let mut table = TestTable::new().await.unwrap();
     let server = RecordingConnections::start().await.unwrap();
-    seed(&table, "c-alice", "alice", &["arena"]).await.unwrap();
-    seed(&table, "c-carol", "carol", &[]).await.unwrap();
+    seed_live(&table, &server, "c-alice", "alice", &["arena"])
+        .await
+        .unwrap();
+    seed_live(&table, &server, "c-carol", "carol", &[])
+        .await
+        .unwrap();
     let state = FanoutState::new(table.store.clone(), server.client(), &table.settings);
     let conn = table
         .store

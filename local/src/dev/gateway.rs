@@ -513,7 +513,8 @@ async fn connections_api_staged(
     manage(&gw, Some(&stage), &id, method, body).await
 }
 
-fn aws_error(status: StatusCode, error_type: &str, message: &str) -> Response {
+/// An error as API Gateway answers it: status, `x-amzn-errortype` and a JSON `message`.
+pub(crate) fn aws_error(status: StatusCode, error_type: &str, message: &str) -> Response {
     let mut r = (status, json!({ "message": message }).to_string()).into_response();
     if let Ok(v) = HeaderValue::from_str(error_type) {
         r.headers_mut().insert("x-amzn-errortype", v);
