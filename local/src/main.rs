@@ -74,8 +74,9 @@ struct DevArgs {
     /// Use this DynamoDB (e.g. http://127.0.0.1:8000) instead of starting DynamoDB Local.
     #[arg(long)]
     dynamodb_endpoint: Option<String>,
-    /// Stage for connections made at `/` (others connect at `/{stage}`).
-    #[arg(long, default_value = "local")]
+    /// The API's one stage: clients connect at `/{stage}` (or `/`), fanout posts to
+    /// `/{stage}/@connections`; any other stage answers 403.
+    #[arg(long, default_value = "local", value_parser = stage_name)]
     stage: String,
     /// Stream: shards the table's stream is split into (records placed by a hash of the
     /// partition key; a new on-demand table on AWS already has several).
@@ -258,4 +259,19 @@ async fn sweep(args: SweepArgs) -> anyhow::Result<()> {
         report.examined, report.alive, report.deleted, report.unknown, report.failed_shards
     );
     Ok(())
+}
+
+/// A stage name as API Gateway allows it: letters, digits, `-` and `_`, at most 128.
+fn stage_name(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 128
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "`{s}` is not a stage name: use letters, digits, `-` and `_` (at most 128)"
+        ))
+    }
 }

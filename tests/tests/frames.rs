@@ -208,24 +208,35 @@ async fn a_lost_disconnect_and_a_vanished_client_are_noticed_only_when_api_gatew
 }
 
 #[tokio::test]
-async fn connections_api_has_the_accounts_rate_and_knows_a_connection_only_under_its_stage() {
+async fn connections_api_has_the_accounts_rate_and_serves_one_stage() {
     // GIVEN ripple dev with an account rate of 10 @connections requests/s (bursts of 5), and
-    // alice connected at stage `local`
+    // alice connected at its one stage, `local`
     let opts = DevOptions {
         connections_rate: 10,
         ..DevOptions::default()
     };
     let server = start_dev(opts).await.unwrap();
     let alice = connect(&server, "user=alice").await.unwrap();
-    // WHEN asked about her under another stage THEN 410: unknown there
-    let (status, _) = http(
+    // WHEN asked about her under another stage THEN 403: no such stage
+    let (status, body) = http(
         "GET",
         &format!("{}/prod/@connections/{}", server.http_url(), alice.id),
         None,
     )
     .await
     .unwrap();
-    assert_eq!(status, 410);
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("`prod` is not a stage"), "{body}");
+    // WHEN a client connects under another stage THEN refused; at `/local` THEN connected
+    let elsewhere = format!("{}/prod?user=bob", server.ws_url());
+    assert!(WsClient::connect(&elsewhere).await.is_err());
+    let staged = format!("{}/local?user=bob", server.ws_url());
+    assert!(WsClient::connect(&staged).await.is_ok());
+    // AND fanout posts under the stage, as deployed
+    assert_eq!(
+        server.connections_endpoint,
+        format!("{}/local", server.http_url())
+    );
     // WHEN 20 requests come at once under her stage THEN those above the bucket answer 429
     let mut statuses = Vec::new();
     for _ in 0..20 {

@@ -170,7 +170,24 @@ async fn upgrade_stage(
     RawQuery(query): RawQuery,
     ws: Upgrade,
 ) -> Response {
+    if stage != gw.config.default_stage {
+        return unknown_stage(&gw, &stage);
+    }
     upgrade(gw, stage, peer, headers, query, ws).await
+}
+
+/// A path that is no stage of the API: 403 `ForbiddenException`, as API Gateway answers both a
+/// WebSocket upgrade and an `@connections` request there. `ripple dev` serves one stage
+/// (`--stage`); `/` is that stage too.
+fn unknown_stage(gw: &Gateway, stage: &str) -> Response {
+    aws_error(
+        StatusCode::FORBIDDEN,
+        "ForbiddenException",
+        &format!(
+            "Forbidden: `{stage}` is not a stage of this API (ripple dev serves `{}`)",
+            gw.config.default_stage
+        ),
+    )
 }
 
 fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
@@ -292,7 +309,6 @@ async fn upgrade(
                 last_active_ms: ripple_common::now_ms().into(),
                 source_ip: ctx.source_ip.clone(),
                 user_agent: ctx.user_agent.clone(),
-                stage: ctx.stage.clone(),
                 vanished: Default::default(),
                 closing: Arc::default(),
             },
@@ -501,7 +517,7 @@ async fn connections_api(
     method: axum::http::Method,
     body: Bytes,
 ) -> Response {
-    manage(&gw, None, &id, method, body).await
+    manage(&gw, &id, method, body).await
 }
 
 async fn connections_api_staged(
@@ -510,7 +526,10 @@ async fn connections_api_staged(
     method: axum::http::Method,
     body: Bytes,
 ) -> Response {
-    manage(&gw, Some(&stage), &id, method, body).await
+    if stage != gw.config.default_stage {
+        return unknown_stage(&gw, &stage);
+    }
+    manage(&gw, &id, method, body).await
 }
 
 /// An error as API Gateway answers it: status, `x-amzn-errortype` and a JSON `message`.
@@ -532,13 +551,7 @@ fn iso8601(ms: u64) -> String {
 
 /// `@connections/{id}` as API Gateway answers it (`stage`: the one in the path; `/@connections`
 /// without one is `ripple dev`'s shorthand for any stage).
-async fn manage(
-    gw: &Gateway,
-    stage: Option<&str>,
-    id: &str,
-    method: axum::http::Method,
-    body: Bytes,
-) -> Response {
+async fn manage(gw: &Gateway, id: &str, method: axum::http::Method, body: Bytes) -> Response {
     use axum::http::Method;
     if let Some(limit) = &gw.account_limit
         && limit.check().is_err()
@@ -556,11 +569,7 @@ async fn manage(
         gw.metrics.post_faulted();
         return fault.response();
     }
-    let known = gw
-        .registry
-        .get(id)
-        .filter(|conn| stage.is_none_or(|s| s == conn.stage));
-    let Some(conn) = known else {
+    let Some(conn) = gw.registry.get(id) else {
         if method == Method::POST {
             gw.metrics.post_gone();
         }

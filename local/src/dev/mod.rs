@@ -121,6 +121,8 @@ pub struct DevServer {
     /// The faults `@connections` injects (changeable while running).
     pub faults: Faults,
     pub dynamodb_endpoint: String,
+    /// Where fanout posts: `http://{addr}/{stage}`, as deployed (the stage's endpoint).
+    pub connections_endpoint: String,
     pub table: String,
     pub metrics: Metrics,
     pub store: Store,
@@ -180,7 +182,9 @@ impl DevServer {
         };
 
         let mut settings = opts.settings.clone();
-        settings.connections_endpoint = Some(format!("http://{loopback}"));
+        // As deployed (terraform: the stage's execute-api endpoint), the stage is part of the URL.
+        let connections_endpoint = format!("http://{loopback}/{}", opts.stage);
+        settings.connections_endpoint = Some(connections_endpoint.clone());
         let metrics = Metrics::default();
         let gateway = Gateway {
             connect: ConnectState::new(store.clone(), settings.clone()),
@@ -286,6 +290,7 @@ impl DevServer {
             addr: loopback,
             faults,
             dynamodb_endpoint: endpoint,
+            connections_endpoint,
             table: opts.settings.table,
             metrics,
             store,
@@ -306,8 +311,9 @@ impl DevServer {
     /// The ready line.
     pub fn ready_line(&self) -> String {
         format!(
-            "ripple dev ready: ws://{a}/?user=NAME&channel=NAME  demo http://{a}/demo  @connections http://{a}/@connections/{{id}}  metrics http://{a}/metrics  DynamoDB {d} (table {t})",
+            "ripple dev ready: ws://{a}/?user=NAME&channel=NAME  demo http://{a}/demo  @connections {c}/@connections/{{id}}  metrics http://{a}/metrics  DynamoDB {d} (table {t})",
             a = self.addr,
+            c = self.connections_endpoint,
             d = self.dynamodb_endpoint,
             t = self.table
         )

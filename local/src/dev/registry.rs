@@ -23,8 +23,6 @@ pub struct Conn {
     pub last_active_ms: AtomicU64,
     pub source_ip: String,
     pub user_agent: Option<String>,
-    /// The stage it connected to: `@connections` of another stage does not know it.
-    pub stage: String,
     /// The client vanished without a close (a phone off Wi-Fi): posts answer 200 and go nowhere,
     /// its frames never arrive, until the idle timeout closes it.
     pub vanished: Arc<AtomicBool>,
