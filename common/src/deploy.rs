@@ -63,6 +63,8 @@ pub const CONNECT: FunctionSpec = FunctionSpec {
         "dynamodb:PutItem",
         "dynamodb:DeleteItem",
         "dynamodb:Query",
+        // `$disconnect` marks the connection closing before it removes it (Store::delete_connection).
+        "dynamodb:UpdateItem",
         "dynamodb:BatchWriteItem",
     ],
     stream_actions: &[],

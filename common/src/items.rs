@@ -97,6 +97,10 @@ pub struct ConnectionItem {
     /// MODIFY of this item, so no batch waits for a connection that may never be established).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub welcome_tries: u32,
+    /// Set when its removal has begun ([`crate::store::Store::delete_connection`]): no
+    /// membership may be written for it any more (a `join` racing `$disconnect` would be a ghost).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub closing: bool,
     /// The token's channel permissions (`channels`, `publish` claims); absent: every channel.
     /// Ingest reads it with the connection on every `join`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -129,6 +133,7 @@ impl ConnectionItem {
             gsi1sk: keys::sweep_sk(connected_at, connection_id),
             welcomed: false,
             welcome_tries: 0,
+            closing: false,
             grant: None,
         }
     }

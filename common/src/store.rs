@@ -98,6 +98,9 @@ where
     }
 }
 
+/// The connection item's attribute that says its removal has begun.
+const CLOSING: &str = "closing";
+
 fn key(pk: String, sk: impl Into<String>) -> Attrs {
     HashMap::from([
         (keys::PK.to_owned(), AttributeValue::S(pk)),
@@ -166,6 +169,79 @@ impl Store {
 
     pub async fn put_member(&self, item: &MemberItem) -> Result<(), StoreError> {
         self.put("member", item).await
+    }
+
+    /// Writes a membership (a `join`) in one transaction that checks its connection is there and
+    /// not closing. Returns false, writing nothing, when it is gone or being removed: a `join`
+    /// that runs after `$disconnect` began (frames and `$disconnect` are separate invocations,
+    /// in no order) would otherwise leave a member nothing removes.
+    pub async fn put_member_of_open_connection(
+        &self,
+        item: &MemberItem,
+    ) -> Result<bool, StoreError> {
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                keys::connection_pk(&item.connection_id),
+                keys::CONNECTION_SK,
+            )))
+            .condition_expression("attribute_exists(#pk) AND attribute_not_exists(#closing)")
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_names("#closing", CLOSING)
+            .build()
+            .map_err(StoreError::build("TransactWriteItems"))?;
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(encode("member", item)?))
+            .build()
+            .map_err(StoreError::build("TransactWriteItems"))?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().condition_check(check).build())
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .send()
+            .await;
+        written("TransactWriteItems", result, |e| {
+            matches!(e, TransactWriteItemsError::TransactionCanceledException(c)
+                if c.cancellation_reasons().first().and_then(|r| r.code()) == Some("ConditionalCheckFailed"))
+        })
+    }
+
+    /// Marks a connection closing (see [`Self::put_member_of_open_connection`]); nothing to do
+    /// when its item is gone already.
+    async fn mark_closing(&self, connection_id: &str) -> Result<(), StoreError> {
+        self.set_connection_flag(connection_id, CLOSING)
+            .await
+            .map(|_| ())
+    }
+
+    /// Sets the boolean attribute `flag` on a connection item; false when the item is gone.
+    async fn set_connection_flag(
+        &self,
+        connection_id: &str,
+        flag: &str,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                keys::connection_pk(connection_id),
+                keys::CONNECTION_SK,
+            )))
+            .update_expression("SET #flag = :t")
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#flag", flag)
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_values(":t", AttributeValue::Bool(true))
+            .send()
+            .await;
+        written(
+            "UpdateItem",
+            result,
+            UpdateItemError::is_conditional_check_failed_exception,
+        )
     }
 
     /// Writes several memberships (a connect with `channel` parameters).
@@ -290,26 +366,7 @@ impl Store {
 
     /// Marks a connection as having received its `welcome`; false when the connection is gone.
     pub async fn mark_welcomed(&self, connection_id: &str) -> Result<bool, StoreError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(
-                keys::connection_pk(connection_id),
-                keys::CONNECTION_SK,
-            )))
-            .update_expression("SET #w = :t")
-            .condition_expression("attribute_exists(#pk)")
-            .expression_attribute_names("#w", "welcomed")
-            .expression_attribute_names("#pk", keys::PK)
-            .expression_attribute_values(":t", AttributeValue::Bool(true))
-            .send()
-            .await;
-        written(
-            "UpdateItem",
-            result,
-            UpdateItemError::is_conditional_check_failed_exception,
-        )
+        self.set_connection_flag(connection_id, "welcomed").await
     }
 
     /// Asks for another try at a connection's `welcome` through the stream: counts the try on
@@ -561,7 +618,9 @@ impl Store {
 
     /// Deletes a connection and all its memberships; says what was deleted.
     ///
-    /// In steps, so a failure between any two leaves nothing that claims a connection that is
+    /// It marks the connection closing first: from then on no `join` writes a membership for it,
+    /// so the (strongly consistent) read of its partition after that sees every one. Then in
+    /// steps, so a failure between any two leaves nothing that claims a connection that is
     /// gone (no ghost member), and a repeat finds what is left: the roster entries first (their
     /// REMOVE records are the `leave`s), while the memberships that name them still exist; then
     /// the memberships (after them fanout cannot write a roster entry any more: `put_roster`
@@ -570,6 +629,8 @@ impl Store {
     /// step the connection item is still there, so the sweep (or the next 410, or a repeated
     /// `$disconnect`) finds it and finishes the job.
     pub async fn delete_connection(&self, connection_id: &str) -> Result<Deleted, StoreError> {
+        // First, so that every membership a `join` still writes is in the read below.
+        self.mark_closing(connection_id).await?;
         let items = self.connection_partition(connection_id).await?;
         let mut deleted = Deleted::default();
         let (mut members, mut rosters, mut connection) = (Vec::new(), Vec::new(), Vec::new());

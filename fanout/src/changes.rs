@@ -56,7 +56,7 @@ pub fn change_of(index: usize, record: &EventRecord) -> Result<Change, Skip> {
     match (record.event_name.as_str(), item) {
         ("INSERT", Item::Connection(c)) => Ok(Change::Welcome(c)),
         // Another try at a `welcome` that met 410 ([`crate::welcome`]).
-        ("MODIFY", Item::Connection(c)) if !c.welcomed && c.welcome_tries > 0 => {
+        ("MODIFY", Item::Connection(c)) if !c.welcomed && !c.closing && c.welcome_tries > 0 => {
             Ok(Change::Welcome(c))
         }
         ("INSERT", Item::Member(m)) => Ok(Change::Activate(m)),

@@ -218,7 +218,12 @@ async fn write(
             }
             let mut member = MemberItem::new(&connection, &channel, now);
             member.since = since;
-            store.put_member(&member).await?;
+            if !store.put_member_of_open_connection(&member).await? {
+                return Ok(Err(Refusal::new(
+                    ErrorCode::BadRequest,
+                    "unknown connection: reconnect",
+                )));
+            }
             Ok(Ok(Some(ServerFrame::Joined { channel })))
         }
         ClientFrame::Leave { channel } => {

@@ -6,10 +6,14 @@
 
 use std::time::Duration;
 
+use aws_lambda_events::encodings::Body;
 use fanout::FanoutState;
 use fanout::welcome::WELCOME_TRIES;
+use ingest::IngestState;
+use ripple::apigw::message_event;
 use ripple_tests::{
     FaultyDynamo, RecordingConnections, TestTable, batch, message_record, seed, seed_live,
+    ws_context,
 };
 
 fn state(table: &TestTable, server: &RecordingConnections) -> FanoutState {
@@ -191,4 +195,89 @@ async fn a_clean_up_cut_short_leaves_the_connection_to_find_again_not_a_ghost_me
             .iter()
             .all(|m| m.connection_id != "c-carol")
     );
+}
+
+/// What ingest answered `frame` from `connection_id`: the answer's `type`, or its error `code`.
+async fn answer(ingest: &IngestState, connection_id: &str, frame: &str) -> String {
+    let event = message_event(&ws_context(connection_id), frame, ripple_common::now_ms()).unwrap();
+    let response = ingest::handle(ingest, event).await;
+    let Some(Body::Text(body)) = response.body else {
+        return "no answer".into();
+    };
+    let reply: serde_json::Value = serde_json::from_str(&body).unwrap();
+    match reply["type"].as_str() {
+        Some("error") => reply["code"].as_str().unwrap_or_default().to_owned(),
+        other => other.unwrap_or_default().to_owned(),
+    }
+}
+
+#[tokio::test]
+async fn a_join_after_the_clean_up_began_is_refused_and_writes_nothing() {
+    // GIVEN carol's clean-up begun and cut short (DynamoDB failing every write naming her roster
+    // entry), so her connection item is still there, marked closing
+    let table = TestTable::new().await.unwrap();
+    seed(&table, "c-carol", "carol", &["arena"]).await.unwrap();
+    let faulty = FaultyDynamo::start(&table.endpoint, r#""S":"c-carol""#)
+        .await
+        .unwrap();
+    assert!(
+        faulty
+            .store(&table)
+            .delete_connection("c-carol")
+            .await
+            .is_err()
+    );
+    let before = table.connection_item_count("c-carol").await.unwrap();
+    // WHEN a `join` of hers runs now (frames and `$disconnect` are separate invocations)
+    let ingest = IngestState::new(table.store.clone(), table.settings.clone());
+    let code = answer(&ingest, "c-carol", r#"{"action":"join","channel":"lobby"}"#).await;
+    // THEN it is refused and writes no membership for the clean-up to miss
+    assert_eq!(code, "bad_request");
+    assert_eq!(
+        table.connection_item_count("c-carol").await.unwrap(),
+        before
+    );
+    assert!(
+        table
+            .store
+            .get_member("c-carol", "lobby")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn joins_racing_the_clean_up_leave_no_member_behind() {
+    // GIVEN ten connections, each in arena
+    let table = TestTable::new().await.unwrap();
+    let ids: Vec<String> = (0..10).map(|i| format!("c-racer-{i}")).collect();
+    for id in &ids {
+        seed(&table, id, id, &["arena"]).await.unwrap();
+    }
+    let ingest = IngestState::new(table.store.clone(), table.settings.clone());
+    // WHEN each sends eight joins while its `$disconnect` clean-up runs
+    let mut answers = Vec::new();
+    for id in &ids {
+        let joins = (0..8).map(|i| {
+            let frame = format!(r#"{{"action":"join","channel":"room-{i}"}}"#);
+            let ingest = &ingest;
+            async move { answer(ingest, id, &frame).await }
+        });
+        let (clean_up, joined) = tokio::join!(
+            table.store.delete_connection(id),
+            futures::future::join_all(joins)
+        );
+        clean_up.unwrap();
+        answers.extend(joined);
+    }
+    // THEN each join was either written before the clean-up (and removed by it) or refused,
+    // and nothing of any connection is left
+    assert!(
+        answers.iter().all(|a| a == "joined" || a == "bad_request"),
+        "{answers:?}"
+    );
+    for id in &ids {
+        assert_eq!(table.connection_item_count(id).await.unwrap(), 0, "{id}");
+    }
 }

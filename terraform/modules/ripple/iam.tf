@@ -30,7 +30,7 @@ resource "aws_iam_role" "connect" {
 data "aws_iam_policy_document" "connect" {
   statement {
     sid       = "Table"
-    actions   = ["dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:BatchWriteItem"]
+    actions   = ["dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem"]
     resources = local.table_resources
   }
 
