@@ -116,7 +116,7 @@ struct DevArgs {
     on_failure_dir: Option<std::path::PathBuf>,
     /// Stream trigger: the chance (0-1) that a processed batch is invoked once more (AWS
     /// delivers at least once; default 0).
-    #[arg(long, value_name = "P", default_value_t = 0.0)]
+    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = probability)]
     redeliver: f64,
     /// Stream: what places a record in a shard (partition key, or the whole item key).
     #[arg(long, value_enum, default_value_t = ripple::dev::mapping::ShardBy::Partition)]
@@ -206,7 +206,7 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
                 .ok()
                 .map(Duration::from_secs),
             on_failure_dir: args.on_failure_dir,
-            redeliver: args.redeliver.clamp(0.0, 1.0),
+            redeliver: args.redeliver,
             shard_by: args.shard_by,
         },
         connect_delay: Duration::from_millis(args.connect_delay),
@@ -273,5 +273,13 @@ fn stage_name(s: &str) -> Result<String, String> {
         Err(format!(
             "`{s}` is not a stage name: use letters, digits, `-` and `_` (at most 128)"
         ))
+    }
+}
+
+/// A chance: a number from 0 to 1.
+fn probability(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
+        _ => Err(format!("`{s}` is not a chance: give a number from 0 to 1")),
     }
 }
