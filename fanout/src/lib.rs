@@ -160,7 +160,8 @@ pub async fn process_until(
         greet_new_connections(state, &decoded, stop_at, &mut report).await;
     let (members, unread) = read_members(state, &decoded.by_channel).await;
     failed = min_index(failed, unread);
-    let (snapshots, unbuilt) = build_snapshots(state, &decoded.by_channel, &members, failed).await;
+    let (snapshots, unbuilt) =
+        build_snapshots(state, &decoded.by_channel, &members, failed, stop_at).await;
     failed = min_index(failed, unbuilt);
     // Records from the first failed one on are not posted: Lambda resends them.
     let cutoff = failed.unwrap_or(usize::MAX);
@@ -329,47 +330,88 @@ async fn read_members(
     (members, failed)
 }
 
-/// Step 4: a joiner's snapshot (members, positions, chat since its join). One that cannot be
-/// read fails from its join record.
+/// Snapshots built at once in one invocation (each is a BatchGetItem and a Query).
+pub const SNAPSHOT_CONCURRENCY: usize = 16;
+
+/// Step 4: a joiner's snapshot (members, positions, chat since its join), built concurrently
+/// (at most [`SNAPSHOT_CONCURRENCY`] at once) so a join storm in one batch costs the others
+/// one round of reads, not one per joiner. One that cannot be read, or is not built by
+/// `stop_at`, fails from its join record (Lambda resends it, and the joiner gets it then).
 async fn build_snapshots(
     state: &FanoutState,
     by_channel: &BTreeMap<String, Vec<ChannelChange>>,
     members: &BTreeMap<String, Vec<MemberItem>>,
     failed: Option<usize>,
+    stop_at: Option<Instant>,
 ) -> (Vec<(usize, Delivery)>, Option<usize>) {
     let now_secs = ripple_common::now_ms() / 1000;
+    let joins: Vec<(usize, &MemberItem, &[MemberItem])> = by_channel
+        .iter()
+        .filter_map(|(channel, changes)| members.get(channel).map(|list| (changes, list)))
+        .flat_map(|(changes, list)| {
+            changes.iter().filter_map(move |change| match &change.kind {
+                ChannelEvent::Join(joiner) => Some((change.index, joiner, list.as_slice())),
+                _ => None,
+            })
+        })
+        .filter(|(index, _, _)| failed.is_none_or(|f| *index < f))
+        .collect();
+    let builds: Vec<_> = joins
+        .into_iter()
+        .map(|(index, joiner, list)| build_snapshot(state, index, joiner, list, now_secs, stop_at))
+        .collect();
+    let built: Vec<_> = futures::stream::iter(builds)
+        .buffer_unordered(SNAPSHOT_CONCURRENCY)
+        .collect()
+        .await;
     let mut failed = failed;
     let mut snapshots = Vec::new();
-    for (channel, changes) in by_channel {
-        let Some(list) = members.get(channel) else {
-            continue;
-        };
-        for change in changes {
-            let ChannelEvent::Join(joiner) = &change.kind else {
-                continue;
-            };
-            if failed.is_some_and(|f| change.index >= f) {
-                break;
+    for (index, joiner, built) in built {
+        match built {
+            Some(Ok(frame)) => snapshots.push((
+                index,
+                Delivery {
+                    connection_id: joiner.connection_id.clone(),
+                    url: state.connections.url_for(&joiner.endpoint()),
+                    frames: vec![frame],
+                    records: vec![index],
+                },
+            )),
+            Some(Err(err)) => {
+                tracing::error!(channel = %joiner.channel, error = %err, "could not build a snapshot");
+                failed = min_index(failed, Some(index));
             }
-            match snapshot::build(&state.store, joiner, list, now_secs).await {
-                Ok(frame) => snapshots.push((
-                    change.index,
-                    Delivery {
-                        connection_id: joiner.connection_id.clone(),
-                        url: state.connections.url_for(&joiner.endpoint()),
-                        frames: vec![frame],
-                        records: vec![change.index],
-                    },
-                )),
-                Err(err) => {
-                    tracing::error!(%channel, error = %err, "could not build a snapshot");
-                    failed = min_index(failed, Some(change.index));
-                }
+            None => {
+                tracing::warn!(channel = %joiner.channel, "snapshot not built before the deadline: handed back");
+                failed = min_index(failed, Some(index));
             }
         }
     }
-    let built_failed = failed;
-    (snapshots, built_failed)
+    // A snapshot of a record Lambda will resend is built again then.
+    snapshots.retain(|(index, _)| failed.is_none_or(|f| *index < f));
+    snapshots.sort_by_key(|(index, _)| *index);
+    (snapshots, failed)
+}
+
+/// One joiner's snapshot; `None` when `stop_at` came first.
+async fn build_snapshot<'a>(
+    state: &FanoutState,
+    index: usize,
+    joiner: &'a MemberItem,
+    list: &[MemberItem],
+    now_secs: u64,
+    stop_at: Option<Instant>,
+) -> (
+    usize,
+    &'a MemberItem,
+    Option<Result<ripple_common::protocol::PackedFrame, StoreError>>,
+) {
+    let build = snapshot::build(&state.store, joiner, list, now_secs);
+    let built = match stop_at {
+        Some(at) => tokio::time::timeout_at(at.into(), build).await.ok(),
+        None => Some(build.await),
+    };
+    (index, joiner, built)
 }
 
 /// Step 5: snapshots first (a joiner gets the state before the events that follow it), then

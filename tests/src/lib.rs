@@ -147,7 +147,8 @@ pub fn fixture(name: &str, replacements: &[(&str, &str)]) -> anyhow::Result<Even
 
 /// A loopback HTTP proxy in front of DynamoDB Local that answers 500 `InternalServerError` to
 /// every request whose body contains a chosen text (for example a channel name), and forwards
-/// everything else. It makes real DynamoDB calls fail for one channel only.
+/// everything else. It makes real DynamoDB calls fail for one channel only; [`Self::slow`]
+/// makes them slow instead.
 #[derive(Debug, Clone)]
 pub struct FaultyDynamo {
     pub endpoint: String,
@@ -160,6 +161,8 @@ struct ProxyState {
     upstream: String,
     fail_when_contains: String,
     failing: Arc<std::sync::atomic::AtomicBool>,
+    /// Forward matching requests after this long instead of failing them.
+    delay: Option<std::time::Duration>,
     client: hyper_util::client::legacy::Client<
         hyper_util::client::legacy::connect::HttpConnector,
         http_body_util::Full<Bytes>,
@@ -175,11 +178,13 @@ async fn proxy(
     let Ok(bytes) = axum::body::to_bytes(body, 16 * 1024 * 1024).await else {
         return StatusCode::BAD_REQUEST.into_response();
     };
-    if st.failing.load(std::sync::atomic::Ordering::Relaxed)
+    let matching = st.failing.load(std::sync::atomic::Ordering::Relaxed)
         && bytes
             .windows(st.fail_when_contains.len().max(1))
-            .any(|w| w == st.fail_when_contains.as_bytes())
-    {
+            .any(|w| w == st.fail_when_contains.as_bytes());
+    if let (true, Some(delay)) = (matching, st.delay) {
+        tokio::time::sleep(delay).await;
+    } else if matching {
         let body = r#"{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"injected by the test proxy"}"#;
         return (
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -217,11 +222,29 @@ async fn proxy(
 
 impl FaultyDynamo {
     pub async fn start(upstream: &str, fail_when_contains: &str) -> anyhow::Result<Self> {
+        Self::serve(upstream, fail_when_contains, None).await
+    }
+
+    /// The proxy forwarding requests that contain `contains` after `delay` (a slow partition).
+    pub async fn slow(
+        upstream: &str,
+        contains: &str,
+        delay: std::time::Duration,
+    ) -> anyhow::Result<Self> {
+        Self::serve(upstream, contains, Some(delay)).await
+    }
+
+    async fn serve(
+        upstream: &str,
+        fail_when_contains: &str,
+        delay: Option<std::time::Duration>,
+    ) -> anyhow::Result<Self> {
         let failing = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let state = ProxyState {
             upstream: upstream.trim_end_matches('/').to_owned(),
             fail_when_contains: fail_when_contains.to_owned(),
             failing: Arc::clone(&failing),
+            delay,
             client: hyper_util::client::legacy::Client::builder(
                 hyper_util::rt::TokioExecutor::new(),
             )

@@ -281,3 +281,35 @@ async fn joins_racing_the_clean_up_leave_no_member_behind() {
         assert_eq!(table.connection_item_count(id).await.unwrap(), 0, "{id}");
     }
 }
+
+#[tokio::test]
+async fn a_join_storm_in_one_batch_gets_its_snapshots_built_together_within_the_deadline() {
+    // GIVEN 20 connections joining arena in one batch (their roster entries' stream records),
+    // and the channel's chat history slow to read (500 ms per Query: 10 s one after another)
+    let mut table = TestTable::new().await.unwrap();
+    let server = RecordingConnections::start().await.unwrap();
+    let ids: Vec<String> = (0..20).map(|i| format!("c-joiner-{i:02}")).collect();
+    for id in &ids {
+        seed_live(&table, &server, id, id, &["arena"])
+            .await
+            .unwrap();
+    }
+    let event = table.take_stream_event().await.unwrap();
+    let slow = FaultyDynamo::slow(&table.endpoint, "msg#arena", Duration::from_millis(500))
+        .await
+        .unwrap();
+    let state = FanoutState::new(slow.store(&table), server.client(), &table.settings);
+    // WHEN fanout runs it with 6 s left before its deadline
+    let deadline = std::time::Instant::now() + Duration::from_secs(6);
+    let (response, report) = fanout::process_until(&state, event, Some(deadline)).await;
+    // THEN every joiner got its snapshot and nothing was handed back
+    assert!(response.batch_item_failures.is_empty(), "{report:?}");
+    for id in &ids {
+        let snapshots = server
+            .frames(id)
+            .iter()
+            .filter(|f| f["type"] == "snapshot")
+            .count();
+        assert_eq!(snapshots, 1, "{id}");
+    }
+}
