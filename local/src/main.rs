@@ -137,6 +137,10 @@ struct DevArgs {
     /// instance (AWS's default quota: 10000; 0: no limit). Above it: 429.
     #[arg(long, value_name = "N", default_value_t = ripple::dev::gateway::ACCOUNT_CONNECTIONS_RATE)]
     connections_rate: u32,
+    /// API Gateway: client frames handled at once across all connections (0: no bound); kept
+    /// low so DynamoDB Local keeps up with its own stream.
+    #[arg(long, value_name = "N", default_value_t = ripple::dev::gateway::INGEST_CONCURRENCY)]
+    ingest_concurrency: usize,
     /// Close connections idle this long, in seconds (API Gateway: 600).
     #[arg(long, default_value_t = 600)]
     idle_timeout_secs: u64,
@@ -213,6 +217,7 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
         serial_frames: args.serial_frames,
         frame_jitter: Duration::from_millis(args.frame_jitter),
         connections_rate: args.connections_rate,
+        ingest_concurrency: args.ingest_concurrency,
         idle_timeout: Duration::from_secs(args.idle_timeout_secs.max(1)),
         max_duration: Duration::from_secs(args.max_connection_secs.max(1)),
         faults: args.fault.unwrap_or_default(),

@@ -78,7 +78,15 @@ pub struct GatewayConfig {
     pub frame_jitter: Duration,
     /// `@connections` requests per second for the whole account (every lane shares them).
     pub connections_rate: u32,
+    /// Concurrently handled frames in flight at once, across all connections (0: no bound).
+    pub ingest_concurrency: usize,
 }
+
+/// How many client frames `ripple dev` handles at once. On AWS each is a Lambda invocation
+/// (bounded by the account's concurrency); locally the bound keeps DynamoDB Local, which slows
+/// down sharply under many concurrent writers, from falling behind its own stream. Frames still
+/// start in no order: each waits its random delay first, then for a slot.
+pub const INGEST_CONCURRENCY: usize = 16;
 
 impl Default for GatewayConfig {
     fn default() -> Self {
@@ -90,6 +98,7 @@ impl Default for GatewayConfig {
             serial_frames: false,
             frame_jitter: Duration::from_millis(10),
             connections_rate: ACCOUNT_CONNECTIONS_RATE,
+            ingest_concurrency: INGEST_CONCURRENCY,
         }
     }
 }
@@ -103,6 +112,11 @@ pub fn account_limiter(rate: u32) -> Option<Arc<DefaultDirectRateLimiter>> {
     )))
 }
 
+/// The slots of [`GatewayConfig::ingest_concurrency`] (0: no bound).
+pub fn frame_slots(concurrency: usize) -> Option<Arc<tokio::sync::Semaphore>> {
+    (concurrency > 0).then(|| Arc::new(tokio::sync::Semaphore::new(concurrency)))
+}
+
 /// Shared state of the gateway.
 #[derive(Clone)]
 pub struct Gateway {
@@ -114,6 +128,8 @@ pub struct Gateway {
     pub metrics: super::metrics::Metrics,
     /// [`account_limiter`] of `config.connections_rate`.
     pub account_limit: Option<Arc<DefaultDirectRateLimiter>>,
+    /// [`frame_slots`] of `config.ingest_concurrency`.
+    pub frame_slots: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 const DEMO_HTML: &str = include_str!("../../assets/demo.html");
@@ -501,6 +517,10 @@ async fn serve_socket(
             let (gw, ctx) = (Arc::clone(&gw), ctx.clone());
             tokio::spawn(async move {
                 tokio::time::sleep(jitter).await;
+                let _slot = match &gw.frame_slots {
+                    Some(slots) => Arc::clone(slots).acquire_owned().await.ok(),
+                    None => None,
+                };
                 handle_frame(&gw, &ctx, body, now).await;
             });
         }

@@ -54,6 +54,8 @@ pub struct DevOptions {
     pub frame_jitter: Duration,
     /// The account's `@connections` requests per second, shared by every lane (0: no limit).
     pub connections_rate: u32,
+    /// [`GatewayConfig::ingest_concurrency`].
+    pub ingest_concurrency: usize,
     pub faults: FaultSpec,
     /// Print a one-line summary this often.
     pub stats: Option<Duration>,
@@ -77,6 +79,7 @@ impl Default for DevOptions {
             serial_frames: GatewayConfig::default().serial_frames,
             frame_jitter: GatewayConfig::default().frame_jitter,
             connections_rate: GatewayConfig::default().connections_rate,
+            ingest_concurrency: GatewayConfig::default().ingest_concurrency,
             faults: FaultSpec::default(),
             stats: None,
             sweep_every: Some(Duration::from_secs(60)),
@@ -201,10 +204,12 @@ impl DevServer {
                 serial_frames: opts.serial_frames,
                 frame_jitter: opts.frame_jitter,
                 connections_rate: opts.connections_rate,
+                ingest_concurrency: opts.ingest_concurrency,
             },
             faults: Faults::new(opts.faults.clone()),
             metrics: metrics.clone(),
             account_limit: gateway::account_limiter(opts.connections_rate),
+            frame_slots: gateway::frame_slots(opts.ingest_concurrency),
         };
         let faults = gateway.faults.clone();
         let registry = gateway.registry.clone();
