@@ -84,9 +84,10 @@ pub struct GatewayConfig {
 
 /// How many client frames `ripple dev` handles at once. On AWS each is a Lambda invocation
 /// (bounded by the account's concurrency); locally the bound keeps DynamoDB Local, which slows
-/// down sharply under many concurrent writers, from falling behind its own stream. Frames still
-/// start in no order: each waits its random delay first, then for a slot.
-pub const INGEST_CONCURRENCY: usize = 16;
+/// down sharply under many concurrent writers, from falling behind its own stream. A frame takes
+/// a slot before it is read on (at the bound, connections' frames wait in their sockets), then
+/// waits its random delay: frames still run in no order.
+pub const INGEST_CONCURRENCY: usize = 32;
 
 impl Default for GatewayConfig {
     fn default() -> Self {
@@ -514,13 +515,16 @@ async fn serve_socket(
         } else {
             // Its own invocation, as on AWS: nothing orders it after the frames sent before.
             let jitter = gw.config.frame_jitter.mul_f64(rand::rng().random::<f64>());
+            // A slot first, so that a stack at its bound stops reading (the clients' frames wait
+            // in their sockets) instead of queueing without end.
+            let slot = match &gw.frame_slots {
+                Some(slots) => Arc::clone(slots).acquire_owned().await.ok(),
+                None => None,
+            };
             let (gw, ctx) = (Arc::clone(&gw), ctx.clone());
             tokio::spawn(async move {
+                let _slot = slot;
                 tokio::time::sleep(jitter).await;
-                let _slot = match &gw.frame_slots {
-                    Some(slots) => Arc::clone(slots).acquire_owned().await.ok(),
-                    None => None,
-                };
                 handle_frame(&gw, &ctx, body, now).await;
             });
         }
