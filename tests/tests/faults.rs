@@ -116,11 +116,13 @@ async fn under_faults_nothing_is_lost_gone_connections_leave_and_seq_never_goes_
     }
     let state = FanoutState::new(table.store.clone(), server.client(), &table.settings);
     let mut pending = recorded.records.clone();
+    let mut resends = 0;
     while !pending.is_empty() {
         let n = pending.len().min(50);
         let mut batch = recorded.clone();
         batch.records = pending[..n].to_vec();
         let (response, _) = fanout::process(&state, batch.clone()).await;
+        resends += usize::from(!response.batch_item_failures.is_empty());
         // Lambda resumes from the first failed record
         let done = response
             .batch_item_failures
@@ -182,16 +184,30 @@ async fn under_faults_nothing_is_lost_gone_connections_leave_and_seq_never_goes_
                     );
                 }
             }
-            let got: Vec<(String, String)> = events
+            // AND every message arrives, in order, once a client drops the copies a resend makes
+            // (docs/protocol.md, "Copies": by `id`); a copy only where a batch went back
+            let mut ids = HashMap::new();
+            let mut got: Vec<(String, String)> = Vec::new();
+            for e in events
                 .iter()
                 .filter(|e| e["channel"] == *channel && e["type"] == "message")
-                .map(|e| {
-                    (
-                        e["user"].as_str().unwrap().to_owned(),
-                        e["text"].as_str().unwrap().to_owned(),
-                    )
-                })
-                .collect();
+            {
+                let said = (
+                    e["user"].as_str().unwrap().to_owned(),
+                    e["text"].as_str().unwrap().to_owned(),
+                );
+                let id = e["id"].as_str().expect("a message has an id").to_owned();
+                match ids.get(&id) {
+                    Some(first) => {
+                        assert_eq!(first, &said, "{id}: a copy differs from the message");
+                        assert!(resends > 0, "{id} came twice with no batch handed back");
+                    }
+                    None => {
+                        ids.insert(id, said.clone());
+                        got.push(said);
+                    }
+                }
+            }
             let expected: Vec<(String, String)> = sent_messages[*channel]
                 .iter()
                 .filter(|(u, _)| u != user)
