@@ -141,6 +141,10 @@ struct DevArgs {
     /// low so DynamoDB Local keeps up with its own stream.
     #[arg(long, value_name = "N", default_value_t = ripple::dev::gateway::INGEST_CONCURRENCY)]
     ingest_concurrency: usize,
+    /// API Gateway: frames queued for a client that does not read its socket; posts to it
+    /// answer 429 beyond that (and fanout disconnects it as a slow consumer).
+    #[arg(long, value_name = "N", default_value_t = ripple::dev::registry::OUTBOUND_FRAMES, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    outbound_frames: usize,
     /// Close connections idle this long, in seconds (API Gateway: 600).
     #[arg(long, default_value_t = 600)]
     idle_timeout_secs: u64,
@@ -218,6 +222,7 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
         frame_jitter: Duration::from_millis(args.frame_jitter),
         connections_rate: args.connections_rate,
         ingest_concurrency: args.ingest_concurrency,
+        outbound_frames: args.outbound_frames,
         idle_timeout: Duration::from_secs(args.idle_timeout_secs.max(1)),
         max_duration: Duration::from_secs(args.max_connection_secs.max(1)),
         faults: args.fault.unwrap_or_default(),

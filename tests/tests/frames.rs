@@ -1,7 +1,7 @@
 //! API Gateway's per-connection rules on `ripple dev`'s defaults: every client frame is its own
 //! invocation (no order among a connection's frames), `$disconnect` is best effort, a client can
-//! vanish without a close, `@connections` has the account's rate and knows a connection only
-//! under its stage.
+//! vanish without a close or stop reading (closed as a slow consumer), `@connections` has the
+//! account's rate and knows a connection only under its stage.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic: a panic is a failed test
 
@@ -252,5 +252,93 @@ async fn connections_api_has_the_accounts_rate_and_serves_one_stage() {
     assert!(statuses.contains(&200), "{statuses:?}");
     assert!(statuses.contains(&429), "{statuses:?}");
     assert!(counter(&server, "connections_throttled_total") > 0);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_member_that_stops_reading_is_closed_as_a_slow_consumer_and_catches_up_from_the_table() {
+    // GIVEN ripple dev holding at most 4 frames for a client that does not read, and alice, bob
+    // and carol in arena
+    let opts = DevOptions {
+        outbound_frames: 4,
+        ..ripple_tests::dev_options(|s| s.message_rate = 100)
+    };
+    let (server, mut alice, mut bob) = dev_with_alice_and_bob_on(opts, "arena").await.unwrap();
+    let mut carol = connect(&server, "user=carol&channel=arena").await.unwrap();
+    for client in [&mut alice, &mut bob, &mut carol] {
+        client.wait_for_snapshot("arena").await.unwrap();
+    }
+    bob.wait_for_event(|e| e["type"] == "join" && e["user"] == "carol")
+        .await
+        .unwrap();
+    let before_stall = ripple_common::now_ms();
+    let bob_url = format!("{}/@connections/{}", server.http_url(), bob.id);
+
+    // WHEN bob stops reading his socket
+    let (status, _) = http(
+        "POST",
+        &format!("{}/_local/stall/{}", server.http_url(), bob.id),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 204);
+    // AND alice chats, a line each stream poll, until @connections no longer knows bob
+    let mut sent = Vec::new();
+    for i in 0..40 {
+        let line = format!("line {i:02}");
+        let ack = alice
+            .request(&format!(
+                r#"{{"action":"message","channel":"arena","text":"{line}"}}"#
+            ))
+            .await
+            .unwrap();
+        assert_eq!(ack["type"], "ack", "{ack}");
+        sent.push(line);
+        if http("GET", &bob_url, None).await.unwrap().0 == 410 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    // THEN fanout closed bob once his queue was full (posts to him answered 429), well before
+    // alice ran out of lines, and his `$disconnect` removed his connection
+    assert_eq!(
+        http("GET", &bob_url, None).await.unwrap().0,
+        410,
+        "bob still open"
+    );
+    assert!(
+        sent.len() < 40,
+        "{} lines before bob was closed",
+        sent.len()
+    );
+    assert!(counter(&server, "posts_backlogged_total") > 0);
+    ripple_tests::eventually("bob's $disconnect ran", Duration::from_secs(10), || {
+        counter(&server, "disconnects_total") >= 1
+    })
+    .await
+    .unwrap();
+    // AND carol, who reads, got every line once, in order, while bob was stuck
+    carol
+        .wait_for_event(|e| e["type"] == "message" && e["text"] == *sent.last().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(texts_from(&carol, "alice"), sent);
+    // AND bob, back with `since` the last chat he read, gets every line he missed, once
+    let mut bob = connect(
+        &server,
+        &format!("user=bob&channel=arena&since={before_stall}"),
+    )
+    .await
+    .unwrap();
+    let snapshot = bob.wait_for_snapshot("arena").await.unwrap();
+    let recovered: Vec<String> = snapshot["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(recovered, sent);
     server.shutdown().await;
 }

@@ -108,15 +108,16 @@ async fn a_user_who_reconnects_within_the_window_gets_its_channels_and_missed_ch
         .wait_for_event(|e| e["type"] == "leave" && e["user"] == "bob" && e["channel"] == "lobby")
         .await
         .unwrap();
-    alice
-        .send(r#"{"action":"message","channel":"arena","text":"missed 1"}"#)
-        .await
-        .unwrap();
-    alice
-        .send(r#"{"action":"message","channel":"lobby","text":"missed 2"}"#)
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // (each written before he is back: an ack, not a pause, says so)
+    for (channel, text) in [("arena", "missed 1"), ("lobby", "missed 2")] {
+        let ack = alice
+            .request(&format!(
+                r#"{{"action":"message","channel":"{channel}","text":"{text}"}}"#
+            ))
+            .await
+            .unwrap();
+        assert_eq!(ack["type"], "ack", "{ack}");
+    }
 
     // AND he reconnects with resume, naming no channel
     let mut bob = WsClient::connect(&url(&server, "user=bob&resume=1"))

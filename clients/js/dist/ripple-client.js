@@ -398,7 +398,10 @@ export class RippleClient {
         const members = new Set(s.members);
         if (this.welcome)
             members.add(this.welcome.user);
-        for (const ev of state.early ?? []) {
+        const early = state.early ?? [];
+        for (const ev of early) {
+            if (ev.type === 'message')
+                continue;
             if (ev.type === 'join')
                 members.add(ev.user);
             else if (ev.user !== this.welcome?.user)
@@ -418,6 +421,9 @@ export class RippleClient {
         const messages = [...(s.messages ?? [])].sort((a, b) => a.ts - b.ts);
         for (const m of messages)
             this.onEvent(m, 'snapshot');
+        for (const m of early)
+            if (m.type === 'message')
+                this.onEvent(m, 'live');
     }
     onEvent(ev, source) {
         const state = this.channelState.get(ev.channel);
@@ -438,6 +444,10 @@ export class RippleClient {
                 return;
             }
             case 'message':
+                if (state.early) {
+                    state.early.push(ev);
+                    return;
+                }
                 if (this.seenIds.has(ev.id))
                     return;
                 this.rememberId(ev.id);

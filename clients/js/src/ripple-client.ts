@@ -261,8 +261,11 @@ const ANSWER_TIMEOUT_MS = 5_000;
 
 interface ChannelState {
   members: Set<string>;
-  /** Presence events that came before this connection's snapshot, replayed on top of it. */
-  early: (JoinEvent | LeaveEvent)[] | null;
+  /**
+   * Events that came before this connection's snapshot: presence, replayed on top of it, and chat,
+   * emitted after the snapshot's older messages so that a recovering client sees chat in order.
+   */
+  early: (JoinEvent | LeaveEvent | MessageEvent)[] | null;
 }
 
 export class RippleClient {
@@ -563,7 +566,9 @@ export class RippleClient {
     if (!state) return; // left since
     const members = new Set(s.members);
     if (this.welcome) members.add(this.welcome.user);
-    for (const ev of state.early ?? []) {
+    const early = state.early ?? [];
+    for (const ev of early) {
+      if (ev.type === 'message') continue;
       if (ev.type === 'join') members.add(ev.user);
       else if (ev.user !== this.welcome?.user) members.delete(ev.user);
     }
@@ -576,6 +581,7 @@ export class RippleClient {
     for (const p of s.positions) this.onEvent(p, 'snapshot');
     const messages = [...(s.messages ?? [])].sort((a, b) => a.ts - b.ts);
     for (const m of messages) this.onEvent(m, 'snapshot');
+    for (const m of early) if (m.type === 'message') this.onEvent(m, 'live');
   }
 
   private onEvent(ev: RippleEvent, source: MessageMeta['source']): void {
@@ -594,6 +600,10 @@ export class RippleClient {
         return;
       }
       case 'message':
+        if (state.early) {
+          state.early.push(ev);
+          return;
+        }
         if (this.seenIds.has(ev.id)) return;
         this.rememberId(ev.id);
         if (this.newestTs === undefined || ev.ts > this.newestTs) this.newestTs = ev.ts;

@@ -60,8 +60,25 @@ test('presence: events before the snapshot are merged on top of it', async () =>
   client.close();
 });
 
+test('chat that comes before its channel\'s snapshot is emitted after the older messages the snapshot brings', async () => {
+  // GIVEN a client (re)connecting: a live message reaches it before the snapshot that recovers
+  // what it missed (they are posted by different batches)
+  const { client, sock, seen } = await connectedClient();
+  sock.deliver(events(msg('m3', 'newest', 1795000000300)));
+  assert.deepEqual(seen.message, [], 'held until the snapshot');
+  // WHEN the snapshot comes, carrying the missed messages (and the newest one again)
+  sock.deliver(snapshot({ messages: [msg('m2', 'missed 2', 1795000000200), msg('m1', 'missed 1', 1795000000100), msg('m3', 'newest', 1795000000300)] }));
+  // THEN every message is emitted once, oldest first
+  assert.deepEqual(seen.message.map((m) => m.id), ['m1', 'm2', 'm3']);
+  // AND later chat is live again
+  sock.deliver(events(msg('m4', 'later', 1795000000400)));
+  assert.deepEqual(seen.message.map((m) => `${m.id}:${m.source}`), ['m1:snapshot', 'm2:snapshot', 'm3:snapshot', 'm4:live']);
+  client.close();
+});
+
 test('after a drop it reconnects with its channels, resume=1 and since = the newest message ts', async () => {
   const { server, client, sock, seen } = await connectedClient();
+  sock.deliver(snapshot());
   client.join('lobby');
   sock.deliver(events(msg('m1', 'old', 1795000000100), msg('m2', 'newer', 1795000000200)));
   // WHEN the server drops the socket

@@ -1,7 +1,9 @@
 // With every `$disconnect` lost (`ripple dev --fault disconnect-loss=1`, as AWS may lose any of
 // them), a client whose connection vanished reconnects, gets its channels and the chat it missed,
 // and the old connections' presence settles at the first post after API Gateway closed them
-// (docs/protocol.md, "Resume"). The idle timeout is 4 s here instead of 10 minutes.
+// (docs/protocol.md, "Resume"). The idle timeout is 4 s here instead of 10 minutes. A client that
+// stops reading is closed as a slow consumer once 4 frames wait for it (`--outbound-frames 4`),
+// and the library brings back what it missed (docs/protocol.md, "Slow consumers").
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,9 +19,9 @@ let ripple;
 const clients = [];
 const channel = `lost-${randomBytes(4).toString('hex')}`;
 
-function open(user, opts = {}) {
+function open(user, opts = {}, channels = [channel]) {
   const client = new RippleClient({
-    url: ripple.base.replace('http', 'ws') + '/', user, channels: [channel], WebSocket, ...opts,
+    url: ripple.base.replace('http', 'ws') + '/', user, channels, WebSocket, ...opts,
   });
   const log = { snapshot: [], message: [], join: [], leave: [], reconnected: [] };
   for (const type of Object.keys(log)) client.on(type, (ev) => log[type].push(ev));
@@ -44,15 +46,19 @@ async function until(done, what) {
   }
 }
 
-async function vanish(who) {
+// `ripple dev`'s test controls: `vanish` (gone without a close), `stall` (stops reading).
+async function local(control, who) {
   const { connectionId } = await who.client.connected();
-  const res = await fetch(`${ripple.base}/_local/vanish/${encodeURIComponent(connectionId)}`, { method: 'POST' });
+  const res = await fetch(`${ripple.base}/_local/${control}/${encodeURIComponent(connectionId)}`, { method: 'POST' });
   assert.equal(res.status, 204);
   return connectionId;
 }
+const vanish = (who) => local('vanish', who);
 
 before(async () => {
-  ripple = await startRipple(['--fault', 'disconnect-loss=1', '--idle-timeout-secs', String(IDLE_TIMEOUT_S)]);
+  ripple = await startRipple([
+    '--fault', 'disconnect-loss=1', '--idle-timeout-secs', String(IDLE_TIMEOUT_S), '--outbound-frames', '4',
+  ]);
 });
 after(async () => {
   for (const c of clients) c.close();
@@ -94,4 +100,32 @@ test('every $disconnect lost: a vanished client reconnects with its channels and
   await waitFor(erin, 'message', (m) => m.text === 'after', 'the message after');
   assert.deepEqual(erin.log.message.map((m) => m.text), ['before', 'while they were gone', 'after']);
   assert.equal(frank.log.leave.filter((l) => l.user === 'erin').length, 0, 'erin never left on frank\'s side');
+});
+
+test('a member that stops reading is closed as a slow consumer and gets back every message it missed, once', async () => {
+  // GIVEN hank and ivan in a channel of their own, ivan having seen one message
+  const room = `${channel}-slow`;
+  const hank = open('hank', { keepaliveMs: 1000 }, [room]);
+  const ivan = open('ivan', { reconnectMinMs: 200, reconnectMaxMs: 200 }, [room]);
+  for (const who of [hank, ivan]) await waitFor(who, 'snapshot', (s) => s.channel === room, 'the snapshot');
+  hank.client.message(room, 'before');
+  await waitFor(ivan, 'message', (m) => m.text === 'before', 'the first message');
+
+  // WHEN ivan's client stops reading its socket (a frozen tab)
+  const ivansOld = await local('stall', ivan);
+  // AND hank chats on, a line every 300 ms, until ivan is back
+  const sent = [];
+  while (ivan.log.reconnected.length === 0 && sent.length < 40) {
+    sent.push(`line ${sent.length}`);
+    hank.client.message(room, sent.at(-1));
+    await new Promise((r) => setTimeout(r, 300));
+  }
+
+  // THEN fanout closed ivan once 4 frames waited for him, and the library reconnected him
+  assert.ok(sent.length < 40, `ivan not closed after ${sent.length} lines`);
+  assert.notEqual(ivan.log.reconnected[0].connectionId, ivansOld);
+  // AND he gets every line he missed from the table, then the live ones, each once, in order
+  hank.client.message(room, 'after');
+  await waitFor(ivan, 'message', (m) => m.text === 'after', 'the message after');
+  assert.deepEqual(ivan.log.message.map((m) => m.text), ['before', ...sent, 'after']);
 });

@@ -24,8 +24,10 @@
 //!   connection was established". `--connect-delay MS` holds the upgrade that much longer after
 //!   `$connect` returns (a slow handshake or network), posts still answered 410 meanwhile.
 //! - Left out: the 29 s integration timeout, route selection expressions other than `action`,
-//!   API keys and usage plans, IAM on `@connections` (no signature is checked), and client-side
-//!   buffering limits (see `--fault throttle=` for 429s).
+//!   API keys and usage plans, IAM on `@connections` (no signature is checked).
+//! - A client that does not read fills its queue ([`super::registry::OUTBOUND_FRAMES`] frames, as
+//!   its socket's buffer fills on AWS); posts to it then answer 429 `LimitExceededException`.
+//!   `POST /_local/stall/{id}` makes a client stop reading.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -62,6 +64,8 @@ pub const MAX_FRAME_BYTES: usize = 32 * 1024;
 pub const ACCOUNT_CONNECTIONS_RATE: u32 = 10_000;
 /// Where a test makes a client vanish without a close.
 pub const VANISH_PATH: &str = "/_local/vanish/{id}";
+/// Where a test makes a client stop reading its socket.
+pub const STALL_PATH: &str = "/_local/stall/{id}";
 
 /// Gateway settings.
 #[derive(Debug, Clone)]
@@ -80,6 +84,8 @@ pub struct GatewayConfig {
     pub connections_rate: u32,
     /// Concurrently handled frames in flight at once, across all connections (0: no bound).
     pub ingest_concurrency: usize,
+    /// Frames queued for a client that is not reading before posts to it answer 429.
+    pub outbound_frames: usize,
 }
 
 /// How many client frames `ripple dev` handles at once. On AWS each is a Lambda invocation
@@ -100,6 +106,7 @@ impl Default for GatewayConfig {
             frame_jitter: Duration::from_millis(10),
             connections_rate: ACCOUNT_CONNECTIONS_RATE,
             ingest_concurrency: INGEST_CONCURRENCY,
+            outbound_frames: super::registry::OUTBOUND_FRAMES,
         }
     }
 }
@@ -145,6 +152,7 @@ pub fn router(gateway: Gateway) -> Router {
         .route("/{stage}", get(upgrade_stage))
         .route("/{stage}/@connections/{id}", any(connections_api_staged))
         .route(VANISH_PATH, axum::routing::post(vanish))
+        .route(STALL_PATH, axum::routing::post(stall))
         .with_state(Arc::new(gateway))
 }
 
@@ -153,6 +161,19 @@ async fn vanish(State(gw): State<Arc<Gateway>>, Path(id): Path<String>) -> Statu
     match gw.registry.get(&id) {
         Some(conn) => {
             conn.vanish();
+            StatusCode::NO_CONTENT
+        }
+        None => StatusCode::NOT_FOUND,
+    }
+}
+
+/// The client of `id` stops reading its socket (a frozen tab, a stuck game loop): 204, or 404
+/// for an unknown id. Its frames queue up to [`super::registry::OUTBOUND_FRAMES`], then posts
+/// to it answer 429.
+async fn stall(State(gw): State<Arc<Gateway>>, Path(id): Path<String>) -> StatusCode {
+    match gw.registry.get(&id) {
+        Some(conn) => {
+            conn.stall();
             StatusCode::NO_CONTENT
         }
         None => StatusCode::NOT_FOUND,
@@ -317,7 +338,7 @@ async fn upgrade(
         );
     })
     .on_upgrade(move |socket| async move {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(gw.config.outbound_frames.max(1));
         gw.registry.insert(
             ctx.connection_id.clone(),
             Conn {
@@ -327,6 +348,7 @@ async fn upgrade(
                 source_ip: ctx.source_ip.clone(),
                 user_agent: ctx.user_agent.clone(),
                 vanished: Default::default(),
+                stalled: Default::default(),
                 closing: Arc::default(),
             },
         );
@@ -376,7 +398,7 @@ async fn handle_frame(gw: &Gateway, ctx: &WsContext, body: Option<String>, now: 
     let response = ingest::handle(&gw.ingest, event).await;
     let reply = |out: Outgoing| {
         if let Some(conn) = gw.registry.get(&ctx.connection_id) {
-            let _ = conn.tx.send(out);
+            conn.send(out);
         }
     };
     match response.body {
@@ -425,19 +447,30 @@ async fn serve_socket(
     gw: Arc<Gateway>,
     ctx: WsContext,
     socket: WebSocket,
-    mut rx: mpsc::UnboundedReceiver<Outgoing>,
+    mut rx: mpsc::Receiver<Outgoing>,
 ) {
     let (mut sink, mut stream) = socket.split();
     // Not the `Conn` itself: its queue must close when the registry drops it.
-    let (vanish_flag, closing) = gw
+    let (vanish_flag, stall_flag, closing) = gw
         .registry
         .get(&ctx.connection_id)
-        .map(|c| (Arc::clone(&c.vanished), Arc::clone(&c.closing)))
+        .map(|c| {
+            (
+                Arc::clone(&c.vanished),
+                Arc::clone(&c.stalled),
+                Arc::clone(&c.closing),
+            )
+        })
         .unwrap_or_default();
     let vanished = move || vanish_flag.load(std::sync::atomic::Ordering::Relaxed);
     let writer_vanished = vanished.clone();
     let writer = tokio::spawn(async move {
-        while let Some(out) = rx.recv().await {
+        loop {
+            if stall_flag.load(std::sync::atomic::Ordering::Relaxed) {
+                // A client that stopped reading: its frames stay queued until the end.
+                std::future::pending::<()>().await;
+            }
+            let Some(out) = rx.recv().await else { break };
             if writer_vanished() {
                 // Nothing reaches a client that vanished, not even the close.
                 continue;
@@ -451,7 +484,7 @@ async fn serve_socket(
     });
     let reply = |out: Outgoing| {
         if let Some(conn) = gw.registry.get(&ctx.connection_id) {
-            let _ = conn.tx.send(out);
+            conn.send(out);
         }
     };
     let hard_deadline = Instant::now() + gw.config.max_duration;
@@ -531,8 +564,15 @@ async fn serve_socket(
     };
     disconnect(&gw, &ctx, status, reason).await;
     gw.metrics.disconnected();
-    // Dropping the registry entry closed the queue; the writer flushes the close frame and ends.
-    let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+    // Dropping the registry entry closed the queue; the writer flushes the close frame and ends,
+    // unless the client does not read: then the socket is dropped without it.
+    let abort = writer.abort_handle();
+    if tokio::time::timeout(Duration::from_secs(2), writer)
+        .await
+        .is_err()
+    {
+        abort.abort();
+    }
 }
 
 async fn connections_api(
@@ -617,8 +657,19 @@ async fn manage(gw: &Gateway, id: &str, method: axum::http::Method, body: Bytes)
                 Ok(text) => Outgoing::Text(text),
                 Err(e) => Outgoing::Binary(e.into_bytes()),
             };
-            if conn.tx.send(out).is_err() {
-                return aws_error(StatusCode::GONE, "GoneException", "Gone");
+            match conn.tx.try_send(out) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    gw.metrics.post_backlogged();
+                    return aws_error(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "LimitExceededException",
+                        "Rate exceeded",
+                    );
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    return aws_error(StatusCode::GONE, "GoneException", "Gone");
+                }
             }
             gw.metrics.post_delivered(body.len());
             StatusCode::OK.into_response()
@@ -638,7 +689,7 @@ async fn manage(gw: &Gateway, id: &str, method: axum::http::Method, body: Bytes)
         Method::DELETE => {
             // Gone for @connections at once, as on API Gateway; the socket loop runs $disconnect.
             gw.registry.remove(id);
-            let _ = conn.tx.send(Outgoing::Close(
+            conn.send(Outgoing::Close(
                 1000,
                 "Closed by @connections DELETE".into(),
             ));

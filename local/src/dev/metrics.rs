@@ -50,6 +50,7 @@ counters! {
     posts_gone: "@connections POSTs answered 410",
     posts_faulted: "@connections POSTs answered by fault injection",
     connections_throttled: "@connections requests answered 429 above the account's rate",
+    posts_backlogged: "@connections POSTs answered 429 because the client is not reading",
     fanout_batches: "stream batches handed to fanout",
     fanout_records: "stream records handed to fanout",
     fanout_updates_delivered: "events delivered by fanout, summed over recipients",
@@ -219,6 +220,9 @@ impl Metrics {
     }
     pub fn post_gone(&self) {
         self.add(|c| &c.posts_gone, 1);
+    }
+    pub fn post_backlogged(&self) {
+        self.add(|c| &c.posts_backlogged, 1);
     }
     pub fn post_faulted(&self) {
         self.add(|c| &c.posts_faulted, 1);

@@ -56,6 +56,8 @@ pub struct DevOptions {
     pub connections_rate: u32,
     /// [`GatewayConfig::ingest_concurrency`].
     pub ingest_concurrency: usize,
+    /// [`GatewayConfig::outbound_frames`].
+    pub outbound_frames: usize,
     pub faults: FaultSpec,
     /// Print a one-line summary this often.
     pub stats: Option<Duration>,
@@ -80,6 +82,7 @@ impl Default for DevOptions {
             frame_jitter: GatewayConfig::default().frame_jitter,
             connections_rate: GatewayConfig::default().connections_rate,
             ingest_concurrency: GatewayConfig::default().ingest_concurrency,
+            outbound_frames: GatewayConfig::default().outbound_frames,
             faults: FaultSpec::default(),
             stats: None,
             sweep_every: Some(Duration::from_secs(60)),
@@ -205,6 +208,7 @@ impl DevServer {
                 frame_jitter: opts.frame_jitter,
                 connections_rate: opts.connections_rate,
                 ingest_concurrency: opts.ingest_concurrency,
+                outbound_frames: opts.outbound_frames,
             },
             faults: Faults::new(opts.faults.clone()),
             metrics: metrics.clone(),

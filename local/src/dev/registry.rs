@@ -15,10 +15,16 @@ pub enum Outgoing {
     Close(u16, String),
 }
 
+/// Frames queued for one client and not yet written to its socket. Beyond it `@connections`
+/// answers 429 `LimitExceededException`, as API Gateway does for a client that does not read
+/// (its buffer for the connection is full). A reading client on loopback never comes near it.
+pub const OUTBOUND_FRAMES: usize = 256;
+
 /// One connection.
 #[derive(Debug)]
 pub struct Conn {
-    pub tx: mpsc::UnboundedSender<Outgoing>,
+    /// What waits to be written to the socket, at most [`OUTBOUND_FRAMES`].
+    pub tx: mpsc::Sender<Outgoing>,
     pub connected_at_ms: u64,
     pub last_active_ms: AtomicU64,
     pub source_ip: String,
@@ -26,6 +32,9 @@ pub struct Conn {
     /// The client vanished without a close (a phone off Wi-Fi): posts answer 200 and go nowhere,
     /// its frames never arrive, until the idle timeout closes it.
     pub vanished: Arc<AtomicBool>,
+    /// The client stopped reading its socket: nothing more is written to it, so its queue fills
+    /// and posts answer 429.
+    pub stalled: Arc<AtomicBool>,
     /// Notified when `@connections` DELETE closes the connection.
     pub closing: Arc<tokio::sync::Notify>,
 }
@@ -45,6 +54,16 @@ impl Conn {
 
     pub fn has_vanished(&self) -> bool {
         self.vanished.load(Ordering::Relaxed)
+    }
+
+    pub fn stall(&self) {
+        self.stalled.store(true, Ordering::Relaxed);
+    }
+
+    /// Queues `out` for the socket, when there is room (a route response or a close: a client
+    /// that does not read misses it, as it would on AWS). Whether it was queued.
+    pub fn send(&self, out: Outgoing) -> bool {
+        self.tx.try_send(out).is_ok()
     }
 }
 
