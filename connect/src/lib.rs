@@ -127,7 +127,16 @@ async fn handle_measured(
         .unwrap_or_default();
     let response = match event_type {
         "CONNECT" | "$connect" => on_connect(state, &req, &connection_id).await,
-        "DISCONNECT" | "$disconnect" => on_disconnect(state, &connection_id).await,
+        "DISCONNECT" | "$disconnect" => {
+            // The close happened at the event's time, not when (best effort, maybe late) it is
+            // handled: the resume cursor must not skip chat written in between.
+            let now = ripple_common::now_ms();
+            let closed_at = u64::try_from(ctx.request_time_epoch)
+                .ok()
+                .filter(|t| *t > 0)
+                .map_or(now, |t| t.min(now));
+            on_disconnect(state, &connection_id, closed_at).await
+        }
         other => {
             tracing::warn!(
                 event_type = other,
@@ -379,14 +388,17 @@ async fn resumed(state: &ConnectState, request: &ConnectRequest) -> (Vec<String>
     (channels, since)
 }
 
-async fn on_disconnect(state: &ConnectState, connection_id: &str) -> ApiGatewayProxyResponse {
+async fn on_disconnect(
+    state: &ConnectState,
+    connection_id: &str,
+    closed_at: u64,
+) -> ApiGatewayProxyResponse {
     match state.store.delete_connection(connection_id).await {
         Ok(deleted) => {
             tracing::info!(connection_id, items = deleted.items, "disconnected");
             let window = state.settings.resume_window_secs;
             if let (Some(user), false) = (&deleted.user, deleted.channels.is_empty()) {
-                let session =
-                    SessionItem::new(user, deleted.channels, ripple_common::now_ms(), window);
+                let session = SessionItem::new(user, deleted.channels, closed_at, window);
                 if let Err(err) = state.store.put_session(&session).await {
                     tracing::warn!(connection_id, error = %err, "could not save the session for resume");
                 }

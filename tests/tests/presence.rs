@@ -88,6 +88,30 @@ async fn a_late_joiner_gets_members_positions_and_history_then_events() {
 }
 
 #[tokio::test]
+async fn the_resume_cursor_is_the_close_not_the_late_handling_of_its_disconnect() {
+    // GIVEN bob connected to arena, through the real connect handler
+    let table = TestTable::new().await.unwrap();
+    let connect = connect::ConnectState::new(table.store.clone(), table.settings.clone());
+    let q = [
+        ("user".to_owned(), "bob".to_owned()),
+        ("channel".to_owned(), "arena".to_owned()),
+    ];
+    let bob = ripple_tests::ws_context("bob1");
+    let ev = ripple::apigw::connect_event(&bob, &[], &q, 1).unwrap();
+    assert_eq!(connect::handle(&connect, ev).await.status_code, 200);
+    // WHEN his socket closes at `closed_at`, and his `$disconnect` (best effort on AWS, late
+    // under load) is handled 2 s later
+    let closed_at = ripple_common::now_ms() - 2_000;
+    let bye = ripple::apigw::disconnect_event(&bob, 1001, "gone", closed_at).unwrap();
+    assert_eq!(connect::handle(&connect, bye).await.status_code, 200);
+    // THEN the session's cursor is the close (the event's requestTimeEpoch), so chat written
+    // while the clean-up was on its way comes back with resume
+    let session = table.store.take_session("bob").await.unwrap().unwrap();
+    assert_eq!(session.channels, ["arena"]);
+    assert_eq!(session.ended_at, closed_at);
+}
+
+#[tokio::test]
 async fn a_user_who_reconnects_within_the_window_gets_its_channels_and_missed_chat_back() {
     // GIVEN bob in arena and lobby, and alice in both
     let server = start_dev(DevOptions::default()).await.unwrap();

@@ -360,6 +360,7 @@ async fn upgrade(
 /// (late when the fault delays it).
 async fn disconnect(gw: &Gateway, ctx: &WsContext, status: u16, reason: &str) {
     gw.registry.remove(&ctx.connection_id);
+    let closed_at = ripple_common::now_ms();
     let Some(delay) = gw.faults.disconnect_fate() else {
         tracing::info!(
             connection_id = ctx.connection_id,
@@ -371,7 +372,7 @@ async fn disconnect(gw: &Gateway, ctx: &WsContext, status: u16, reason: &str) {
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-    match disconnect_event(ctx, status, reason, ripple_common::now_ms()) {
+    match disconnect_event(ctx, status, reason, closed_at) {
         Ok(event) => {
             connect::handle(&gw.connect, event).await;
         }
