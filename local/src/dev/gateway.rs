@@ -158,9 +158,14 @@ pub fn router(gateway: Gateway) -> Router {
 
 /// The client of `id` vanishes without a close: 204, or 404 for an unknown id.
 async fn vanish(State(gw): State<Arc<Gateway>>, Path(id): Path<String>) -> StatusCode {
-    match gw.registry.get(&id) {
+    on_connection(&gw, &id, Conn::vanish)
+}
+
+/// Applies a test control to the connection `id`: 204, or 404 for an unknown id.
+fn on_connection(gw: &Gateway, id: &str, control: impl FnOnce(&Conn)) -> StatusCode {
+    match gw.registry.get(id) {
         Some(conn) => {
-            conn.vanish();
+            control(&conn);
             StatusCode::NO_CONTENT
         }
         None => StatusCode::NOT_FOUND,
@@ -171,13 +176,7 @@ async fn vanish(State(gw): State<Arc<Gateway>>, Path(id): Path<String>) -> Statu
 /// for an unknown id. Its frames queue up to [`super::registry::OUTBOUND_FRAMES`], then posts
 /// to it answer 429.
 async fn stall(State(gw): State<Arc<Gateway>>, Path(id): Path<String>) -> StatusCode {
-    match gw.registry.get(&id) {
-        Some(conn) => {
-            conn.stall();
-            StatusCode::NO_CONTENT
-        }
-        None => StatusCode::NOT_FOUND,
-    }
+    on_connection(&gw, &id, Conn::stall)
 }
 
 async fn metrics(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
