@@ -25,6 +25,9 @@ pub const DEFAULT_POSITION_RATE: u32 = 30;
 /// Chat messages a connection may publish per second (bursts up to twice that).
 pub const DEFAULT_MESSAGE_RATE: u32 = 5;
 
+/// Members one channel may have (a `join` beyond it is refused `channel_full`).
+pub const DEFAULT_MAX_MEMBERS_PER_CHANNEL: u32 = 1_000;
+
 /// How long after a disconnect a reconnect with `?resume=1` gets its channels back.
 pub const DEFAULT_RESUME_WINDOW_SECS: u64 = 120;
 
@@ -82,6 +85,10 @@ pub struct Settings {
     /// Chat messages one connection may publish per second.
     #[arg(long, default_value_t = DEFAULT_MESSAGE_RATE)]
     pub message_rate: u32,
+    /// Members one channel may have: a `join` (or a channel at connect) beyond it is refused
+    /// `channel_full`. Counted from the channel's roster, so joins in flight can pass it.
+    #[arg(long, default_value_t = DEFAULT_MAX_MEMBERS_PER_CHANNEL, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_members_per_channel: u32,
     /// Seconds a closed connection's channels are kept for `?resume=1`.
     #[arg(long, default_value_t = DEFAULT_RESUME_WINDOW_SECS, value_parser = clap::value_parser!(u64).range(1..))]
     pub resume_window_secs: u64,
@@ -109,6 +116,7 @@ impl Settings {
             allow_anonymous: true,
             position_rate: DEFAULT_POSITION_RATE,
             message_rate: DEFAULT_MESSAGE_RATE,
+            max_members_per_channel: DEFAULT_MAX_MEMBERS_PER_CHANNEL,
             resume_window_secs: DEFAULT_RESUME_WINDOW_SECS,
             member_cache_ms: 0,
         }
@@ -131,6 +139,10 @@ impl Settings {
             (ENV_MEMBER_CACHE_MS, self.member_cache_ms.to_string()),
             (ENV_POSITION_RATE, self.position_rate.to_string()),
             (ENV_MESSAGE_RATE, self.message_rate.to_string()),
+            (
+                ENV_MAX_MEMBERS_PER_CHANNEL,
+                self.max_members_per_channel.to_string(),
+            ),
             (ENV_RESUME_WINDOW_SECS, self.resume_window_secs.to_string()),
             (ENV_ALLOW_ANONYMOUS, self.allow_anonymous.to_string()),
         ];
@@ -248,6 +260,12 @@ impl Settings {
         }
         if let Some(n) = number(ENV_MESSAGE_RATE, RATE)? {
             s.message_rate = u32::try_from(n).unwrap_or(u32::MAX);
+        }
+        if let Some(n) = number(
+            ENV_MAX_MEMBERS_PER_CHANNEL,
+            "a positive number of members per channel",
+        )? {
+            s.max_members_per_channel = u32::try_from(n).unwrap_or(u32::MAX);
         }
         if let Some(url) = get(ENV_CONNECTIONS_ENDPOINT) {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
@@ -437,6 +455,7 @@ mod tests {
             ("RIPPLE_MESSAGE_TTL_SECS", "12"),
             ("RIPPLE_POSITION_RATE", "13"),
             ("RIPPLE_MESSAGE_RATE", "14"),
+            ("RIPPLE_MAX_MEMBERS_PER_CHANNEL", "15"),
         ]);
         // WHEN read as each function reads them
         let fanout = Settings::from_lookup_for(&crate::deploy::FANOUT, &env).unwrap();
@@ -456,9 +475,10 @@ mod tests {
                 ingest.position_ttl_secs,
                 ingest.message_ttl_secs,
                 ingest.position_rate,
-                ingest.message_rate
+                ingest.message_rate,
+                ingest.max_members_per_channel
             ),
-            (11, 12, 13, 14)
+            (11, 12, 13, 14, 15)
         );
     }
 

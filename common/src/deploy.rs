@@ -46,11 +46,18 @@ pub const ENV_MEMBER_CACHE_MS: &str = "RIPPLE_MEMBER_CACHE_MS";
 pub const ENV_RESUME_WINDOW_SECS: &str = "RIPPLE_RESUME_WINDOW_SECS";
 pub const ENV_POSITION_RATE: &str = "RIPPLE_POSITION_RATE";
 pub const ENV_MESSAGE_RATE: &str = "RIPPLE_MESSAGE_RATE";
+/// Connect and ingest: members one channel may have.
+pub const ENV_MAX_MEMBERS_PER_CHANNEL: &str = "RIPPLE_MAX_MEMBERS_PER_CHANNEL";
 pub const ENV_RUST_LOG: &str = "RUST_LOG";
 
 pub const CONNECT: FunctionSpec = FunctionSpec {
     package: "connect",
-    env_required: &[ENV_TABLE, ENV_CONNECTION_TTL_SECS, ENV_RESUME_WINDOW_SECS],
+    env_required: &[
+        ENV_TABLE,
+        ENV_CONNECTION_TTL_SECS,
+        ENV_RESUME_WINDOW_SECS,
+        ENV_MAX_MEMBERS_PER_CHANNEL,
+    ],
     env_optional: &[
         ENV_JWT_SECRET_PARAMETER,
         ENV_JWKS_URL,
@@ -80,6 +87,7 @@ pub const INGEST: FunctionSpec = FunctionSpec {
         ENV_MESSAGE_TTL_SECS,
         ENV_POSITION_RATE,
         ENV_MESSAGE_RATE,
+        ENV_MAX_MEMBERS_PER_CHANNEL,
     ],
     env_optional: &[ENV_RUST_LOG],
     table_actions: &[

@@ -43,6 +43,8 @@ pub enum ErrorCode {
     Forbidden,
     /// A `join` beyond the most channels one connection may be in.
     TooManyChannels,
+    /// A `join` to a channel that has its most members (`RIPPLE_MAX_MEMBERS_PER_CHANNEL`).
+    ChannelFull,
     /// Sent before fanout disconnects a connection that could not take its frames; reconnect
     /// and catch up (`resume`, `since`).
     SlowConsumer,
@@ -58,6 +60,7 @@ impl ErrorCode {
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::TooManyChannels => "too_many_channels",
+            ErrorCode::ChannelFull => "channel_full",
             ErrorCode::SlowConsumer => "slow_consumer",
         }
     }

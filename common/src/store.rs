@@ -581,6 +581,45 @@ impl Store {
         Ok(members)
     }
 
+    /// How many entries the channel's roster has, counting no further than `up_to` (a
+    /// strongly consistent `Select=COUNT` Query: it reads the entries without returning them).
+    pub async fn count_channel_members(
+        &self,
+        channel: &str,
+        up_to: usize,
+    ) -> Result<usize, StoreError> {
+        let mut counted = 0;
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", keys::PK)
+                .expression_attribute_values(
+                    ":pk",
+                    AttributeValue::S(keys::channel_members_pk(channel)),
+                )
+                .select(aws_sdk_dynamodb::types::Select::Count)
+                .consistent_read(true)
+                .limit(
+                    i32::try_from(up_to - counted.min(up_to))
+                        .unwrap_or(i32::MAX)
+                        .max(1),
+                )
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| StoreError::dynamo("Query", e))?;
+            counted += usize::try_from(page.count).unwrap_or(0);
+            start = page.last_evaluated_key;
+            if start.is_none() || counted >= up_to {
+                return Ok(counted);
+            }
+        }
+    }
+
     /// The memberships of a connection (strongly consistent).
     pub async fn connection_members(
         &self,

@@ -312,6 +312,21 @@ async fn on_connect(
             return response(403, Some("Forbidden"));
         }
     };
+    let cap = state.settings.max_members_per_channel as usize;
+    for channel in &request.channels {
+        match state.store.count_channel_members(channel, cap).await {
+            Ok(n) if n >= cap => {
+                tracing::info!(connection_id, channel, cap, "connect refused: channel full");
+                let why = format!("channel_full: {channel} has its most members ({cap})");
+                return response(409, Some(&why));
+            }
+            Ok(_) => {}
+            Err(err) => {
+                tracing::error!(connection_id, error = %err, "could not count the channel's members");
+                return response(500, None);
+            }
+        }
+    }
     let ctx = &req.request_context;
     let endpoint = Endpoint {
         domain: ctx.domain_name.clone().unwrap_or_default(),

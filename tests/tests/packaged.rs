@@ -54,6 +54,7 @@ fn terraform_value(
         deploy::ENV_MESSAGE_TTL_SECS => "86400".into(),
         deploy::ENV_POSITION_RATE => "30".into(),
         deploy::ENV_MESSAGE_RATE => "5".into(),
+        deploy::ENV_MAX_MEMBERS_PER_CHANNEL => "1000".into(),
         deploy::ENV_CONNECTIONS_ENDPOINT => connections.url.clone(),
         deploy::ENV_MAX_IN_FLIGHT => "64".into(),
         deploy::ENV_POSTS_PER_SECOND => "2000".into(),

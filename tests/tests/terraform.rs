@@ -1799,7 +1799,7 @@ const BREAKAGES: [Breakage; 17] = [
     Breakage {
         what: "an environment variable the code reads, dropped",
         file: "modules/ripple/lambda.tf",
-        from: "RIPPLE_MESSAGE_TTL_SECS  = tostring(var.message_ttl_seconds)",
+        from: "RIPPLE_MESSAGE_TTL_SECS        = tostring(var.message_ttl_seconds)",
         to: "",
         reported: "missing [\"RIPPLE_MESSAGE_TTL_SECS\"]",
     },

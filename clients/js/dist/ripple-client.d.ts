@@ -15,7 +15,7 @@
  * the options (e.g. the `ws` package on Node 20).
  */
 /** Error codes of the `error` frame. */
-export type ErrorCode = 'bad_request' | 'unknown_action' | 'too_large' | 'not_member' | 'rate_limited' | 'forbidden' | 'too_many_channels' | 'slow_consumer';
+export type ErrorCode = 'bad_request' | 'unknown_action' | 'too_large' | 'not_member' | 'rate_limited' | 'forbidden' | 'too_many_channels' | 'channel_full' | 'slow_consumer';
 export interface PositionEvent {
     type: 'position';
     channel: string;

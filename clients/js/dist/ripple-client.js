@@ -16,7 +16,7 @@
  */
 const ERROR_CODES = [
     'bad_request', 'unknown_action', 'too_large', 'not_member', 'rate_limited', 'forbidden',
-    'too_many_channels', 'slow_consumer',
+    'too_many_channels', 'channel_full', 'slow_consumer',
 ];
 // ---- guards: what a frame must look like to be used --------------------------------------------
 const CHANNEL_RE = /^[A-Za-z0-9_.:-]{1,64}$/;

@@ -20,10 +20,10 @@
 /** Error codes of the `error` frame. */
 export type ErrorCode =
   | 'bad_request' | 'unknown_action' | 'too_large' | 'not_member' | 'rate_limited' | 'forbidden'
-  | 'too_many_channels' | 'slow_consumer';
+  | 'too_many_channels' | 'channel_full' | 'slow_consumer';
 const ERROR_CODES: readonly string[] = [
   'bad_request', 'unknown_action', 'too_large', 'not_member', 'rate_limited', 'forbidden',
-  'too_many_channels', 'slow_consumer',
+  'too_many_channels', 'channel_full', 'slow_consumer',
 ];
 
 export interface PositionEvent {

@@ -49,10 +49,11 @@ resource "aws_lambda_function" "connect" {
   environment {
     variables = merge(
       {
-        RIPPLE_TABLE               = aws_dynamodb_table.this.name
-        RIPPLE_CONNECTION_TTL_SECS = tostring(var.connection_ttl_seconds)
-        RIPPLE_RESUME_WINDOW_SECS  = tostring(var.resume_window_seconds)
-        RUST_LOG                   = var.log_level
+        RIPPLE_TABLE                   = aws_dynamodb_table.this.name
+        RIPPLE_CONNECTION_TTL_SECS     = tostring(var.connection_ttl_seconds)
+        RIPPLE_RESUME_WINDOW_SECS      = tostring(var.resume_window_seconds)
+        RIPPLE_MAX_MEMBERS_PER_CHANNEL = tostring(var.max_members_per_channel)
+        RUST_LOG                       = var.log_level
       },
       local.jwt_environment,
     )
@@ -111,12 +112,13 @@ resource "aws_lambda_function" "ingest" {
 
   environment {
     variables = {
-      RIPPLE_TABLE             = aws_dynamodb_table.this.name
-      RIPPLE_POSITION_TTL_SECS = tostring(var.position_ttl_seconds)
-      RIPPLE_MESSAGE_TTL_SECS  = tostring(var.message_ttl_seconds)
-      RIPPLE_POSITION_RATE     = tostring(var.position_rate)
-      RIPPLE_MESSAGE_RATE      = tostring(var.message_rate)
-      RUST_LOG                 = var.log_level
+      RIPPLE_TABLE                   = aws_dynamodb_table.this.name
+      RIPPLE_POSITION_TTL_SECS       = tostring(var.position_ttl_seconds)
+      RIPPLE_MESSAGE_TTL_SECS        = tostring(var.message_ttl_seconds)
+      RIPPLE_POSITION_RATE           = tostring(var.position_rate)
+      RIPPLE_MESSAGE_RATE            = tostring(var.message_rate)
+      RIPPLE_MAX_MEMBERS_PER_CHANNEL = tostring(var.max_members_per_channel)
+      RUST_LOG                       = var.log_level
     }
   }
 

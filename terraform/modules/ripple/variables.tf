@@ -409,6 +409,17 @@ variable "alarm_throttled_posts_percent" {
   }
 }
 
+variable "max_members_per_channel" {
+  description = "RIPPLE_MAX_MEMBERS_PER_CHANNEL: members one channel may have; a join beyond it is refused channel_full (a soft cap: counted from the channel's roster, so joins in flight can pass it)."
+  type        = number
+  default     = 1000
+
+  validation {
+    condition     = var.max_members_per_channel >= 1 && floor(var.max_members_per_channel) == var.max_members_per_channel
+    error_message = "max_members_per_channel must be a positive whole number."
+  }
+}
+
 variable "resume_window_seconds" {
   description = "RIPPLE_RESUME_WINDOW_SECS: how long after a disconnect `?resume=1` restores the user's channels."
   type        = number
