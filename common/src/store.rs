@@ -556,11 +556,12 @@ impl Store {
         self.put("message", item).await
     }
 
-    /// Every member of a channel: one paginated, strongly consistent Query of the channel's
-    /// roster partition. Never a Scan, never an index (index reads lag writes).
-    pub async fn channel_members(&self, channel: &str) -> Result<Vec<MemberItem>, StoreError> {
-        let mut pages = self
-            .client
+    /// A strongly consistent Query of `channel`'s roster partition.
+    fn roster_query(
+        &self,
+        channel: &str,
+    ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+        self.client
             .query()
             .table_name(&self.table)
             .key_condition_expression("#pk = :pk")
@@ -570,9 +571,12 @@ impl Store {
                 AttributeValue::S(keys::channel_members_pk(channel)),
             )
             .consistent_read(true)
-            .into_paginator()
-            .items()
-            .send();
+    }
+
+    /// Every member of a channel: one paginated, strongly consistent Query of the channel's
+    /// roster partition. Never a Scan, never an index (index reads lag writes).
+    pub async fn channel_members(&self, channel: &str) -> Result<Vec<MemberItem>, StoreError> {
+        let mut pages = self.roster_query(channel).into_paginator().items().send();
         let mut members = Vec::new();
         while let Some(attrs) = pages.next().await {
             let attrs = attrs.map_err(|e| StoreError::dynamo("Query", e))?;
@@ -592,17 +596,8 @@ impl Store {
         let mut start = None;
         loop {
             let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("#pk = :pk")
-                .expression_attribute_names("#pk", keys::PK)
-                .expression_attribute_values(
-                    ":pk",
-                    AttributeValue::S(keys::channel_members_pk(channel)),
-                )
+                .roster_query(channel)
                 .select(aws_sdk_dynamodb::types::Select::Count)
-                .consistent_read(true)
                 .limit(
                     i32::try_from(up_to - counted.min(up_to))
                         .unwrap_or(i32::MAX)
