@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use ripple::bench::isolation::{IsolationArgs, measure};
 use ripple::dev::DevServer;
 use ripple_tests::{WsClient, connect, dev_with_alice_and_bob_on, ws_url};
 
@@ -74,4 +75,54 @@ async fn a_channel_at_its_member_cap_refuses_joins_and_connects_with_channel_ful
     let joined = carol.request(JOIN_ARENA).await.unwrap();
     assert_eq!(joined["type"], "joined", "{joined}");
     server.shutdown().await;
+}
+
+#[tokio::test]
+async fn healthy_chat_reaches_every_healthy_user_once_through_a_storm_of_sick_connections() {
+    // GIVEN ripple dev on one shard with every $disconnect lost, and 6 healthy users in arena,
+    // one more member that will stop reading
+    let args = IsolationArgs {
+        healthy: 6,
+        rate: 2.0,
+        seconds: 4.0,
+        aborts: 10.0,
+        flappers: 1,
+        flap_rate: 50.0,
+        non_readers: 1,
+        outbound_frames: 8,
+        shards: 1,
+        dynamodb_endpoint: std::env::var("RIPPLE_TEST_DYNAMODB_ENDPOINT").ok(),
+        json: true,
+    };
+
+    // WHEN they chat calmly, then beside connections opened and dropped at once, one joining and
+    // leaving as fast as it can and the member that stopped reading
+    let results = measure(&args).await.unwrap();
+
+    // THEN in both phases every line reached every other healthy user exactly once
+    for phase in ["calm", "storm"] {
+        let t = &results[phase];
+        assert!(t["lines"].as_u64().unwrap() > 0, "{results}");
+        assert_eq!(t["missing"], 0, "{phase}: {results}");
+        assert_eq!(t["copies"], 0, "{phase}: {results}");
+    }
+    // AND the storm happened: aborted connections, a flapper refused `rate_limited`, and the
+    // member that stopped reading was closed as a slow consumer
+    let sick = &results["sick"];
+    assert!(sick["aborted"].as_u64().unwrap() > 0, "{results}");
+    assert!(sick["flapper_refused"].as_u64().unwrap() > 0, "{results}");
+    assert_eq!(
+        sick["non_readers_closed_after_ms"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "{results}"
+    );
+    assert!(
+        results["server"]["disconnects_lost_total"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
 }

@@ -6,6 +6,9 @@
 //! - `ripple bench e2e` plays N players over real WebSockets against `ripple dev` (or, with
 //!   `--url`, a running stack) and reports write→receive latency, messages per update, DynamoDB
 //!   usage and a cost estimate.
+//! - `ripple bench isolation` has healthy users chat through a storm of sick connections
+//!   (aborted, flapping, not reading) on one shard, and fails unless each line reaches each of
+//!   them once and their p99 stays within max(2×, +750 ms) of the calm phase's.
 //! - `ripple bench cold-start` times each function binary's init and first invocations.
 //!
 //! | module | what it holds |
@@ -15,6 +18,7 @@
 //! | [`e2e`] | `bench e2e`: `ripple dev` in-process, its results, the handlers' timing for the Lambda cost |
 //! | [`players`] | simulated players ([`crate::wsclient::WsClient`]s) and what they measured |
 //! | [`remote`] | `bench e2e --url`: the same players against a running stack, bounded, cost confirmed first |
+//! | [`isolation`] | `bench isolation`: healthy chat beside aborted, flapping and non-reading connections |
 //! | [`cold_start`] | `bench cold-start`: each function binary behind [`crate::runtime_api`] |
 //! | [`cost`] | the cost model: usage from the counters (DynamoDB, Lambda, logs), prices, the bill |
 //! | [`histogram`] | latencies (`hdrhistogram`) and their SVG picture (`plotters`) |
@@ -28,6 +32,7 @@ pub mod cost;
 pub mod e2e;
 pub mod fanout;
 pub mod histogram;
+pub mod isolation;
 pub mod players;
 pub mod remote;
 
@@ -49,6 +54,10 @@ pub enum BenchCommand {
     /// Players over real WebSockets against `ripple dev`: latency, messages per update,
     /// DynamoDB usage and cost per million delivered updates.
     E2e(e2e::E2eArgs),
+    /// Healthy users chat in one channel, calm and then beside a storm of sick connections
+    /// (aborted, flapping, not reading) with every `$disconnect` lost; fails unless each line
+    /// reaches each of them once and their p99 stays within max(2×, +750 ms) of the calm one.
+    Isolation(isolation::IsolationArgs),
     /// Each function binary's init time and first invocations, behind a loopback Lambda Runtime
     /// API against DynamoDB Local.
     ColdStart(cold_start::ColdStartArgs),
@@ -69,6 +78,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Fanout(args) => fanout::run(args).await,
         BenchCommand::E2e(args) => e2e::run(args).await,
+        BenchCommand::Isolation(args) => isolation::run(args).await,
         BenchCommand::ColdStart(args) => cold_start::run(args).await,
         BenchCommand::FanoutRun(args) => fanout::run_child(args).await,
     }
