@@ -2,7 +2,8 @@
 # The README's benchmark command: builds `ripple` and the three functions in release, runs
 # `ripple bench fanout` (the batching scenarios and the big channels), `ripple bench e2e` (the
 # 20-player run drawing docs/bench/latency.svg, the 50-player room, and the shard × room-size
-# grid) and `ripple bench cold-start`, and prints the results as the Markdown tables the README
+# grid), `ripple bench isolation` (calm and storm, two storm sizes) and `ripple bench
+# cold-start`, and prints the results as the Markdown tables the README
 # holds. Raw JSON lines land in target/bench/. About 12 minutes after the build on 2 cores.
 # Everything runs on 127.0.0.1; each bench starts (and stops) its own DynamoDB Local.
 set -euo pipefail
@@ -43,6 +44,14 @@ done
 log "bench fanout: big channels (1,000 and 5,000 members)"
 "$RIPPLE" bench fanout --channels 1 --members 1000 --records 100 --rounds 1 --json >"$OUT/fanout-big-1000.json"
 "$RIPPLE" bench fanout --channels 1 --members 5000 --records 20 --rounds 1 --json >"$OUT/fanout-big-5000.json"
+
+# Isolation fails (exit 1) when a healthy line is lost or copied, or the storm's p99 leaves the
+# bound: the other benches still run and print, and this script fails at the end.
+isolation_failed=0
+log "bench isolation: 8 healthy users, then 10 aborted connections/s, 1 flapper, 1 non-reader"
+"$RIPPLE" bench isolation --json >"$OUT/isolation-small.json" || isolation_failed=1
+log "bench isolation: the same with 30 aborted connections/s, 3 flappers, 3 non-readers"
+"$RIPPLE" bench isolation --aborts 30 --flappers 3 --non-readers 3 --json >"$OUT/isolation-big.json" || isolation_failed=1
 
 log "bench cold-start: each function binary, 3 cold starts"
 "$RIPPLE" bench cold-start --runs 3 --json >"$OUT/cold-start.json"
@@ -150,9 +159,29 @@ for m in (1000, 5000):
     r = f["ripple"]
     print(f"| {n(m)} members | {n(f['scenario']['records'])} | {n(r['posts'])} | {r['wall_seconds']:.2f} s | {n(r['posts_per_sec'])} | {r['peak_rss_mb']:.1f} MB |")
 print()
+print("**Isolation** (`ripple bench isolation [--aborts A --flappers F --non-readers R]`: 8 healthy users chatting at 1 line/s for 10 s calm, then 10 s beside the sick connections, on 1 shard, every `$disconnect` lost):\n")
+print("| sick connections in the storm | healthy lines | missing | copies | calm p50 / p99 | storm p50 / p99 | p99 bound | non-readers closed after | isolated |")
+print("|---|--:|--:|--:|--:|--:|--:|--:|---|")
+for name in ("isolation-small.json", "isolation-big.json"):
+    try:
+        i = load(name)
+    except (OSError, IndexError, ValueError):
+        print(f"| {name}: no result | | | | | | | | no |")
+        continue
+    s, c, t = i["sick"], i["calm"], i["storm"]
+    sick = f"{n(s['aborted'])} aborted, {s['flappers']} flapping ({n(s['flapper_refused'])} of {n(s['flapper_frames'])} frames refused), {s['non_readers']} not reading"
+    closed = ", ".join(f"{ms / 1000:.1f} s" for ms in s["non_readers_closed_after_ms"]) or "never"
+    lat = lambda p: f"{p['latency_ms']['p50']} / {p['latency_ms']['p99']} ms"
+    print(f"| {sick} | {n(c['lines'] + t['lines'])} | {c['missing'] + t['missing']} | {c['copies'] + t['copies']} | {lat(c)} | {lat(t)} | {i['p99_bound_ms']} ms | {closed} | {'yes' if i['isolated'] else 'no: ' + i['verdict']} |")
+print()
 print("**Cold starts** (`ripple bench cold-start --runs 3`, release binaries, medians):\n")
 print("| function | init | first call | second call |")
 print("|---|--:|--:|--:|")
 for c in load("cold-start.json"):
     print(f"| {c['function']} | {c['init_ms']:.1f} ms | {c['first_invocation_ms']:.1f} ms | {c['second_invocation_ms']:.1f} ms |")
 PY
+
+if [ "$isolation_failed" = 1 ]; then
+  echo "bench.sh: ripple bench isolation failed (see $OUT/isolation-*.json)" >&2
+  exit 1
+fi
