@@ -17,7 +17,10 @@
 //! One invocation ([`process_until`]) is a pipeline of named steps:
 //!
 //! 1. **decode** the records into changes (malformed ones are skipped, never retried);
-//! 2. **greet** new connections with `welcome`, then put memberships in their channels' rosters;
+//! 2. **greet** new connections with `welcome`, then put memberships in their channels' rosters,
+//!    side by side with steps 3–6 (a `welcome` that cannot be delivered holds back no one's
+//!    events; a greeting that fails for a store error or the deadline hands its record back, and
+//!    the resend may repeat events already delivered, as any resend may);
 //! 3. **read members**: one strongly consistent Query of each channel's roster;
 //! 4. **snapshots** for joiners (members, positions, chat since the join, ≤ 128 KB);
 //! 5. **plan** (pure, [`plan`]): one `events` frame per recipient, sender excluded, ≤ 32 KB;
@@ -155,37 +158,29 @@ pub async fn process_until(
         records: event.records.len(),
         ..Report::default()
     };
-    let decoded = decode(&event, &mut report);
-    let (mut failed, slow_welcomes) =
-        greet_new_connections(state, &decoded, stop_at, &mut report).await;
-    let (members, unread) = read_members(state, &decoded.by_channel).await;
-    failed = min_index(failed, unread);
-    let (snapshots, unbuilt) =
-        build_snapshots(state, &decoded.by_channel, &members, failed, stop_at).await;
-    failed = min_index(failed, unbuilt);
-    // Records from the first failed one on are not posted: Lambda resends them.
-    let cutoff = failed.unwrap_or(usize::MAX);
-    let now_secs = ripple_common::now_ms() / 1000;
-    let planned = plan::plan(decoded.by_channel, &members, cutoff, now_secs, |m| {
-        state.connections.url_for(&m.endpoint())
-    });
-    report.events = planned.events;
-    report.recipients = planned.deliveries.len();
-    let delivery = deliver_in_order(
-        state,
-        snapshots,
-        planned.deliveries,
-        cutoff,
-        stop_at,
-        &mut report,
-    )
-    .await;
+    let Decoded {
+        welcomes,
+        activations,
+        by_channel,
+    } = decode(&event, &mut report);
+    // Greeting new connections and delivering the channels' events run side by side: a
+    // connection that cannot take its `welcome` (one opened and dropped at once, say) holds
+    // nobody's events back. Neither needs the other: events go to roster entries only, and a
+    // roster entry is put only after its connection's `welcome` was delivered; the events of
+    // this batch were written before any roster entry put now.
+    let (greeted, (delivery, failed)) = futures::join!(
+        greet_new_connections(state, &welcomes, &activations, stop_at),
+        deliver_channels(state, by_channel, stop_at, &mut report),
+    );
+    report.welcomes = greeted.welcomes;
+    report.welcome_retries = greeted.retries;
     // Posts failing for most connections at once are API Gateway's trouble, not theirs: the
     // batch goes back to Lambda rather than everyone being disconnected.
     let systemic = delivery.systemic_from();
+    let failed = min_index(failed, greeted.failed);
     report.first_failed = min_index(min_index(failed, delivery.undelivered_from), systemic);
     report.updates_delivered = delivery.updates;
-    let mut slow = slow_welcomes;
+    let mut slow = greeted.slow;
     if systemic.is_none() {
         slow.extend(delivery.lagging.iter().cloned());
     }
@@ -196,6 +191,37 @@ pub async fn process_until(
     report.gone_removed = remove_gone(&state.store, &gone).await;
     report.delivery = delivery;
     (settle(&event, &report), report)
+}
+
+/// Steps 3 to 5 for the batch's channels: their rosters, the joiners' snapshots, the plan and
+/// the posts. Returns what was delivered and the first record that must be retried before
+/// posting (a roster or snapshot that could not be read).
+async fn deliver_channels(
+    state: &FanoutState,
+    by_channel: BTreeMap<String, Vec<ChannelChange>>,
+    stop_at: Option<Instant>,
+    report: &mut Report,
+) -> (DeliveryReport, Option<usize>) {
+    let (members, unread) = read_members(state, &by_channel).await;
+    let (snapshots, failed) = build_snapshots(state, &by_channel, &members, unread, stop_at).await;
+    // Records from the first failed one on are not posted: Lambda resends them.
+    let cutoff = failed.unwrap_or(usize::MAX);
+    let now_secs = ripple_common::now_ms() / 1000;
+    let planned = plan::plan(by_channel, &members, cutoff, now_secs, |m| {
+        state.connections.url_for(&m.endpoint())
+    });
+    report.events = planned.events;
+    report.recipients = planned.deliveries.len();
+    let delivery = deliver_in_order(
+        state,
+        snapshots,
+        planned.deliveries,
+        cutoff,
+        stop_at,
+        report,
+    )
+    .await;
+    (delivery, failed)
 }
 
 /// Step 1: the batch's records as changes. Malformed and irrelevant records are skipped (never
@@ -236,17 +262,26 @@ fn decode(event: &Event, report: &mut Report) -> Decoded {
     decoded
 }
 
+/// What greeting the batch's new connections and memberships came to.
+#[derive(Default)]
+struct Greeted {
+    welcomes: u64,
+    retries: usize,
+    /// The first record that must be retried (a store error, or the deadline before a post).
+    failed: Option<usize>,
+    /// Connections that could not take their `welcome` (slow consumers).
+    slow: Vec<Lagging>,
+}
+
 /// Step 2: `welcome` to new connections, then their memberships (and new ones) into the
-/// rosters ([`welcome`]). Returns the first record that must be retried, and the connections
-/// that could not take their `welcome` (slow consumers).
+/// rosters ([`welcome`]), at most [`MEMBER_QUERIES_IN_FLIGHT`] at once.
 async fn greet_new_connections(
     state: &FanoutState,
-    decoded: &Decoded,
+    welcomes: &[(usize, ConnectionItem)],
+    activations: &[(usize, MemberItem)],
     stop_at: Option<Instant>,
-    report: &mut Report,
-) -> (Option<usize>, Vec<Lagging>) {
-    let greetings: Vec<_> = decoded
-        .welcomes
+) -> Greeted {
+    let greetings: Vec<_> = welcomes
         .iter()
         .map(|(index, c)| async move { (*index, welcome::greet(state, c, stop_at).await) })
         .collect();
@@ -255,15 +290,14 @@ async fn greet_new_connections(
             .buffer_unordered(MEMBER_QUERIES_IN_FLIGHT)
             .collect()
             .await;
-    let mut failed = None;
-    let mut slow = Vec::new();
+    let mut out = Greeted::default();
     for (index, result) in greeted {
         match result {
-            Ok(welcome::Greeting::Welcomed) => report.welcomes += 1,
-            Ok(welcome::Greeting::TryAgain) => report.welcome_retries += 1,
+            Ok(welcome::Greeting::Welcomed) => out.welcomes += 1,
+            Ok(welcome::Greeting::TryAgain) => out.retries += 1,
             Ok(welcome::Greeting::Slow) => {
-                if let Some((_, c)) = decoded.welcomes.iter().find(|(i, _)| *i == index) {
-                    slow.push(Lagging {
+                if let Some((_, c)) = welcomes.iter().find(|(i, _)| *i == index) {
+                    out.slow.push(Lagging {
                         connection_id: c.connection_id.clone(),
                         url: state.connections.url_for(&c.endpoint()),
                         first_missed: index,
@@ -271,20 +305,31 @@ async fn greet_new_connections(
                 }
             }
             Ok(g) if g.settled() => {}
-            Ok(_) => failed = min_index(failed, Some(index)),
+            Ok(_) => out.failed = min_index(out.failed, Some(index)),
             Err(err) => {
                 tracing::error!(error = %err, "could not greet a new connection");
-                failed = min_index(failed, Some(index));
+                out.failed = min_index(out.failed, Some(index));
             }
         }
     }
-    for (index, member) in &decoded.activations {
-        if let Err(err) = welcome::activate(state, member).await {
+    let puts: Vec<_> =
+        activations
+            .iter()
+            .map(|(index, member)| async move {
+                (*index, member, welcome::activate(state, member).await)
+            })
+            .collect();
+    let activated: Vec<_> = futures::stream::iter(puts)
+        .buffer_unordered(MEMBER_QUERIES_IN_FLIGHT)
+        .collect()
+        .await;
+    for (index, member, result) in activated {
+        if let Err(err) = result {
             tracing::error!(channel = %member.channel, error = %err, "could not put a membership in its roster");
-            failed = min_index(failed, Some(*index));
+            out.failed = min_index(out.failed, Some(index));
         }
     }
-    (failed, slow)
+    out
 }
 
 /// Step 3: each channel's roster, one strongly consistent Query per channel. A channel whose
