@@ -75,6 +75,14 @@ pub struct Refusal {
 }
 
 impl Refusal {
+    /// The refusal of a `join` (or a channel at connect) to a channel that has `cap` members.
+    pub fn channel_full(channel: &str, cap: usize) -> Self {
+        Self::new(
+            ErrorCode::ChannelFull,
+            format!("{channel} has its most members ({cap}): try again later"),
+        )
+    }
+
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             code,

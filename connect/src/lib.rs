@@ -317,7 +317,7 @@ async fn on_connect(
         match state.store.count_channel_members(channel, cap).await {
             Ok(n) if n >= cap => {
                 tracing::info!(connection_id, channel, cap, "connect refused: channel full");
-                let why = format!("channel_full: {channel} has its most members ({cap})");
+                let why = Refusal::channel_full(channel, cap).to_string();
                 return response(409, Some(&why));
             }
             Ok(_) => {}

@@ -186,14 +186,6 @@ async fn publishing_member(
     Ok(Ok(member))
 }
 
-/// The refusal of a `join` to a channel that has `cap` members.
-pub fn channel_full(channel: &str, cap: usize) -> Refusal {
-    Refusal::new(
-        ErrorCode::ChannelFull,
-        format!("{channel} has its most members ({cap}): try again later"),
-    )
-}
-
 /// Writes `frame`: its answer to the sender (if any), or why it was refused.
 async fn write(
     state: &IngestState,
@@ -228,7 +220,7 @@ async fn write(
             if !joined.iter().any(|m| m.channel == channel)
                 && store.count_channel_members(&channel, cap).await? >= cap
             {
-                return Ok(Err(channel_full(&channel, cap)));
+                return Ok(Err(Refusal::channel_full(&channel, cap)));
             }
             let mut member = MemberItem::new(&connection, &channel, now);
             member.since = since;
